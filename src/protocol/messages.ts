@@ -1,0 +1,117 @@
+/**
+ * Message types of the wasmnet wire protocol (wasmnet 0.1.3, `src/protocol.rs`).
+ *
+ * Each WebSocket message carries exactly one {@linkcode Request} (client → server) or one
+ * {@linkcode WireEvent} (server → client). Payload bytes are carried as `Uint8Array` here; the
+ * JSON codec turns them into base64 and the binary codec carries them raw.
+ *
+ * @module
+ */
+
+/** Largest id the protocol accepts: 2^53-1, the largest integer a JavaScript number holds exactly. */
+export const MAX_ID: number = Number.MAX_SAFE_INTEGER;
+
+/** Default `listen` backlog when a request omits it (wasmnet 0.1.3 `default_backlog`). */
+export const DEFAULT_BACKLOG = 128;
+
+/** Length in bytes of the binary frame header: type u8 + id u64 big-endian. */
+export const HEADER_BYTES = 9;
+
+/** Binary type byte of each request and event (DESIGN.md §3, wasmnet `binary.rs` `msg_type`). */
+export const MsgType = {
+  connect: 0x01,
+  bind: 0x02,
+  listen: 0x03,
+  send: 0x04,
+  close: 0x05,
+  connect_udp: 0x06,
+  send_to: 0x07,
+  resolve: 0x08,
+  connect_tls: 0x09,
+  connected: 0x81,
+  data: 0x82,
+  listening: 0x83,
+  accepted: 0x84,
+  closed: 0x85,
+  error: 0x86,
+  denied: 0x87,
+  data_from: 0x88,
+  resolved: 0x89,
+  udp_bound: 0x8a,
+} as const;
+
+/** Ops that open a socket to `addr:port` (and `bind`, which opens a listener on it). */
+export type AddrOp = "connect" | "connect_tls" | "connect_udp" | "bind";
+
+/**
+ * A client request, decoded and validated. `id` is a client-chosen integer in `[0, 2^53-1]`
+ * naming a socket, listener or lookup; `port` is in `[0, 65535]`.
+ */
+export type Request =
+  | { op: AddrOp; id: number; addr: string; port: number }
+  | { op: "listen"; id: number; backlog: number }
+  | { op: "send"; id: number; data: Uint8Array }
+  | { op: "send_to"; id: number; addr: string; port: number; data: Uint8Array }
+  | { op: "close"; id: number }
+  | { op: "resolve"; id: number; name: string };
+
+/** Name of a request operation. */
+export type Op = Request["op"];
+
+/**
+ * A server event. `conn_id` of `accepted` is a server-chosen id; `remote` is `1.2.3.4:5678` or
+ * `[::1]:5678`; `addrs` of `resolved` are IP address strings.
+ */
+export type WireEvent =
+  | { ev: "connected"; id: number }
+  | { ev: "data"; id: number; data: Uint8Array }
+  | { ev: "listening"; id: number; port: number }
+  | { ev: "accepted"; id: number; conn_id: number; remote: string }
+  | { ev: "closed"; id: number }
+  | { ev: "error"; id: number; msg: string }
+  | { ev: "denied"; id: number; msg: string }
+  | { ev: "data_from"; id: number; data: Uint8Array; addr: string; port: number }
+  | { ev: "resolved"; id: number; addrs: string[] }
+  | { ev: "udp_bound"; id: number; port: number };
+
+/** Name of an event. */
+export type Ev = WireEvent["ev"];
+
+/** The framing of a WebSocket message: a text message (JSON) or a binary message. */
+export type Framing = "json" | "binary";
+
+/**
+ * Thrown by the decoders when a message cannot be decoded. The session answers it with an
+ * `error` event for id 0 whose `msg` is this error's `message`, which starts with
+ * `invalid request: ` (JSON) or `invalid binary frame: ` (binary), as wasmnet 0.1.3 does.
+ */
+export class ProtocolError extends Error {
+  /** Stable code for programmatic handling. */
+  readonly code = "EPROTOCOL";
+  /** The framing of the message that failed to decode. */
+  readonly framing: Framing;
+  /**
+   * @param framing framing of the undecodable message; selects the message prefix.
+   * @param detail what is wrong, e.g. `unknown op "foo"`.
+   */
+  constructor(framing: Framing, detail: string) {
+    super(`${framing === "json" ? "invalid request" : "invalid binary frame"}: ${detail}`);
+    this.name = "ProtocolError";
+    this.framing = framing;
+  }
+}
+
+/** True when `n` is a valid protocol id: an integer in `[0, 2^53-1]`. */
+export function isValidId(n: unknown): n is number {
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** True when `n` is a valid port: an integer in `[0, 65535]`. */
+export function isValidPort(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 0xffff;
+}
+
+/** Exhaustiveness check for discriminated unions: a compile error when a case is missing. */
+export function unreachable(x: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(x)}`);
+}
