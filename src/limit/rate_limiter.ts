@@ -1,0 +1,96 @@
+/**
+ * A chain of token buckets that every chunk must pass (e.g. per-session, then server-wide).
+ *
+ * @module
+ */
+
+import type { TokenBucket } from "./token_bucket.ts";
+
+/**
+ * Admits bytes only after every bucket of a chain has admitted them, e.g.
+ * `new RateLimiter([sessionBucket, serverBucket])`: each session is held to its own rate while the
+ * server-wide bucket caps the sum of all sessions.
+ *
+ * Buckets are taken **one after another, in the given order**. Put the most specific bucket first:
+ * a session that is waiting for its own bucket then holds no place in the shared server queue, so
+ * the server bucket only queues bytes that are otherwise ready to go. If a later bucket's wait is
+ * aborted, the bytes already admitted by earlier buckets are refunded to them.
+ *
+ * Unlimited buckets (`rateBytesPerSec: Infinity`) are skipped, so a chain of them costs nothing.
+ *
+ * @example
+ * ```ts
+ * import { RateLimiter, TokenBucket } from "./mod.ts";
+ * const server = new TokenBucket({ rateBytesPerSec: 1_000_000, burstBytes: 65_536 });
+ * const session = new TokenBucket({ rateBytesPerSec: 250_000, burstBytes: 16_384 });
+ * const limiter = new RateLimiter([session, server]);
+ * await limiter.take(16_384); // both buckets start full: admitted at once
+ * ```
+ */
+export class RateLimiter {
+  /** The chain, in the order it is taken (unlimited buckets removed). */
+  readonly buckets: readonly TokenBucket[];
+
+  /**
+   * Creates a chain; unlimited buckets are dropped from it.
+   *
+   * @param buckets Buckets to pass, most specific first; may be empty (then nothing waits).
+   */
+  constructor(buckets: readonly TokenBucket[]) {
+    this.buckets = buckets.filter((b) => !b.unlimited);
+  }
+
+  /**
+   * Smallest burst of the chain in bytes (`Infinity` if every bucket is unlimited): the largest
+   * piece that passes every bucket without going beyond its burst.
+   */
+  get minBurstBytes(): number {
+    return this.buckets.reduce((min, b) => Math.min(min, b.burstBytes), Infinity);
+  }
+
+  /**
+   * Waits until every bucket has admitted `bytes`, taking them in order.
+   *
+   * @param bytes Number of bytes: a finite number ≥ 0 (may exceed a burst; see
+   * {@linkcode TokenBucket.take}).
+   * @param signal Cancels the wait; bytes already admitted by earlier buckets are refunded.
+   * @throws {RangeError} (rejects) If `bytes` is negative, NaN or infinite.
+   * @throws {unknown} (rejects) `signal.reason` if `signal` aborts before every bucket admitted.
+   */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    checkBytes(bytes);
+    signal?.throwIfAborted();
+    for (let i = 0; i < this.buckets.length; i++) {
+      const bucket = this.buckets[i];
+      if (bucket === undefined) continue;
+      try {
+        await bucket.take(bytes, signal);
+      } catch (error) {
+        for (let j = 0; j < i; j++) this.buckets[j]?.refund(bytes);
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Admits `bytes` now only if every bucket can (all or nothing); never waits.
+   *
+   * @returns `true` if every bucket admitted the bytes, `false` if any refused (nothing consumed).
+   * @throws {RangeError} If `bytes` is negative, NaN or infinite.
+   */
+  tryTake(bytes: number): boolean {
+    checkBytes(bytes);
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (this.buckets[i]?.tryTake(bytes) === true) continue;
+      for (let j = 0; j < i; j++) this.buckets[j]?.refund(bytes);
+      return false;
+    }
+    return true;
+  }
+}
+
+function checkBytes(bytes: number): void {
+  if (!(Number.isFinite(bytes) && bytes >= 0)) {
+    throw new RangeError(`Cannot take ${bytes} bytes: expected a finite number >= 0`);
+  }
+}

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { FakeClock } from "./fake_clock.ts";
+import { RateLimiter } from "./rate_limiter.ts";
+import { TokenBucket } from "./token_bucket.ts";
+
+const EPS = 1e-6;
+
+Deno.test("RateLimiter: the server bucket caps the sum, session buckets cap each session", async () => {
+  const clock = new FakeClock();
+  const server = new TokenBucket({ rateBytesPerSec: 2000, burstBytes: 200, clock });
+  const sessions = [1500, 1500, 300].map((rateBytesPerSec) =>
+    new TokenBucket({ rateBytesPerSec, burstBytes: 200, clock })
+  );
+  const admitted = sessions.map(() => 0);
+  const stop = new AbortController();
+  const loops = sessions.map(async (session, i) => {
+    const limiter = new RateLimiter([session, server]);
+    for (;;) {
+      await limiter.take(100, stop.signal);
+      admitted[i] = (admitted[i] ?? 0) + 100;
+    }
+  }).map((p) => p.catch(() => {}));
+  for (let second = 1; second <= 3; second++) {
+    await clock.advance(1000);
+    const total = admitted.reduce((a, b) => a + b, 0);
+    assert(total <= 200 + 2000 * second + EPS, `server cap exceeded: ${total} after ${second}s`);
+    assert(total >= 2000 * second - 200, `server underused: ${total} after ${second}s`);
+    assert((admitted[2] ?? 0) <= 200 + 300 * second, `slow session exceeded its own rate`);
+    assert((admitted[2] ?? 0) >= 300 * second - 100, `slow session starved`);
+  }
+  stop.abort();
+  await Promise.all(loops);
+  assert.equal(clock.pending, 0);
+});
+
+Deno.test("RateLimiter: abort while waiting on a later bucket refunds the earlier ones", async () => {
+  const clock = new FakeClock();
+  const session = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
+  const server = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
+  await server.take(100);
+  const limiter = new RateLimiter([session, server]);
+  const ac = new AbortController();
+  const reason = new Error("closed");
+  const p = limiter.take(80, ac.signal);
+  await clock.flush();
+  assert(Math.abs(session.tokens - 20) < EPS, "session admitted its 80 bytes");
+  assert.equal(server.waiting, 1);
+  ac.abort(reason);
+  await assert.rejects(p, (e: unknown) => e === reason);
+  assert.equal(session.tokens, 100, "refunded");
+  assert.equal(server.waiting, 0);
+  assert.equal(clock.pending, 0);
+});
+
+Deno.test("RateLimiter.tryTake is all or nothing; unlimited buckets are skipped", () => {
+  const clock = new FakeClock();
+  const a = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
+  const b = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 50, clock });
+  const free = new TokenBucket({ rateBytesPerSec: Infinity, burstBytes: 0, clock });
+  const limiter = new RateLimiter([a, free, b]);
+  assert.equal(limiter.buckets.length, 2);
+  assert.equal(limiter.minBurstBytes, 50);
+  assert(!limiter.tryTake(60));
+  assert.equal(a.tokens, 100, "a was refunded when b refused");
+  assert(limiter.tryTake(50));
+  assert.equal(a.tokens, 50);
+  assert.equal(b.tokens, 0);
+  assert.equal(new RateLimiter([free]).minBurstBytes, Infinity);
+  assert(new RateLimiter([]).tryTake(1e12));
+  assert.throws(() => limiter.tryTake(-1), RangeError);
+});
