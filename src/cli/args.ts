@@ -1,0 +1,212 @@
+/**
+ * Command-line parsing (pure: no I/O). Flags follow `wasmnet-server` (the Rust wasmnet).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type LogLevel, parseLogLevel } from "../log/mod.ts";
+
+/** Thrown for a bad command line; `message` is one line meant for the user. */
+export class CliError extends Error {
+  /** Stable code. */
+  readonly code = "ECLI";
+  /** @param message one line, e.g. `unknown flag --foo`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+/** Flags of the `serve` command (the default command). */
+export interface ServeFlags {
+  /** `-H/--host`: address to listen on (default `0.0.0.0`). */
+  host: string;
+  /** `-p/--port`: port to listen on (default 9000; 0 = any free port). */
+  port: number;
+  /** `--policy FILE`: TOML policy file. */
+  policyFile: string | undefined;
+  /** `--no-policy`: allow everything (no checks at all). */
+  noPolicy: boolean;
+  /** `--max-bandwidth-mbps N`: per-session bandwidth cap in Mbps (10^6 bit/s); wins over the policy. */
+  maxBandwidthMbps: number | undefined;
+  /** `--pool-idle-secs N`: how long pre-dialled pooled connections are kept. */
+  poolIdleSecs: number | undefined;
+  /** `--pool-per-key N`: pooled connections kept per target. */
+  poolPerKey: number | undefined;
+  /** `--max-message-bytes N`: largest WebSocket message a session decodes (default 4194304). */
+  maxMessageBytes: number | undefined;
+  /** `--dns-server IP[:PORT]`: query this name server instead of the system resolver. */
+  dnsServer: { ipAddr: string; port: number } | undefined;
+  /** `--log-level LEVEL`: overrides `WASMNET_LOG`. */
+  logLevel: LogLevel | undefined;
+}
+
+/** A parsed command line. */
+export type Command =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "serve"; flags: ServeFlags }
+  | { kind: "check-policy"; file: string; explain: string[] };
+
+/** The `--help` text. */
+export const HELP =
+  `wasmnet: networking proxy for browser WebAssembly (TCP, TLS, UDP, DNS over one WebSocket)
+
+Usage:
+  wasmnet [flags]                              run the server
+  wasmnet check-policy FILE [--explain T ...]  validate a policy file; explain decisions for T
+                                               (T is host:port, ip:port or [ipv6]:port)
+
+Flags:
+  -H, --host ADDR              address to listen on (default 0.0.0.0)
+  -p, --port PORT              port to listen on (default 9000; 0 = any free port)
+      --policy FILE            TOML policy file (default: built-in policy, private ranges denied)
+      --no-policy              disable every policy check (allow everything)
+      --max-bandwidth-mbps N   bandwidth cap per session and direction, in Mbps (wins over policy)
+      --pool-idle-secs N       keep pre-dialled pooled connections N seconds
+      --pool-per-key N         pooled connections kept per target
+      --max-message-bytes N    largest WebSocket message accepted (default 4194304)
+      --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
+      --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
+  -h, --help                   show this help
+  -V, --version                show the version
+
+Environment:
+  WASMNET_LOG                  log level (as --log-level)
+`;
+
+function number(
+  flag: string,
+  raw: string | undefined,
+  { min, max, integer }: { min: number; max: number; integer: boolean },
+): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (
+    raw.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min ||
+    n > max
+  ) {
+    const kind = integer ? "an integer" : "a number";
+    throw new CliError(
+      `invalid value for ${flag}: "${raw}" (expected ${kind} from ${min} to ${max})`,
+    );
+  }
+  return n;
+}
+
+function nameServer(raw: string | undefined): ServeFlags["dnsServer"] {
+  if (raw === undefined) return undefined;
+  const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(raw) ?? /^([0-9.]+)(?::(\d+))?$/.exec(raw) ??
+    /^([0-9a-fA-F:]+)()$/.exec(raw);
+  if (!m || !m[1]) {
+    throw new CliError(`invalid value for --dns-server: "${raw}" (expected IP or IP:PORT)`);
+  }
+  const port = number("--dns-server", m[2] || "53", { min: 1, max: 65535, integer: true }) ?? 53;
+  return { ipAddr: m[1], port };
+}
+
+/**
+ * Parses a command line (without the program name).
+ *
+ * @throws {CliError} for unknown flags, missing or bad values, or conflicting flags, with a
+ * one-line message such as `unknown flag --foo` or `invalid value for --port: "x" (...)`.
+ *
+ * @example
+ * ```ts
+ * import { parseCommand } from "./args.ts";
+ * parseCommand(["-p", "0", "--no-policy"]); // { kind: "serve", flags: { port: 0, noPolicy: true, ... } }
+ * ```
+ */
+export function parseCommand(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        host: { type: "string", short: "H" },
+        port: { type: "string", short: "p" },
+        policy: { type: "string" },
+        "no-policy": { type: "boolean" },
+        "max-bandwidth-mbps": { type: "string" },
+        "pool-idle-secs": { type: "string" },
+        "pool-per-key": { type: "string" },
+        "max-message-bytes": { type: "string" },
+        "dns-server": { type: "string" },
+        "log-level": { type: "string" },
+        explain: { type: "string", multiple: true },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (e) {
+    throw new CliError(describeParseError(e));
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) return { kind: "help" };
+  if (v.version) return { kind: "version" };
+  if (positionals[0] === "check-policy") {
+    if (positionals.length !== 2) {
+      throw new CliError("usage: wasmnet check-policy FILE [--explain host:port]");
+    }
+    return { kind: "check-policy", file: positionals[1] ?? "", explain: v.explain ?? [] };
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument "${positionals[0]}"`);
+  if (v.explain) throw new CliError("--explain goes with the check-policy command");
+  if (v.policy !== undefined && v["no-policy"]) {
+    throw new CliError("--policy and --no-policy cannot be used together");
+  }
+  return {
+    kind: "serve",
+    flags: {
+      host: v.host ?? "0.0.0.0",
+      port: number("--port", v.port, { min: 0, max: 65535, integer: true }) ?? 9000,
+      policyFile: v.policy,
+      noPolicy: v["no-policy"] ?? false,
+      maxBandwidthMbps: number("--max-bandwidth-mbps", v["max-bandwidth-mbps"], {
+        min: 0,
+        max: 1e6,
+        integer: false,
+      }),
+      poolIdleSecs: number("--pool-idle-secs", v["pool-idle-secs"], {
+        min: 0,
+        max: 86400,
+        integer: true,
+      }),
+      poolPerKey: number("--pool-per-key", v["pool-per-key"], { min: 0, max: 1000, integer: true }),
+      maxMessageBytes: number("--max-message-bytes", v["max-message-bytes"], {
+        min: 1024,
+        max: 64 * 1024 * 1024,
+        integer: true,
+      }),
+      dnsServer: nameServer(v["dns-server"]),
+      logLevel: v["log-level"] === undefined ? undefined : level(v["log-level"]),
+    },
+  };
+}
+
+function level(raw: string): LogLevel {
+  try {
+    return parseLogLevel(raw);
+  } catch (e) {
+    throw new CliError(`invalid value for --log-level: ${(e as Error).message}`);
+  }
+}
+
+function describeParseError(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const flag = /'([^']+)'/.exec(err.message ?? "")?.[1];
+  switch (err.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown flag ${flag ?? ""}`.trim();
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      const name = flag?.replace(/ <value>$/, "").replace(", ", "/");
+      return /argument missing/.test(err.message ?? "")
+        ? `missing value for ${name}`
+        : `flag ${name} does not take a value`;
+    }
+    default:
+      return err.message ?? String(e);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The `wasmnet` command: run the server, or check a policy file.
+ *
+ * @module
+ */
+import { CliError, type Command, HELP, parseCommand, type ServeFlags } from "./args.ts";
+import { getLogger, parseLogLevel, setLogLevel } from "../log/mod.ts";
+import { Policy, PolicyError } from "../policy/mod.ts";
+import { startServer } from "../server/mod.ts";
+import { denoTransport } from "../transport/mod.ts";
+import { PROTOCOL_VERSION, VERSION } from "../version.ts";
+
+const log = getLogger("cli");
+const out = new TextEncoder();
+
+function print(stream: "stdout" | "stderr", text: string): void {
+  const s = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  s.writeSync(out.encode(text.endsWith("\n") ? text : `${text}\n`));
+}
+
+/** Reads and parses a policy file. @throws {PolicyError} with a one-line message. */
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new PolicyError(path, `cannot read the file (${(e as Error).message})`, { cause: e });
+  }
+  return Policy.fromToml(text, path);
+}
+
+function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
+  if (flags.noPolicy) return Policy.allowAll();
+  if (flags.policyFile !== undefined) return loadPolicyFile(flags.policyFile);
+  return Policy.defaults();
+}
+
+function announceUnbuilt(flags: ServeFlags): void {
+  const unbuilt: [string, unknown][] = [
+    ["--max-bandwidth-mbps", flags.maxBandwidthMbps],
+    ["--pool-idle-secs", flags.poolIdleSecs],
+    ["--pool-per-key", flags.poolPerKey],
+  ];
+  for (const [flag, value] of unbuilt) {
+    if (value !== undefined) {
+      log.warn(`${flag} is accepted but its feature is not built yet; it has no effect`, {
+        value: String(value),
+      });
+    }
+  }
+}
+
+async function serve(flags: ServeFlags): Promise<number> {
+  const policy = await policyFor(flags);
+  if (flags.noPolicy) {
+    log.warn("policy checks disabled (--no-policy): clients may reach any address");
+  } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
+  announceUnbuilt(flags);
+  const controller = new AbortController();
+  const server = await startServer({
+    hostname: flags.host,
+    port: flags.port,
+    policy,
+    transport: denoTransport({ nameServer: flags.dnsServer }),
+    signal: controller.signal,
+    ...(flags.maxMessageBytes !== undefined
+      ? { limits: { maxMessageBytes: flags.maxMessageBytes } }
+      : {}),
+  });
+  log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
+  const stop = (): void => controller.abort();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, stop);
+  try {
+    await server.finished;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+  }
+  return 0;
+}
+
+async function checkPolicy(file: string, explain: string[]): Promise<number> {
+  const policy = await loadPolicyFile(file);
+  print("stdout", `${file}: valid policy`);
+  for (const target of explain) print("stdout", policy.explain(target));
+  return 0;
+}
+
+/**
+ * Runs the `wasmnet` command line and resolves its exit code: 0 on success (the server exits 0
+ * after SIGINT/SIGTERM), 2 for a bad command line, 1 for a bad policy file or a failure to start
+ * (e.g. port in use). Errors are printed as one line on stderr: `wasmnet: <message>`.
+ */
+export async function main(args: string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommand(args);
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    print("stderr", `wasmnet: ${e.message} (see --help)`);
+    return 2;
+  }
+  try {
+    const envLevel = Deno.env.get("WASMNET_LOG");
+    if (envLevel) setLogLevel(parseLogLevel(envLevel));
+  } catch (e) {
+    print("stderr", `wasmnet: WASMNET_LOG: ${(e as Error).message}`);
+    return 2;
+  }
+  try {
+    switch (command.kind) {
+      case "help":
+        print("stdout", HELP);
+        return 0;
+      case "version":
+        print(
+          "stdout",
+          `wasmnet ${VERSION} (protocol ${PROTOCOL_VERSION}, deno ${Deno.version.deno})`,
+        );
+        return 0;
+      case "check-policy":
+        return await checkPolicy(command.file, command.explain);
+      case "serve":
+        if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
+        return await serve(command.flags);
+    }
+  } catch (e) {
+    if (e instanceof PolicyError) {
+      print("stderr", `wasmnet: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.AddrNotAvailable) {
+      print("stderr", `wasmnet: cannot listen: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The HTTP side of wasmnet, and the only module that knows Hono: the WebSocket upgrade handler
+ * (mountable on any route of any Hono app) and the stand-alone app with `/healthz`.
+ *
+ * @module
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { Policy } from "../policy/mod.ts";
+import { Session, type SessionLimits } from "../session/mod.ts";
+import { denoTransport, type Transport } from "../transport/mod.ts";
+import { getLogger } from "../log/mod.ts";
+import { VERSION } from "../version.ts";
+
+const log = getLogger("server");
+
+/** Options shared by {@linkcode wasmnet}, {@linkcode createApp} and `startServer`. */
+export interface WasmnetOptions {
+  /** Policy for every session (default: {@linkcode Policy.defaults}, the safe default deny list). */
+  policy?: Policy;
+  /** Network access (default: `denoTransport()`: Deno TCP and the system resolver). */
+  transport?: Transport;
+  /** Per-session limits (defaults: `DEFAULT_SESSION_LIMITS`). */
+  limits?: Partial<SessionLimits>;
+  /**
+   * Seconds between WebSocket pings; a client that does not answer is disconnected
+   * (Deno's `idleTimeout`, default 120; 0 disables).
+   */
+  idleTimeoutSecs?: number;
+}
+
+/** Live sessions of one app or handler, for `/healthz` and shutdown. */
+export class SessionRegistry {
+  readonly #sessions = new Map<Session, WebSocket>();
+  #accepting = true;
+
+  /** Number of live sessions. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** False once {@linkcode SessionRegistry.closeAll} has started. */
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
+  /** Adds a session and its WebSocket. */
+  add(session: Session, socket: WebSocket): void {
+    this.#sessions.set(session, socket);
+  }
+
+  /** Removes a session (after it closed). */
+  delete(session: Session): void {
+    this.#sessions.delete(session);
+  }
+
+  /**
+   * Stops accepting new sessions, ends every session (closing its sockets) and closes every
+   * WebSocket with status 1001 (going away). Resolves when every session has finished.
+   */
+  async closeAll(): Promise<void> {
+    this.#accepting = false;
+    const all = [...this.#sessions];
+    await Promise.all(all.map(async ([session, socket]) => {
+      await session.close();
+      try {
+        socket.close(1001, "server shutting down");
+      } catch {
+        // already closed
+      }
+    }));
+  }
+}
+
+function clientLabel(c: Context): string {
+  try {
+    const addr = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
+    return addr ? `${addr.hostname}:${addr.port}` : "";
+  } catch {
+    return "";
+  }
+}
+
+function isUpgrade(c: Context): boolean {
+  return c.req.header("upgrade")?.toLowerCase() === "websocket";
+}
+
+/**
+ * Hono middleware that accepts a wasmnet WebSocket on the route it is mounted on (the equivalent
+ * of wasmnet's `handle_ws_upgrade`). A request that is not a WebSocket upgrade is passed to the
+ * next handler. Each WebSocket gets its own {@linkcode Session}.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import { wasmnet } from "./mod.ts";
+ * const app = new Hono();
+ * app.get("/net", wasmnet({}));
+ * Deno.serve(app.fetch);
+ * ```
+ */
+export function wasmnet(
+  options: WasmnetOptions = {},
+  registry: SessionRegistry = new SessionRegistry(),
+): MiddlewareHandler {
+  const policy = options.policy ?? Policy.defaults();
+  const transport = options.transport ?? denoTransport();
+  return async (c, next) => {
+    if (!isUpgrade(c)) return await next();
+    if (!registry.accepting) return c.text("wasmnet: server shutting down\n", 503);
+    // The client's address must be read before the upgrade takes the request over.
+    const label = clientLabel(c);
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(c.req.raw, {
+        ...(options.idleTimeoutSecs !== undefined ? { idleTimeout: options.idleTimeoutSecs } : {}),
+      });
+    } catch (e) {
+      return c.text(`wasmnet: bad WebSocket upgrade: ${(e as Error).message}\n`, 400);
+    }
+    const { socket, response } = upgraded;
+    socket.binaryType = "arraybuffer";
+    const session = new Session(socket, {
+      policy,
+      transport,
+      label,
+      ...(options.limits ? { limits: options.limits } : {}),
+    });
+    registry.add(session, socket);
+    socket.onmessage = (e: MessageEvent<string | ArrayBuffer>) => session.handle(e.data);
+    socket.onclose = () => {
+      void session.close().finally(() => registry.delete(session));
+    };
+    socket.onerror = () => {
+      // The close event follows; nothing to do here.
+    };
+    return response;
+  };
+}
+
+/**
+ * The stand-alone wasmnet app: `GET /healthz` answers JSON
+ * `{ "status": "ok", "version": "0.2.0", "sessions": 3 }`; a WebSocket upgrade on any other
+ * path starts a session (wasmnet clients connect to `ws://host:9000` with any path); any other
+ * request gets 426 Upgrade Required.
+ */
+export function createApp(
+  options: WasmnetOptions = {},
+  registry: SessionRegistry = new SessionRegistry(),
+): Hono {
+  const app = new Hono();
+  app.get(
+    "/healthz",
+    (c) =>
+      c.json({
+        status: registry.accepting ? "ok" : "stopping",
+        version: VERSION,
+        sessions: registry.size,
+      }),
+  );
+  app.all("*", wasmnet(options, registry), (c) => {
+    c.header("Upgrade", "websocket");
+    return c.text("wasmnet: this endpoint expects a WebSocket upgrade\n", 426);
+  });
+  app.onError((err, c) => {
+    log.error("request failed", { path: c.req.path, error: String(err) });
+    return c.text("internal error\n", 500);
+  });
+  return app;
+}

@@ -1,0 +1,50 @@
+/**
+ * Limits of one session. All are per session; sizes in bytes, times in ms.
+ *
+ * @module
+ */
+
+/** Tunable limits of a {@linkcode Session}. Every field has a documented default. */
+export interface SessionLimits {
+  /**
+   * Largest WebSocket message the session decodes, in bytes (default 4 MiB = 4194304). A larger
+   * message is answered with `error` id 0 (`invalid request: message of N bytes exceeds the
+   * limit of M bytes`, or the `invalid binary frame:` form) and dropped. Deno itself refuses
+   * messages above 64 MiB by closing the WebSocket.
+   */
+  maxMessageBytes: number;
+  /**
+   * Most bytes a socket may hold queued for its upstream peer (client → upstream direction,
+   * default 8 MiB). A `send` beyond it gets `error` (`send queue full: ...`) and the socket is
+   * closed: the wasmnet protocol has no flow control from server to client, so this bound is
+   * what keeps a fast client from growing server memory without limit.
+   */
+  maxSocketQueueBytes: number;
+  /** Most bytes all sockets of the session may hold queued together (default 32 MiB). */
+  maxSessionQueueBytes: number;
+  /**
+   * WebSocket high-water mark in bytes (default 1 MiB): while the WebSocket's `bufferedAmount`
+   * is above it, the session stops reading its upstream sockets (backpressure).
+   */
+  highWaterMarkBytes: number;
+  /** Largest upstream read, in bytes (default 64 KiB); a socket starts at 16 KiB and grows. */
+  maxReadBytes: number;
+  /** How long a `close` waits for queued bytes to reach the upstream peer (default 5000 ms). */
+  closeLingerMs: number;
+  /** Interval at which a paused reader re-checks `bufferedAmount`, in ms (default 5). */
+  drainPollMs: number;
+}
+
+/** The default {@linkcode SessionLimits}. */
+export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxSocketQueueBytes: 8 * 1024 * 1024,
+  maxSessionQueueBytes: 32 * 1024 * 1024,
+  highWaterMarkBytes: 1024 * 1024,
+  maxReadBytes: 64 * 1024,
+  closeLingerMs: 5000,
+  drainPollMs: 5,
+});
+
+/** Ids at and above this value (2^52) are reserved for server-assigned `conn_id`s. */
+export const SERVER_ID_BASE = 2 ** 52;

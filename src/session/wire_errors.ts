@@ -1,0 +1,50 @@
+/**
+ * The stable `msg` texts the session puts in `error` and `denied` events. Clients may match on
+ * their prefixes; the README lists them.
+ *
+ * @module
+ */
+
+/** Builders for every `error` message the session sends. */
+export const WireError = {
+  /** A session already has `max_connections` pending dials, sockets and listeners. */
+  maxConnections: (): string => "max connections reached",
+  /** A request that opens something names an id that is live. */
+  idInUse: (id: number): string => `id ${id} is already in use`,
+  /** `send`/`close`/`send_to` name an id with no live socket. */
+  unknownId: (id: number): string => `unknown id ${id}`,
+  /** A client tried to open something with an id in the server's range. */
+  reservedId: (id: number): string =>
+    `id ${id} is reserved for server-assigned connection ids (2^52 and above)`,
+  /** The `addr` or `name` of a request is not a host name or IP address. */
+  invalidAddress: (addr: string, reason: string): string =>
+    `invalid address ${JSON.stringify(addr.slice(0, 256))}: ${reason}`,
+  /** The socket's queue bound was exceeded; the socket is closed. */
+  queueFull: (id: number, limit: number): string =>
+    `send queue full: socket ${id} has more than ${limit} bytes waiting for its peer; socket closed`,
+  /** The session-wide queue bound was exceeded; the socket is closed. */
+  sessionQueueFull: (id: number, limit: number): string =>
+    `send queue full: the session has more than ${limit} bytes waiting; socket ${id} closed`,
+  /** The connect did not complete within `connection_timeout_secs`. */
+  timedOut: (): string => "connection timed out",
+  /** DNS failed. */
+  lookupFailed: (name: string, detail: string): string =>
+    `DNS lookup failed for ${JSON.stringify(name)}: ${detail}`,
+  /** Every address of the target refused or failed. */
+  connectFailed: (dest: string, detail: string): string => `connect to ${dest} failed: ${detail}`,
+  /** The upstream connection failed while open. */
+  ioFailed: (detail: string): string => `connection error: ${detail}`,
+  /** A `send` names a socket that is closing. */
+  closing: (id: number): string => `socket ${id} is closing`,
+  /** An op the session does not implement on this kind of socket. */
+  unsupported: (op: string, why: string): string => `op "${op}" is not supported: ${why}`,
+  /** A WebSocket message above the size limit (prefixed per framing). */
+  tooLarge: (bytes: number, limit: number): string =>
+    `message of ${bytes} bytes exceeds the limit of ${limit} bytes`,
+};
+
+/** The text of an unknown thrown value, without a stack trace. */
+export function describe(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
