@@ -39,6 +39,8 @@ export interface ServeFlags {
   dnsServer: { ipAddr: string; port: number } | undefined;
   /** `--log-level LEVEL`: overrides `WASMNET_LOG`. */
   logLevel: LogLevel | undefined;
+  /** `--ca-cert FILE` (repeatable): extra trusted CA certificates (PEM) for `connect_tls`. */
+  caCertFiles: string[];
 }
 
 /** A parsed command line. */
@@ -67,6 +69,7 @@ Flags:
       --pool-per-key N         pooled connections kept per target
       --max-message-bytes N    largest WebSocket message accepted (default 4194304)
       --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
+      --ca-cert FILE           also trust this CA certificate (PEM) for connect_tls; repeatable
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
   -h, --help                   show this help
   -V, --version                show the version
@@ -135,6 +138,7 @@ export function parseCommand(args: string[]): Command {
         "max-message-bytes": { type: "string" },
         "dns-server": { type: "string" },
         "log-level": { type: "string" },
+        "ca-cert": { type: "string", multiple: true },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -182,6 +186,7 @@ export function parseCommand(args: string[]): Command {
       }),
       dnsServer: nameServer(v["dns-server"]),
       logLevel: v["log-level"] === undefined ? undefined : level(v["log-level"]),
+      caCertFiles: v["ca-cert"] ?? [],
     },
   };
 }

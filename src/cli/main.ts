@@ -29,6 +29,24 @@ export async function loadPolicyFile(path: string): Promise<Policy> {
   return Policy.fromToml(text, path);
 }
 
+/** Reads the `--ca-cert` files. @throws {CliError} naming a file that cannot be read. */
+async function readCaCerts(flags: ServeFlags): Promise<string[]> {
+  const certs: string[] = [];
+  for (const file of flags.caCertFiles) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (e) {
+      throw new CliError(`cannot read --ca-cert file "${file}": ${(e as Error).message}`);
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new CliError(`--ca-cert file "${file}" holds no PEM certificate`);
+    }
+    certs.push(text);
+  }
+  return certs;
+}
+
 function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
   if (flags.noPolicy) return Policy.allowAll();
   if (flags.policyFile !== undefined) return loadPolicyFile(flags.policyFile);
@@ -61,7 +79,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     hostname: flags.host,
     port: flags.port,
     policy,
-    transport: denoTransport({ nameServer: flags.dnsServer }),
+    transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
     signal: controller.signal,
     ...(flags.maxMessageBytes !== undefined
       ? { limits: { maxMessageBytes: flags.maxMessageBytes } }
@@ -125,6 +143,10 @@ export async function main(args: string[]): Promise<number> {
         return await serve(command.flags);
     }
   } catch (e) {
+    if (e instanceof CliError) {
+      print("stderr", `wasmnet: ${e.message}`);
+      return 2;
+    }
     if (e instanceof PolicyError) {
       print("stderr", `wasmnet: ${e.message}`);
       return 1;

@@ -33,6 +33,11 @@ export interface SessionLimits {
   closeLingerMs: number;
   /** Interval at which a paused reader re-checks `bufferedAmount`, in ms (default 5). */
   drainPollMs: number;
+  /**
+   * Largest UDP datagram payload a client may send, in bytes (default 65507, the IPv4 maximum).
+   * A larger one is dropped with `error` (`datagram dropped: ...`); the socket stays open.
+   */
+  maxDatagramBytes: number;
 }
 
 /** The default {@linkcode SessionLimits}. */
@@ -44,6 +49,7 @@ export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
   maxReadBytes: 64 * 1024,
   closeLingerMs: 5000,
   drainPollMs: 5,
+  maxDatagramBytes: 65507,
 });
 
 /** Ids at and above this value (2^52) are reserved for server-assigned `conn_id`s. */

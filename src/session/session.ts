@@ -16,13 +16,16 @@ import {
   type WireEvent,
   writeHeader,
 } from "../protocol/mod.ts";
-import { parseTarget, type Policy } from "../policy/mod.ts";
-import type { Transport } from "../transport/mod.ts";
+import { parseTarget, type Policy, type Target } from "../policy/mod.ts";
+import type { StreamConn, Transport } from "../transport/mod.ts";
 import { getLogger, type Logger } from "../log/mod.ts";
 import { DEFAULT_SESSION_LIMITS, SERVER_ID_BASE, type SessionLimits } from "./options.ts";
 import { StreamSocket } from "./stream_socket.ts";
+import { UdpSocket } from "./udp_socket.ts";
+import { ListenerEntry, LookupEntry } from "./listener.ts";
+import { hostPort, withTimeout } from "./resolve.ts";
 import type { SessionContext, SocketEntry } from "./types.ts";
-import { WireError } from "./wire_errors.ts";
+import { describe, WireError } from "./wire_errors.ts";
 
 /** The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it. */
 export interface WireChannel {
@@ -87,6 +90,7 @@ export class Session implements AsyncDisposable {
   readonly #ctx: SessionContext;
   readonly #started = Date.now();
   #framing: Framing = "json";
+  #nextConnId = SERVER_ID_BASE;
   #slots = 0;
   #opened = 0;
   #queued = 0;
@@ -194,35 +198,53 @@ export class Session implements AsyncDisposable {
   #dispatch(req: Request): void {
     switch (req.op) {
       case "connect":
-        return this.#connect(req.id, req.addr, req.port);
-      case "send": {
-        const entry = this.#table.get(req.id);
-        if (!entry) {
-          return this.#emit({ ev: "error", id: req.id, msg: WireError.unknownId(req.id) });
-        }
-        return entry.send(req.data);
-      }
-      case "close": {
-        const entry = this.#table.get(req.id);
-        if (!entry) {
-          return this.#emit({ ev: "error", id: req.id, msg: WireError.unknownId(req.id) });
-        }
-        return entry.close();
-      }
       case "connect_tls":
+        return this.#connect(req.id, req.addr, req.port, req.op === "connect_tls");
       case "connect_udp":
+        return this.#connectUdp(req.id, req.addr, req.port);
       case "bind":
-      case "listen":
-      case "send_to":
+        return this.#bind(req.id, req.addr, req.port);
       case "resolve":
-        return this.#emit({
-          ev: "error",
-          id: req.id,
-          msg: WireError.unsupported(req.op, "not implemented by this server yet"),
-        });
+        return this.#resolve(req.id, req.name);
+      case "send":
+        return this.#entry(req.id)?.send(req.data);
+      case "close":
+        return this.#entry(req.id)?.close();
+      case "send_to": {
+        const entry = this.#entry(req.id);
+        if (!entry) return;
+        if (!entry.sendTo) {
+          return this.#emit({
+            ev: "error",
+            id: req.id,
+            msg: WireError.wrongKind("send_to", req.id, entry.kind),
+          });
+        }
+        return entry.sendTo(req.addr, req.port, req.data);
+      }
+      case "listen": {
+        const entry = this.#entry(req.id);
+        if (!entry) return;
+        if (!(entry instanceof ListenerEntry)) {
+          return this.#emit({
+            ev: "error",
+            id: req.id,
+            msg: WireError.wrongKind("listen", req.id, entry.kind),
+          });
+        }
+        // The backlog is a no-op: Deno does not expose it. Accepting started at `bind`.
+        return this.#emit({ ev: "listening", id: req.id, port: entry.port });
+      }
       default:
         return unreachable(req);
     }
+  }
+
+  /** The live entry `id`, or undefined after answering `unknown id`. */
+  #entry(id: number): SocketEntry | undefined {
+    const entry = this.#table.get(id);
+    if (!entry) this.#emit({ ev: "error", id, msg: WireError.unknownId(id) });
+    return entry;
   }
 
   /** Checks that `id` may name a new entry and a slot is free; emits the refusal otherwise. */
@@ -238,21 +260,137 @@ export class Session implements AsyncDisposable {
     return false;
   }
 
-  #connect(id: number, addr: string, port: number): void {
-    if (!this.#admit(id, true)) return;
+  /** Parses `addr`, answering `error` when it is not a host name or IP address. */
+  #target(id: number, addr: string): Target | undefined {
     const target = parseTarget(addr);
-    if (target.kind === "invalid") {
-      return this.#emit({ ev: "error", id, msg: WireError.invalidAddress(addr, target.reason) });
-    }
+    if (target.kind !== "invalid") return target;
+    this.#emit({ ev: "error", id, msg: WireError.invalidAddress(addr, target.reason) });
+    return undefined;
+  }
+
+  #register(entry: SocketEntry): void {
+    this.#table.set(entry.id, entry);
+    if (entry.counted) this.#slots++;
+  }
+
+  #connect(id: number, addr: string, port: number, tls: boolean): void {
+    if (!this.#admit(id, true)) return;
+    const target = this.#target(id, addr);
+    if (!target) return;
     const verdict = this.#policy.checkTarget(target, port);
     if (!verdict.allowed) {
       this.#log.debug("denied", { session: this.number, id, addr, port, rule: verdict.rule });
       return this.#emit({ ev: "denied", id, msg: verdict.reason });
     }
     const socket = new StreamSocket(id, this.#ctx, `${addr}:${port}`);
-    this.#table.set(id, socket);
-    this.#slots++;
-    this.#track(socket.dial(target, port, this.#policy));
+    this.#register(socket);
+    this.#track(socket.dial(target, port, this.#policy, tls));
+  }
+
+  #connectUdp(id: number, addr: string, port: number): void {
+    if (!this.#admit(id, true)) return;
+    const socket = new UdpSocket(id, this.#ctx, this.#policy, `${addr}:${port}`);
+    this.#register(socket);
+    this.#track(socket.open(addr, port));
+  }
+
+  #bind(id: number, addr: string, port: number): void {
+    if (!this.#admit(id, true)) return;
+    const target = this.#target(id, addr);
+    if (!target) return;
+    if (target.kind !== "ip") {
+      return this.#emit({
+        ev: "error",
+        id,
+        msg: WireError.invalidAddress(addr, "bind needs an IP address, not a host name"),
+      });
+    }
+    const verdict = this.#policy.checkBind(target.ip, port);
+    if (!verdict.allowed) return this.#emit({ ev: "denied", id, msg: verdict.reason });
+    let listener;
+    try {
+      listener = this.#ctx.transport.listenTcp(target.ip, port);
+    } catch (e) {
+      return this.#emit({
+        ev: "error",
+        id,
+        msg: WireError.bindFailed(hostPort(target.ip, port), describe(e)),
+      });
+    }
+    const entry = new ListenerEntry(
+      id,
+      this.#ctx,
+      listener,
+      (lid, conn, remote) => this.#accepted(lid, conn, remote),
+    );
+    this.#register(entry);
+    this.#emit({ ev: "listening", id, port: entry.port });
+    entry.start();
+  }
+
+  #accepted(listenerId: number, conn: StreamConn, remote: string): void {
+    if (this.#closed || this.#slots >= this.#policy.maxConnections) {
+      this.#log.warn("inbound connection refused: max connections reached", {
+        session: this.number,
+        listener: listenerId,
+        remote,
+      });
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    const connId = this.#nextConnId++;
+    const socket = new StreamSocket(connId, this.#ctx, remote, false);
+    this.#register(socket);
+    this.#emit({ ev: "accepted", id: listenerId, conn_id: connId, remote });
+    socket.adopt(conn);
+  }
+
+  #resolve(id: number, name: string): void {
+    if (!this.#admit(id, false)) return;
+    const target = this.#target(id, name);
+    if (!target) return;
+    const verdict = this.#policy.checkLookup(target);
+    if (!verdict.allowed) return this.#emit({ ev: "denied", id, msg: verdict.reason });
+    const entry = new LookupEntry(id, this.#ctx, name);
+    this.#register(entry);
+    this.#track(
+      withTimeout(
+        entry.abort.signal,
+        this.#policy.connectionTimeoutMs,
+        async (signal, timedOut) => {
+          let addrs: string[];
+          const label = target.kind === "name" ? target.name : target.ip;
+          try {
+            addrs = target.kind === "ip"
+              ? [target.ip]
+              : await this.#ctx.transport.lookup(target.name, signal);
+          } catch (e) {
+            const msg = timedOut()
+              ? WireError.lookupFailed(label, "timed out")
+              : WireError.lookupFailed(label, describe(e));
+            return entry.finish({ ev: "error", id, msg });
+          }
+          const denied: string[] = [];
+          const allowed = addrs.filter((ip) => {
+            const v = this.#policy.checkLookupAnswer(label, ip);
+            if (!v.allowed) denied.push(v.reason);
+            return v.allowed;
+          });
+          if (allowed.length === 0) {
+            return entry.finish({
+              ev: "denied",
+              id,
+              msg: denied[0] ?? `no allowed addresses for ${label}`,
+            });
+          }
+          entry.finish({ ev: "resolved", id, addrs: allowed });
+        },
+      ),
+    );
   }
 
   #release(entry: SocketEntry, ev: WireEvent | undefined): void {

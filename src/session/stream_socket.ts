@@ -9,11 +9,15 @@ import { HEADER_BYTES, type WireEvent } from "../protocol/mod.ts";
 import type { Policy, Target } from "../policy/mod.ts";
 import type { StreamConn } from "../transport/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
+import { hostPort, resolveChecked, withTimeout } from "./resolve.ts";
 import type { SessionContext, SocketEntry } from "./types.ts";
 
 const FIRST_READ_BYTES = 16 * 1024;
 
-/** A client's TCP socket through the proxy. Emits exactly one terminal event. */
+/**
+ * A client's TCP or TLS socket through the proxy, or an accepted inbound connection. Emits
+ * exactly one terminal event.
+ */
 export class StreamSocket implements SocketEntry {
   /** Kind tag for the socket table. */
   readonly kind = "stream";
@@ -35,15 +39,20 @@ export class StreamSocket implements SocketEntry {
   #queue: Uint8Array[] = [];
   #wakeWriter: (() => void) | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #tls = false;
+  readonly #announce: boolean;
 
   /**
    * @param id client id of the socket.
    * @param ctx the owning session's services.
    * @param dest `addr:port` as requested, for logs until the socket is dialled.
+   * @param announce emit `connected` when open (false for accepted connections, which are
+   * announced by `accepted`).
    */
-  constructor(readonly id: number, ctx: SessionContext, dest: string) {
+  constructor(readonly id: number, ctx: SessionContext, dest: string, announce = true) {
     this.#ctx = ctx;
     this.dest = dest;
+    this.#announce = announce;
   }
 
   /** True until the socket emitted its terminal event. */
@@ -53,78 +62,90 @@ export class StreamSocket implements SocketEntry {
 
   /**
    * Resolves `target` (unless it is an IP), checks every address against `policy`, dials the
-   * first checked address that answers, then emits `connected` and starts the pumps. Never
-   * throws: failures end the socket with `denied` or `error`.
+   * first checked address that answers (then, for TLS, runs the handshake with the client's
+   * host name for SNI and verification), emits `connected` and starts the pumps. The whole dial
+   * is bounded by `connection_timeout_secs`. Never throws: failures end the socket with `denied`
+   * or `error`.
    */
-  async dial(target: Target, port: number, policy: Policy): Promise<void> {
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), policy.connectionTimeoutMs);
-    const signal = AbortSignal.any([this.#abort.signal, timeout.signal]);
-    let conn: StreamConn | undefined;
-    let stage = "lookup";
-    try {
-      let ips: string[];
-      if (target.kind === "ip") {
-        ips = [target.ip];
-      } else {
+  async dial(target: Target, port: number, policy: Policy, tls: boolean): Promise<void> {
+    const { transport } = this.#ctx;
+    const conn = await withTimeout(
+      this.#abort.signal,
+      policy.connectionTimeoutMs,
+      async (signal, timedOut): Promise<StreamConn | undefined> => {
+        let stage: "lookup" | "connect" | "tls" = "lookup";
         try {
-          ips = await this.#ctx.transport.lookup(target.name, signal);
-        } catch (e) {
-          if (signal.aborted) throw e;
-          return this.finish({
-            ev: "error",
-            id: this.id,
-            msg: WireError.lookupFailed(target.name, describe(e)),
-          });
-        }
-        for (const ip of ips) {
-          const verdict = policy.checkResolved(target.name, ip, port);
-          if (!verdict.allowed) {
-            return this.finish({ ev: "denied", id: this.id, msg: verdict.reason });
+          const resolved = await resolveChecked(target, port, policy, transport, signal);
+          if (!resolved.ok) {
+            this.finish({ ev: resolved.ev, id: this.id, msg: resolved.msg });
+            return undefined;
           }
-        }
-      }
-      stage = "connect";
-      let lastError: unknown;
-      for (const ip of ips) {
-        try {
-          conn = await this.#ctx.transport.connectTcp(ip, port, signal);
-          this.dest = ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-          break;
+          stage = "connect";
+          let tcp: StreamConn | undefined;
+          let lastError: unknown;
+          for (const ip of resolved.ips) {
+            try {
+              tcp = await transport.connectTcp(ip, port, signal);
+              this.dest = hostPort(ip, port);
+              break;
+            } catch (e) {
+              if (signal.aborted) throw e;
+              lastError = e;
+            }
+          }
+          if (tcp === undefined) {
+            const ips = resolved.ips;
+            const dest = ips.length === 1
+              ? hostPort(ips[0] ?? "", port)
+              : `${this.dest} (${ips.length} addresses)`;
+            this.finish({
+              ev: "error",
+              id: this.id,
+              msg: WireError.connectFailed(dest, describe(lastError)),
+            });
+            return undefined;
+          }
+          if (!tls) return tcp;
+          stage = "tls";
+          const serverName = target.kind === "name" ? target.name : target.ip;
+          return await transport.startTls(tcp, serverName, signal);
         } catch (e) {
-          if (signal.aborted) throw e;
-          lastError = e;
+          if (!this.live) return undefined; // closed by the client or the session
+          const name = target.kind === "name" ? target.name : target.ip;
+          const msg = timedOut()
+            ? WireError.timedOut()
+            : stage === "lookup"
+            ? WireError.lookupFailed(name, describe(e))
+            : stage === "tls"
+            ? WireError.tlsFailed(name, this.dest, describe(e))
+            : WireError.ioFailed(describe(e));
+          this.finish({ ev: "error", id: this.id, msg });
+          return undefined;
         }
-      }
-      if (conn === undefined) {
-        const dest = ips.length === 1
-          ? `${ips[0]}:${port}`
-          : `${this.dest} (${ips.length} addresses)`;
-        return this.finish({
-          ev: "error",
-          id: this.id,
-          msg: WireError.connectFailed(dest, describe(lastError)),
-        });
-      }
-    } catch (e) {
-      if (this.#state === "done") return; // closed by the client or the session
-      const msg = timeout.signal.aborted
-        ? WireError.timedOut()
-        : stage === "lookup"
-        ? WireError.lookupFailed(target.kind === "name" ? target.name : target.ip, describe(e))
-        : WireError.ioFailed(describe(e));
-      return this.finish({ ev: "error", id: this.id, msg });
-    } finally {
-      clearTimeout(timer);
-    }
-    if (this.#state === "done") {
+      },
+    );
+    if (conn === undefined) return;
+    if (!this.live) {
       conn.close();
       return;
     }
+    this.#tls = tls;
+    this.#start(conn);
+  }
+
+  /**
+   * Takes over an accepted inbound connection: the socket is open at once. The caller has
+   * already emitted `accepted`.
+   */
+  adopt(conn: StreamConn): void {
+    this.#start(conn);
+  }
+
+  #start(conn: StreamConn): void {
     this.#conn = conn;
     this.#state = "open";
     this.#ctx.opened(this);
-    this.#ctx.emit({ ev: "connected", id: this.id });
+    if (this.#announce) this.#ctx.emit({ ev: "connected", id: this.id });
     this.#ctx.track(this.#writeLoop(conn));
     this.#ctx.track(this.#readLoop(conn));
   }
@@ -171,7 +192,7 @@ export class StreamSocket implements SocketEntry {
     }
     if (this.#state !== "open") return;
     this.#state = "closing";
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && !this.#tls) {
       this.finish({ ev: "closed", id: this.id });
       return;
     }
@@ -213,7 +234,16 @@ export class StreamSocket implements SocketEntry {
     while (this.#state !== "done") {
       const chunk = this.#queue[0];
       if (chunk === undefined) {
-        if (this.#state === "closing") return this.finish({ ev: "closed", id: this.id });
+        if (this.#state === "closing") {
+          if (this.#tls) {
+            try {
+              await conn.closeWrite?.(); // TLS close_notify
+            } catch {
+              // the peer is gone; closing anyway
+            }
+          }
+          return this.finish({ ev: "closed", id: this.id });
+        }
         await new Promise<void>((resolve) => this.#wakeWriter = resolve);
         continue;
       }

@@ -24,6 +24,8 @@ export interface SocketEntry {
   bytesDown: number;
   /** Queues payload for the peer (`send`). */
   send(data: Uint8Array): void;
+  /** Sends a datagram to `addr:port` (`send_to`; UDP sockets only). */
+  sendTo?(addr: string, port: number, data: Uint8Array): void;
   /** The client's `close`. */
   close(): void;
   /** Ends the entry once, emitting `ev` unless undefined. */

@@ -32,8 +32,30 @@ export const WireError = {
     `DNS lookup failed for ${JSON.stringify(name)}: ${detail}`,
   /** Every address of the target refused or failed. */
   connectFailed: (dest: string, detail: string): string => `connect to ${dest} failed: ${detail}`,
+  /** The TLS handshake failed (certificate, protocol). */
+  tlsFailed: (name: string, dest: string, detail: string): string =>
+    `TLS handshake with ${name} (${dest}) failed: ${detail}`,
   /** The upstream connection failed while open. */
   ioFailed: (detail: string): string => `connection error: ${detail}`,
+  /** The UDP socket could not be opened or failed. */
+  udpFailed: (detail: string): string => `udp socket failed: ${detail}`,
+  /** `send`/`send_to` before `udp_bound`. */
+  udpNotBound: (id: number): string => `udp socket ${id} is not bound yet`,
+  /** A destination of the other address family than the socket's. */
+  udpFamily: (addr: string, family: 4 | 6): string =>
+    `datagram dropped: ${
+      JSON.stringify(addr)
+    } has no IPv${family} address (the socket is IPv${family})`,
+  /** A datagram above the size limit; dropped. */
+  datagramTooLarge: (bytes: number, limit: number): string =>
+    `datagram dropped: ${bytes} bytes exceeds the limit of ${limit} bytes`,
+  /** A datagram that could not be sent; dropped. */
+  datagramDropped: (detail: string): string => `datagram dropped: ${detail}`,
+  /** A `send`/`send_to`/`listen` on an entry of the wrong kind. */
+  wrongKind: (op: string, id: number, kind: string): string =>
+    `op "${op}" is not supported on id ${id} (a ${kind})`,
+  /** A `bind` that the OS refused. */
+  bindFailed: (dest: string, detail: string): string => `bind to ${dest} failed: ${detail}`,
   /** A `send` names a socket that is closing. */
   closing: (id: number): string => `socket ${id} is closing`,
   /** An op the session does not implement on this kind of socket. */

@@ -13,6 +13,38 @@ export interface StreamConn {
   write(data: Uint8Array): Promise<number>;
   /** Closes both directions and frees the resource. Throws if already closed. */
   close(): void;
+  /** Half-closes the write side (for TLS: sends close_notify). Optional. */
+  closeWrite?(): Promise<void>;
+}
+
+/** A UDP socket. `Deno.DatagramConn` satisfies it. */
+export interface DatagramConn {
+  /** Local address, for the bound port. */
+  readonly addr: Deno.Addr;
+  /** Waits for the next datagram; resolves its bytes and sender. */
+  receive(buffer?: Uint8Array): Promise<[Uint8Array, Deno.Addr]>;
+  /** Sends one datagram to `addr`; resolves the bytes sent. */
+  send(data: Uint8Array, addr: Deno.NetAddr): Promise<number>;
+  /** Closes the socket; a pending `receive` rejects. */
+  close(): void;
+}
+
+/** A TCP listener. `Deno.TcpListener` satisfies it. */
+export interface StreamListener {
+  /** Local address, for the bound port. */
+  readonly addr: Deno.Addr;
+  /** Waits for the next connection. Rejects once the listener is closed. */
+  accept(): Promise<
+    StreamConn & { readonly remoteAddr: Deno.Addr; setNoDelay?(on?: boolean): void }
+  >;
+  /** Stops listening; a pending `accept` rejects. */
+  close(): void;
+}
+
+/** TLS client settings for `connect_tls`. */
+export interface TlsClientSettings {
+  /** Extra trusted CA certificates (PEM) besides the default root store. */
+  caCerts?: readonly string[] | undefined;
 }
 
 /** A name server to query directly instead of the system resolver. */
@@ -39,4 +71,16 @@ export interface Transport {
    * @throws {Error} (`Deno.errors.ConnectionRefused`, ...) on failure, `signal.reason` on abort.
    */
   connectTcp(ip: string, port: number, signal: AbortSignal): Promise<StreamConn>;
+  /**
+   * Runs a TLS client handshake over `conn` (from {@linkcode Transport.connectTcp}) with
+   * `serverName` for SNI and certificate verification; closes `conn` on failure.
+   *
+   * @throws {Error} `Deno.errors.InvalidData` for certificate problems, other `Deno.errors` for
+   * I/O failures, `signal.reason` on abort.
+   */
+  startTls(conn: StreamConn, serverName: string, signal: AbortSignal): Promise<StreamConn>;
+  /** Opens a UDP socket on an ephemeral port for the address family. */
+  openUdp(family: 4 | 6): DatagramConn;
+  /** Listens for TCP on `ip:port`. @throws {Error} `Deno.errors.AddrInUse`, ... */
+  listenTcp(ip: string, port: number): StreamListener;
 }

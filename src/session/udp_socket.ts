@@ -1,0 +1,274 @@
+/**
+ * One proxied UDP socket (`connect_udp`, `send`, `send_to`, events `udp_bound`, `data_from`).
+ *
+ * Unlike wasmnet 0.1.3 (a connected socket that dropped every reply but the default peer's), the
+ * socket is unconnected: replies from the default peer **and from every peer a `send_to`
+ * reached** are delivered as `data_from`; datagrams from peers never contacted are dropped, so a
+ * UDP socket is not an open inbound port. Every destination is policy-checked.
+ *
+ * Per-datagram refusals (a denied `send_to` destination, an oversize datagram, a send failure)
+ * answer `denied`/`error` for the socket's id and drop that datagram only: the socket stays open
+ * until `close`, answered by `closed`. An ICMP error never kills the socket.
+ *
+ * @module
+ */
+import { canonicalIp, parseTarget, type Policy } from "../policy/mod.ts";
+import type { DatagramConn } from "../transport/mod.ts";
+import type { WireEvent } from "../protocol/mod.ts";
+import type { SessionContext, SocketEntry } from "./types.ts";
+import { hostPort, resolveChecked, withTimeout } from "./resolve.ts";
+import { describe, WireError } from "./wire_errors.ts";
+
+/** A client's UDP socket through the proxy. */
+export class UdpSocket implements SocketEntry {
+  /** Kind tag for the socket table. */
+  readonly kind = "udp";
+  /** Holds a `max_connections` slot until released. */
+  counted = true;
+  /** Default peer as `ip:port` once resolved. */
+  dest: string;
+  /** Payload bytes sent. */
+  bytesUp = 0;
+  /** Payload bytes received and delivered. */
+  bytesDown = 0;
+
+  readonly #ctx: SessionContext;
+  readonly #policy: Policy;
+  readonly #abort = new AbortController();
+  #state: "opening" | "open" | "done" = "opening";
+  #conn: DatagramConn | undefined;
+  #family: 4 | 6 = 4;
+  #defaultPeer: { ip: string; port: number } | undefined;
+  /** Peers whose replies are delivered: `ip|port`. */
+  readonly #peers = new Set<string>();
+  /** Bytes handed to the kernel and not yet sent. */
+  #pendingBytes = 0;
+  #sendChain: Promise<void> = Promise.resolve();
+
+  /**
+   * @param id client id of the socket.
+   * @param ctx the owning session's services.
+   * @param policy the session's policy (checked for every destination).
+   * @param dest requested `addr:port`, for logs.
+   */
+  constructor(readonly id: number, ctx: SessionContext, policy: Policy, dest: string) {
+    this.#ctx = ctx;
+    this.#policy = policy;
+    this.dest = dest;
+  }
+
+  /** True until the socket ended. */
+  get live(): boolean {
+    return this.#state !== "done";
+  }
+
+  /**
+   * Resolves and checks the default peer, opens a socket of its address family, emits
+   * `udp_bound` with the local port and starts receiving. Never throws.
+   */
+  async open(addr: string, port: number): Promise<void> {
+    const target = parseTarget(addr);
+    if (target.kind === "invalid") {
+      return this.finish({
+        ev: "error",
+        id: this.id,
+        msg: WireError.invalidAddress(addr, target.reason),
+      });
+    }
+    const outcome = await withTimeout(
+      this.#abort.signal,
+      this.#policy.connectionTimeoutMs,
+      async (signal, timedOut) => {
+        try {
+          return await resolveChecked(target, port, this.#policy, this.#ctx.transport, signal);
+        } catch {
+          return timedOut()
+            ? { ok: false as const, ev: "error" as const, msg: WireError.timedOut() }
+            : undefined;
+        }
+      },
+    );
+    if (!this.live || outcome === undefined) return;
+    if (!outcome.ok) return this.finish({ ev: outcome.ev, id: this.id, msg: outcome.msg });
+    const ip = outcome.ips[0] ?? "";
+    this.#family = ip.includes(":") ? 6 : 4;
+    this.#defaultPeer = { ip, port };
+    this.#peers.add(peerKey(ip, port));
+    this.dest = hostPort(ip, port);
+    try {
+      this.#conn = this.#ctx.transport.openUdp(this.#family);
+    } catch (e) {
+      return this.finish({ ev: "error", id: this.id, msg: WireError.udpFailed(describe(e)) });
+    }
+    this.#state = "open";
+    this.#ctx.opened(this);
+    const local = this.#conn.addr as Deno.NetAddr;
+    this.#ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
+    this.#ctx.track(this.#receiveLoop(this.#conn));
+  }
+
+  /** `send`: one datagram to the default peer. */
+  send(data: Uint8Array): void {
+    if (this.#state === "opening") {
+      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpNotBound(this.id) });
+      return;
+    }
+    const peer = this.#defaultPeer;
+    if (!this.live || peer === undefined) return;
+    this.#sendDatagram(data, peer.ip, peer.port);
+  }
+
+  /** `send_to`: one datagram to `addr:port`, checked against the policy first. */
+  sendTo(addr: string, port: number, data: Uint8Array): void {
+    if (this.#state === "opening") {
+      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpNotBound(this.id) });
+      return;
+    }
+    if (!this.live) return;
+    if (!this.#checkSize(data)) return;
+    const target = parseTarget(addr);
+    if (target.kind === "invalid") {
+      this.#ctx.emit({
+        ev: "error",
+        id: this.id,
+        msg: WireError.invalidAddress(addr, target.reason),
+      });
+      return;
+    }
+    if (target.kind === "ip") {
+      const verdict = this.#policy.checkTarget(target, port);
+      if (!verdict.allowed) {
+        return this.#ctx.emit({ ev: "denied", id: this.id, msg: verdict.reason });
+      }
+      return this.#sendDatagram(data, target.ip, port);
+    }
+    // A name: resolve once under the dial timeout, check every address, send to a checked one.
+    this.#ctx.track(
+      withTimeout(this.#abort.signal, this.#policy.connectionTimeoutMs, async (signal) => {
+        let outcome;
+        try {
+          outcome = await resolveChecked(target, port, this.#policy, this.#ctx.transport, signal);
+        } catch {
+          if (this.live) this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.timedOut() });
+          return;
+        }
+        if (!this.live) return;
+        if (!outcome.ok) return this.#ctx.emit({ ev: outcome.ev, id: this.id, msg: outcome.msg });
+        const ip = outcome.ips.find((a) => a.includes(":") === (this.#family === 6));
+        if (ip === undefined) {
+          return this.#ctx.emit({
+            ev: "error",
+            id: this.id,
+            msg: WireError.udpFamily(addr, this.#family),
+          });
+        }
+        this.#sendDatagram(data, ip, port);
+      }),
+    );
+  }
+
+  #checkSize(data: Uint8Array): boolean {
+    const max = this.#ctx.limits.maxDatagramBytes;
+    if (data.byteLength <= max) return true;
+    this.#ctx.emit({
+      ev: "error",
+      id: this.id,
+      msg: WireError.datagramTooLarge(data.byteLength, max),
+    });
+    return false;
+  }
+
+  #sendDatagram(data: Uint8Array, ip: string, port: number): void {
+    const conn = this.#conn;
+    if (conn === undefined || !this.#checkSize(data)) return;
+    if ((ip.includes(":") ? 6 : 4) !== this.#family) {
+      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpFamily(ip, this.#family) });
+      return;
+    }
+    const limit = this.#ctx.limits.maxSocketQueueBytes;
+    if (this.#pendingBytes + data.byteLength > limit) {
+      this.#ctx.emit({
+        ev: "error",
+        id: this.id,
+        msg: WireError.datagramDropped("send queue full"),
+      });
+      return;
+    }
+    this.#peers.add(peerKey(ip, port));
+    this.#pendingBytes += data.byteLength;
+    this.#sendChain = this.#sendChain.then(async () => {
+      try {
+        if (this.live) {
+          await conn.send(data, { transport: "udp", hostname: ip, port });
+          this.bytesUp += data.byteLength;
+        }
+      } catch (e) {
+        if (this.live) {
+          this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.datagramDropped(describe(e)) });
+        }
+      } finally {
+        this.#pendingBytes -= data.byteLength;
+      }
+    });
+    this.#ctx.track(this.#sendChain);
+  }
+
+  async #receiveLoop(conn: DatagramConn): Promise<void> {
+    const signal = this.#abort.signal;
+    while (this.live) {
+      try {
+        await this.#ctx.drained(signal);
+      } catch {
+        return;
+      }
+      let data: Uint8Array;
+      let from: Deno.NetAddr;
+      try {
+        const [d, addr] = await conn.receive();
+        data = d;
+        from = addr as Deno.NetAddr;
+      } catch (e) {
+        if (!this.live) return;
+        if (e instanceof Error && (e.name === "BadResource" || e.name === "Interrupted")) {
+          return this.finish({ ev: "error", id: this.id, msg: WireError.udpFailed(describe(e)) });
+        }
+        // ICMP errors (e.g. port unreachable) surface here on some systems: not fatal.
+        this.#ctx.log.debug("udp receive error", { id: this.id, error: describe(e) });
+        continue;
+      }
+      if (!this.live) return;
+      const ip = canonicalIp(from.hostname) ?? from.hostname;
+      if (!this.#peers.has(peerKey(ip, from.port))) {
+        this.#ctx.log.debug("udp datagram from an unknown peer dropped", {
+          id: this.id,
+          from: hostPort(ip, from.port),
+        });
+        continue;
+      }
+      this.bytesDown += data.byteLength;
+      this.#ctx.emit({ ev: "data_from", id: this.id, data, addr: ip, port: from.port });
+    }
+  }
+
+  /** The client's `close`: closes the socket and answers `closed`. */
+  close(): void {
+    this.finish({ ev: "closed", id: this.id });
+  }
+
+  /** Ends the socket once, emitting `ev` unless undefined. */
+  finish(ev: WireEvent | undefined): void {
+    if (this.#state === "done") return;
+    this.#state = "done";
+    this.#abort.abort();
+    try {
+      this.#conn?.close();
+    } catch {
+      // already closed
+    }
+    this.#ctx.release(this, ev);
+  }
+}
+
+function peerKey(ip: string, port: number): string {
+  return `${canonicalIp(ip) ?? ip}|${port}`;
+}
