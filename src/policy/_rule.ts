@@ -202,9 +202,21 @@ export function domainMatches(
   name: string,
   port: number,
 ): boolean {
-  if (!portMatches(rule.ports, port)) return false;
+  return portMatches(rule.ports, port) && nameMatches(rule, name);
+}
+
+/** Whether a domain rule covers `name` (already normalised) on some port: its ports ignored. */
+export function nameMatches(
+  rule: { name: string; subdomainsOnly: boolean },
+  name: string,
+): boolean {
   if (!rule.subdomainsOnly && name === rule.name) return true;
   return name.endsWith(`.${rule.name}`);
+}
+
+/** Whether a rule's port part covers every port a client can dial (none, `1-65535`, `0-65535`). */
+export function everyPort(ports: PortRange | undefined): boolean {
+  return ports === undefined || (ports.lo <= 1 && ports.hi === 65535);
 }
 
 /** Whether a network rule covers `ip` on `port`. */

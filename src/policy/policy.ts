@@ -12,7 +12,9 @@ import {
 } from "./_ip.ts";
 import {
   domainMatches,
+  everyPort,
   formatPortRange,
+  nameMatches,
   netMatches,
   parseCidr,
   parsePortList,
@@ -502,6 +504,108 @@ export class Policy {
   }
 
   /**
+   * Checks a `resolve` request: may the client look `target` up at all? Lookups carry no port, so
+   * this is {@linkcode Policy.checkTarget} made port-agnostic:
+   * - a deny rule blocks only if it has no port, or its port range covers every port (`1-65535`);
+   *   `evil.com:22` does not block a lookup of `evil.com`, `evil.com` does;
+   * - in permissive mode everything not blocked is allowed (rule `"*"`);
+   * - in allow-list mode an allow rule for the name (or `*:PORTS`) on ANY port admits it.
+   *
+   * A literal IP runs the same logic on the IP/CIDR rules (with every IPv4 it embeds), and in
+   * allow-list mode an address in a {@linkcode DEFAULT_DENY} range again needs an allow IP/CIDR
+   * rule that covers it. A hand-built `target` is re-normalised. An allowed name's answers must
+   * then pass {@linkcode Policy.checkLookupAnswer}. An allowed lookup admits no connection:
+   * `connect` and `send_to` still run the port-specific checks. Never throws.
+   *
+   * @example
+   * ```ts
+   * import { Policy } from "./mod.ts";
+   * import assert from "node:assert/strict";
+   * const policy = Policy.fromToml('[network]\ndeny = ["@default", "evil.com:22"]', "inline");
+   * assert.equal(policy.checkLookup({ kind: "name", name: "LOCALHOST." }).allowed, false);
+   * assert.equal(policy.checkLookup({ kind: "name", name: "evil.com" }).allowed, true);
+   * assert.equal(policy.checkLookup({ kind: "name", name: "2130706433" }).rule, "127.0.0.0/8");
+   * ```
+   */
+  checkLookup(target: Target): Verdict {
+    const raw = target.kind === "ip" ? target.ip : target.name;
+    const host = parseHost(raw);
+    if (!host.ok) return invalidTarget(raw, host.reason);
+    if (this.#disabled) return lookupAllowAll(displayTarget(host));
+    if (host.ip !== undefined) return this.#lookupIp(host.ip);
+    return this.#lookupName(host.name);
+  }
+
+  /**
+   * Should `ip`, an answer for the (allowed) `name`, be returned to the client of a `resolve`?
+   * Re-checks the name with {@linkcode Policy.checkLookup}, then applies the address logic of
+   * {@linkcode Policy.checkResolved} without a port: the address is dropped when a deny IP/CIDR
+   * rule without a port (or with every port) covers it or an IPv4 address it embeds, or — in
+   * allow-list mode — when it lies in a {@linkcode DEFAULT_DENY} range (by itself or its embedded
+   * IPv4) that no allow IP/CIDR rule (on any port) covers. If `name` is a literal IP, only `ip`
+   * is checked. `ip` is any accepted spelling. Never throws.
+   *
+   * @example
+   * ```ts
+   * import { Policy } from "./mod.ts";
+   * import assert from "node:assert/strict";
+   * const policy = Policy.defaults();
+   * assert.equal(policy.checkLookupAnswer("example.com", "93.184.216.34").allowed, true);
+   * assert.equal(policy.checkLookupAnswer("example.com", "::ffff:10.0.0.1").rule, "10.0.0.0/8");
+   * ```
+   */
+  checkLookupAnswer(name: string, ip: string): Verdict {
+    const nameHost = parseHost(name);
+    if (!nameHost.ok) return invalidTarget(name, nameHost.reason);
+    const addr = parseHost(ip);
+    if (!addr.ok || addr.ip === undefined) {
+      return {
+        allowed: false,
+        rule: "invalid-address",
+        reason: `${show(ip)} is not an IP address`,
+      };
+    }
+    if (this.#disabled) return lookupAllowAll(displayTarget(addr));
+    if (nameHost.ip !== undefined) return this.#lookupIp(addr.ip);
+    const nameVerdict = this.#lookupName(nameHost.name);
+    if (!nameVerdict.allowed) return nameVerdict;
+    const subject = `lookup of ${nameHost.name}`;
+    const addrText = formatIp(addr.ip);
+    const cands = candidates(addr.ip);
+    const hit = this.#lookupDenyHit(cands);
+    if (hit !== undefined) {
+      return {
+        allowed: false,
+        rule: ruleText(hit.rule),
+        reason: `${subject} answered ${addrText}, which is denied by ${describeRule(hit.rule)}${
+          viaText(hit.via)
+        }`,
+      };
+    }
+    const admit = (rule: string): Verdict => ({
+      allowed: true,
+      rule,
+      reason: `${subject} may return ${addrText}: allowed by rule ${JSON.stringify(rule)}`,
+    });
+    if (this.#permissive) return admit("*");
+    const netRule = this.#compiled.allow.find((r) =>
+      r.kind === "net" && cidrContains(r.net, addr.ip)
+    );
+    if (netRule !== undefined) return admit(netRule.text);
+    const special = specialHit(cands);
+    if (special !== undefined) {
+      return {
+        allowed: false,
+        rule: special.rule.rule,
+        reason: `${subject} answered ${addrText}, which is in ${describeSpecial(special.rule)}${
+          viaText(special.via)
+        }; ${SPECIAL_HINT}`,
+      };
+    }
+    return admit(nameVerdict.rule);
+  }
+
+  /**
    * Checks a `bind`: `port` (integer 0-65535) must lie in `bind_ports` and `ip` (any accepted
    * spelling; names are refused) in a `bind_addrs` entry. `0.0.0.0` and `::` are allowed only if
    * an entry covers them. Reasons follow wasmnet: `port 80 not in allowed bind range (3000-9999)`.
@@ -551,48 +655,61 @@ export class Policy {
    * Explains the decision for `HOST:PORT` (`10.0.0.5:22`, `[::1]:80`, `example.com:443`), for
    * `wasmnet check-policy FILE --explain …`. Returns one to three lines: how the host was
    * normalised (if it changed), `allowed: <reason>` or `denied: <reason>`, and for an allowed name
-   * how its resolved addresses will be checked. Malformed input gives one `invalid: …` line.
-   * Never throws.
+   * how its resolved addresses will be checked. A bare `HOST` (`example.com`, `10.0.0.5`,
+   * `[::1]`) explains a `resolve` lookup instead ({@linkcode Policy.checkLookup}): the verdict
+   * line reads `lookup allowed: …` or `lookup denied: …`. Malformed input gives one
+   * `invalid: …` line. Never throws.
    */
   explain(target: string): string {
     const text = typeof target === "string" ? target.trim() : "";
-    const usage = `expected HOST:PORT (e.g. example.com:443, 10.0.0.5:22 or [::1]:80), got ${
-      show(target)
-    }`;
+    const usage =
+      `expected HOST:PORT or HOST (e.g. example.com:443, 10.0.0.5:22, [::1]:80 or example.com), got ${
+        show(target)
+      }`;
+    if (text === "") return `invalid: ${usage}`;
     let host: string;
-    let portText: string;
+    let portText: string | undefined;
     if (text.startsWith("[")) {
       const close = text.indexOf("]");
-      if (close < 0 || text[close + 1] !== ":") return `invalid: ${usage}`;
+      if (close < 0) return `invalid: ${usage}`;
       host = text.slice(0, close + 1);
-      portText = text.slice(close + 2);
+      if (close + 1 < text.length) {
+        if (text[close + 1] !== ":") return `invalid: ${usage}`;
+        portText = text.slice(close + 2);
+      }
     } else {
       const colons = text.split(":").length - 1;
-      if (colons !== 1) {
-        return `invalid: ${usage}${colons > 1 ? "; put an IPv6 address in brackets" : ""}`;
-      }
+      if (colons > 1) return `invalid: ${usage}; put an IPv6 address in brackets`;
       const i = text.indexOf(":");
-      host = text.slice(0, i);
-      portText = text.slice(i + 1);
+      host = i < 0 ? text : text.slice(0, i);
+      if (i >= 0) portText = text.slice(i + 1);
     }
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return `invalid: ${usage}`;
-    const port = Number(portText);
+    let port: number | undefined;
+    if (portText !== undefined) {
+      if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return `invalid: ${usage}`;
+      port = Number(portText);
+    }
+    const prefix = port === undefined ? "lookup " : "";
     const parsed = parseTarget(host);
     if (parsed.kind === "invalid") {
-      return `denied: ${JSON.stringify(host)} ${parsed.reason}`;
+      return `${prefix}denied: ${JSON.stringify(host)} ${parsed.reason}`;
     }
     const lines: string[] = [];
     const canonical = parsed.kind === "ip" ? parsed.ip : parsed.name;
     const bare = host.startsWith("[") ? host.slice(1, -1) : host;
     if (canonical !== bare) lines.push(`${host} is read as ${canonical}`);
-    const verdict = this.checkTarget(parsed, port);
-    lines.push(`${verdict.allowed ? "allowed" : "denied"}: ${verdict.reason}`);
+    const verdict = port === undefined ? this.checkLookup(parsed) : this.checkTarget(parsed, port);
+    lines.push(`${prefix}${verdict.allowed ? "allowed" : "denied"}: ${verdict.reason}`);
     if (parsed.kind === "name" && verdict.allowed && !this.#disabled) {
+      const special = this.#permissive
+        ? ""
+        : ", and an address in a default-deny range needs an allow IP/CIDR rule";
       lines.push(
-        this.#permissive
-          ? `every address ${canonical} resolves to is checked too: it must not match a deny rule`
-          : `every address ${canonical} resolves to is checked too: it must not match a deny rule, ` +
-            `and an address in a default-deny range needs an allow IP/CIDR rule`,
+        port === undefined
+          ? `an address ${canonical} resolves to is returned only if no deny IP/CIDR rule ` +
+            `without a port matches it${special}`
+          : `every address ${canonical} resolves to is checked too: it must not match a deny ` +
+            `rule${special}`,
       );
     }
     return lines.join("\n");
@@ -613,6 +730,69 @@ export class Policy {
       }
     }
     return undefined;
+  }
+
+  /** First port-less (or every-port) deny rule hit: `*:1-65535`, then the address, then each embedded IPv4. */
+  #lookupDenyHit(cands: readonly Candidate[]): Hit | undefined {
+    const deny = this.#compiled.deny.filter((r) => everyPort(r.ports));
+    const any = deny.find((r) => r.kind === "any");
+    if (any !== undefined) return { rule: any, via: undefined };
+    for (const c of cands) {
+      for (const rule of deny) {
+        if (rule.kind === "net" && cidrContains(rule.net, c.ip)) return { rule, via: c };
+      }
+    }
+    return undefined;
+  }
+
+  #lookupIp(ip: IpBytes): Verdict {
+    const subject = `lookup of ${formatIp(ip)}`;
+    const cands = candidates(ip);
+    const hit = this.#lookupDenyHit(cands);
+    if (hit !== undefined) {
+      return {
+        allowed: false,
+        rule: ruleText(hit.rule),
+        reason: `${subject} is denied by ${describeRule(hit.rule)}${viaText(hit.via)}`,
+      };
+    }
+    if (this.#permissive) return allowedBy(subject, { kind: "any", text: "*", ports: undefined });
+    const netRule = this.#compiled.allow.find((r) => r.kind === "net" && cidrContains(r.net, ip));
+    if (netRule !== undefined) return allowedBy(subject, netRule);
+    const anyRule = this.#compiled.allow.find((r) => r.kind === "any");
+    if (anyRule !== undefined) {
+      const special = specialHit(cands);
+      if (special !== undefined) {
+        return {
+          allowed: false,
+          rule: special.rule.rule,
+          reason: `${subject} is denied: the address is in ${describeSpecial(special.rule)}${
+            viaText(special.via)
+          }; ${SPECIAL_HINT}`,
+        };
+      }
+      return allowedBy(subject, anyRule);
+    }
+    return this.#noAllow(subject);
+  }
+
+  #lookupName(name: string): Verdict {
+    const subject = `lookup of ${name}`;
+    for (const rule of this.#compiled.deny) {
+      if (!everyPort(rule.ports)) continue;
+      if (rule.kind === "any" || (rule.kind === "domain" && nameMatches(rule, name))) {
+        return {
+          allowed: false,
+          rule: rule.text,
+          reason: `${subject} is denied by ${describeRule(rule)}`,
+        };
+      }
+    }
+    if (this.#permissive) return allowedBy(subject, { kind: "any", text: "*", ports: undefined });
+    const rule = this.#compiled.allow.find((r) =>
+      r.kind === "any" || (r.kind === "domain" && nameMatches(r, name))
+    );
+    return rule === undefined ? this.#noAllow(subject) : allowedBy(subject, rule);
   }
 
   #allowNet(ip: IpBytes, port: number): Rule | undefined {
@@ -702,6 +882,15 @@ function allowAll(target: Target, port: number): Verdict {
     allowed: true,
     rule: "allow-all",
     reason: `${formatHostPort(target, port)} is allowed: policy checks are disabled (allow-all)`,
+  };
+}
+
+function lookupAllowAll(target: Target): Verdict {
+  const text = target.kind === "ip" ? target.ip : target.name;
+  return {
+    allowed: true,
+    rule: "allow-all",
+    reason: `lookup of ${text} is allowed: policy checks are disabled (allow-all)`,
   };
 }
 

@@ -281,6 +281,196 @@ Deno.test("checkTarget and checkResolved reject bad ports and hand-built targets
   assert.equal(junk.reason, '"a b" contains whitespace or control characters');
 });
 
+/** The e2e tests' policy: `localhost` allowed by name, its addresses denied. */
+const LOCALHOST_BY_NAME: Spec = { deny: ["127.0.0.0/8", "::1"], allow: ["localhost"] };
+
+/** [policy, name or address as the client sent it to `resolve`, allowed, deciding rule]. */
+const LOOKUP_CASES: ReadonlyArray<readonly [Spec, string, boolean, string]> = [
+  // ── default policy: names, every spelling of loopback, embedded IPv4, public targets ──
+  ["default", "example.com", true, "*"],
+  ["default", "localhost", false, "localhost"],
+  ["default", "LOCALHOST.", false, "localhost"],
+  ["default", "foo.localhost", false, "localhost"],
+  ["default", "printer.local", false, "local"],
+  ["default", "127.1", false, "127.0.0.0/8"],
+  ["default", "2130706433", false, "127.0.0.0/8"],
+  ["default", "0x7f000001", false, "127.0.0.0/8"],
+  ["default", "017700000001", false, "127.0.0.0/8"],
+  ["default", "[::1]", false, "::1/128"],
+  ["default", "::ffff:127.0.0.1", false, "127.0.0.0/8"],
+  ["default", "64:ff9b::10.0.0.1", false, "10.0.0.0/8"],
+  ["default", "169.254.169.254", false, "169.254.0.0/16"],
+  ["default", "8.8.8.8", true, "*"],
+  ["default", "2606:4700:4700::1111", true, "*"],
+  // ── a deny rule with a port does not block a lookup; without one (or with every port) it does ──
+  [DENY("evil.com:22"), "evil.com", true, "*"],
+  [DENY("evil.com:8000-8999"), "sub.evil.com", true, "*"],
+  [DENY("evil.com"), "sub.evil.com", false, "evil.com"],
+  [DENY("evil.com:1-65535"), "evil.com", false, "evil.com:1-65535"],
+  [DENY("evil.com:0-65535"), "evil.com", false, "evil.com:0-65535"],
+  [DENY("evil.com:2-65535"), "evil.com", true, "*"],
+  [DENY("*.evil.com"), "evil.com", true, "*"],
+  [DENY("*.evil.com"), "a.evil.com", false, "*.evil.com"],
+  [DENY("*:25"), "example.com", true, "*"],
+  [DENY("*:25"), "8.8.8.8", true, "*"],
+  [DENY("*:1-65535"), "example.com", false, "*:1-65535"],
+  [DENY("*:1-65535"), "8.8.8.8", false, "*:1-65535"],
+  [DENY("10.0.0.0/8:22"), "10.1.2.3", true, "*"],
+  [DENY("10.0.0.0/8"), "10.1.2.3", false, "10.0.0.0/8"],
+  [DENY("[::1]:80"), "::1", true, "*"],
+  [DENY("127.0.0.0/8"), "::127.0.0.1", false, "127.0.0.0/8"],
+  [DENY("10.0.0.0/8"), "2002:a01:203::", false, "10.0.0.0/8"],
+  // ── allow-list modes: an allow rule for the name on any port admits ──
+  [DENY_ALL("api.example.com:443"), "api.example.com", true, "api.example.com:443"],
+  [DENY_ALL("api.example.com:443"), "API.Example.com.", true, "api.example.com:443"],
+  [DENY_ALL("api.example.com:443"), "www.example.com", false, "default-deny"],
+  [DENY_ALL("*.github.com"), "github.com", false, "default-deny"],
+  [DENY_ALL("*:443"), "anything.example", true, "*:443"],
+  [DENY_ALL("*:443"), "1.1.1.1", true, "*:443"],
+  [DENY_ALL("*:443"), "10.0.0.1", false, "10.0.0.0/8"], // special range needs an IP rule
+  [DENY_ALL("10.1.2.0/24:5432"), "10.1.2.3", true, "10.1.2.0/24:5432"],
+  [DENY_ALL("8.8.8.8:53"), "8.8.4.4", false, "default-deny"],
+  [ALLOW_LIST("example.com"), "example.org", false, "no-allow-rule"],
+  [ALLOW_LIST("example.com"), "93.184.216.34", false, "no-allow-rule"],
+  [
+    { deny: ["sub.example.com:443"], allow: ["example.com"] },
+    "sub.example.com",
+    true,
+    "example.com",
+  ],
+  [
+    { deny: ["sub.example.com"], allow: ["example.com"] },
+    "sub.example.com",
+    false,
+    "sub.example.com",
+  ],
+  [{ deny: ["@default"], allow: ["127.0.0.1"] }, "127.0.0.1", false, "127.0.0.0/8"],
+  [LOCALHOST_BY_NAME, "localhost", true, "localhost"],
+  [LOCALHOST_BY_NAME, "127.0.0.1", false, "127.0.0.0/8"],
+  [LOCALHOST_BY_NAME, "[::1]", false, "::1"],
+  // ── --no-policy ──
+  ["allow-all", "localhost", true, "allow-all"],
+  ["allow-all", "127.0.0.1", true, "allow-all"],
+];
+
+Deno.test(`checkLookup: ${LOOKUP_CASES.length} table cases`, () => {
+  assert.ok(LOOKUP_CASES.length >= 25);
+  for (const [spec, input, allowed, rule] of LOOKUP_CASES) {
+    const label = `${JSON.stringify(spec)} lookup ${input}`;
+    const target = parseTarget(input);
+    assert.ok(target.kind !== "invalid", `${label}: ${JSON.stringify(target)}`);
+    const verdict = policyOf(spec).checkLookup(target);
+    assert.equal(verdict.allowed, allowed, `${label}: ${verdict.reason}`);
+    assert.equal(verdict.rule, rule, `${label}: ${verdict.reason}`);
+    assert.ok(!verdict.reason.includes("\n"), `${label}: reason is one line`);
+  }
+});
+
+/** [policy, looked-up name, answer address, returned to the client, deciding rule]. */
+const LOOKUP_ANSWER_CASES: ReadonlyArray<readonly [Spec, string, string, boolean, string]> = [
+  ["default", "example.com", "93.184.216.34", true, "*"],
+  ["default", "example.com", "2606:2800:220:1::1", true, "*"],
+  ["default", "example.com", "127.0.0.1", false, "127.0.0.0/8"],
+  ["default", "example.com", "::ffff:10.1.1.1", false, "10.0.0.0/8"],
+  ["default", "example.com", "::1", false, "::1/128"],
+  ["default", "example.com", "169.254.169.254", false, "169.254.0.0/16"],
+  ["default", "example.com", "64:ff9b::192.168.0.1", false, "192.168.0.0/16"],
+  ["default", "example.com", "2002:7f00:1::", false, "127.0.0.0/8"],
+  ["default", "mixed.test", "10.0.0.1", false, "10.0.0.0/8"],
+  ["default", "localhost", "8.8.8.8", false, "localhost"], // the name is re-checked
+  ["default", "8.8.8.8", "8.8.8.8", true, "*"], // a literal: only the address counts
+  ["default", "127.1", "127.0.0.1", false, "127.0.0.0/8"],
+  [DENY("10.0.0.0/8:22"), "example.com", "10.0.0.1", true, "*"], // port-specific: kept
+  [DENY("10.0.0.0/8:1-65535"), "example.com", "10.0.0.1", false, "10.0.0.0/8:1-65535"],
+  [DENY("10.0.0.0/8"), "example.com", "64:ff9b::10.0.0.1", false, "10.0.0.0/8"],
+  [DENY("evil.com:22"), "evil.com", "93.184.216.34", true, "*"],
+  [
+    DENY_ALL("api.example.com:443"),
+    "api.example.com",
+    "93.184.216.34",
+    true,
+    "api.example.com:443",
+  ],
+  [DENY_ALL("api.example.com:443"), "api.example.com", "10.0.0.5", false, "10.0.0.0/8"],
+  [DENY_ALL("api.example.com:443"), "api.example.com", "fd00::1", false, "fc00::/7"],
+  [DENY_ALL("api.example.com:443"), "api.example.com", "64:ff9b::7f00:1", false, "127.0.0.0/8"],
+  [DENY_ALL("api.example.com:443"), "evil.com", "93.184.216.34", false, "default-deny"],
+  [DENY_ALL("db.corp", "10.1.2.0/24:5432"), "db.corp", "10.1.2.3", true, "10.1.2.0/24:5432"],
+  [DENY_ALL("db.corp", "10.1.2.0/24:5432"), "db.corp", "10.9.9.9", false, "10.0.0.0/8"],
+  [ALLOW_LIST("example.com"), "example.com", "192.168.1.1", false, "192.168.0.0/16"],
+  [{ deny: [], allow: ["example.com"] }, "example.com", "192.168.1.1", false, "192.168.0.0/16"],
+  [{ deny: [], allow: ["*"] }, "example.com", "192.168.1.1", true, "*"],
+  [DENY_ALL("ok.test", "127.0.0.0/8"), "ok.test", "127.0.0.1", true, "127.0.0.0/8"],
+  [{ allow: ["ok.test", "127.0.0.0/8"] }, "ok.test", "127.0.0.1", false, "127.0.0.0/8"], // @default
+  [LOCALHOST_BY_NAME, "localhost", "127.0.0.1", false, "127.0.0.0/8"],
+  [LOCALHOST_BY_NAME, "localhost", "::1", false, "::1"],
+  [LOCALHOST_BY_NAME, "localhost", "::ffff:127.0.0.1", false, "127.0.0.0/8"],
+  [LOCALHOST_BY_NAME, "localhost", "93.184.216.34", true, "localhost"],
+  ["allow-all", "example.com", "127.0.0.1", true, "allow-all"],
+  ["default", "example.com", "not-an-ip", false, "invalid-address"],
+  ["default", "example.com", "", false, "invalid-address"],
+  ["default", "bad name", "8.8.8.8", false, "invalid-target"],
+];
+
+Deno.test(`checkLookupAnswer: ${LOOKUP_ANSWER_CASES.length} table cases`, () => {
+  assert.ok(LOOKUP_ANSWER_CASES.length >= 25);
+  for (const [spec, name, ip, allowed, rule] of LOOKUP_ANSWER_CASES) {
+    const label = `${JSON.stringify(spec)} lookup ${name} → ${ip}`;
+    const verdict = policyOf(spec).checkLookupAnswer(name, ip);
+    assert.equal(verdict.allowed, allowed, `${label}: ${verdict.reason}`);
+    assert.equal(verdict.rule, rule, `${label}: ${verdict.reason}`);
+    assert.ok(!verdict.reason.includes("\n"), `${label}: reason is one line`);
+  }
+});
+
+Deno.test("checkLookup and checkLookupAnswer: reasons, hand-built targets, never throw", () => {
+  const p = Policy.defaults();
+  assert.equal(
+    p.checkLookup({ kind: "name", name: "localhost" }).reason,
+    'lookup of localhost is denied by rule "localhost" (loopback name, RFC 6761)',
+  );
+  assert.equal(
+    p.checkLookup({ kind: "name", name: "example.com" }).reason,
+    'lookup of example.com is allowed by rule "*"',
+  );
+  assert.equal(
+    p.checkLookupAnswer("example.com", "::ffff:10.1.1.1").reason,
+    'lookup of example.com answered 10.1.1.1, which is denied by rule "10.0.0.0/8"' +
+      " (private-use, RFC 1918)",
+  );
+  assert.equal(
+    p.checkLookupAnswer("example.com", "93.184.216.34").reason,
+    'lookup of example.com may return 93.184.216.34: allowed by rule "*"',
+  );
+  const q = policyOf(DENY_ALL("api.example.com"));
+  assert.equal(
+    q.checkLookup({ kind: "name", name: "evil.com" }).reason,
+    'lookup of evil.com is denied: "*" in deny (deny-all mode) and no allow rule matches',
+  );
+  assert.equal(
+    q.checkLookupAnswer("api.example.com", "10.0.0.5").reason,
+    'lookup of api.example.com answered 10.0.0.5, which is in default-deny range "10.0.0.0/8"' +
+      " (private-use, RFC 1918); in allow-list mode only an allow IP/CIDR rule admits" +
+      " special-purpose addresses",
+  );
+  assert.equal(
+    Policy.allowAll().checkLookup({ kind: "name", name: "localhost" }).reason,
+    "lookup of localhost is allowed: policy checks are disabled (allow-all)",
+  );
+  // a hand-built target is re-normalised; junk is refused with a reason, not thrown
+  const sneaky = p.checkLookup({ kind: "name", name: "0x7f.1" });
+  assert.deepEqual([sneaky.allowed, sneaky.rule], [false, "127.0.0.0/8"]);
+  const mapped = p.checkLookup({ kind: "ip", ip: "::ffff:7f00:1", family: 6 });
+  assert.deepEqual([mapped.allowed, mapped.rule], [false, "127.0.0.0/8"]);
+  for (const name of ["a b", "", "example.com:80", "x/y"]) {
+    const v = p.checkLookup({ kind: "name", name });
+    assert.deepEqual([v.allowed, v.rule], [false, "invalid-target"], name);
+    assert.equal(Policy.allowAll().checkLookup({ kind: "name", name }).rule, "invalid-target");
+  }
+  const notString = p.checkLookupAnswer("example.com", 42 as unknown as string);
+  assert.deepEqual([notString.allowed, notString.rule], [false, "invalid-address"]);
+});
+
 /** [policy, address, port, allowed, rule]. */
 const BIND_CASES: ReadonlyArray<readonly [Spec, string, number, boolean, string]> = [
   ["default", "127.0.0.1", 3000, true, "127.0.0.1"],
@@ -377,9 +567,50 @@ Deno.test("explain: literal IPs, bracketed IPv6, names, normalisation and bad in
     "allowed: 127.0.0.1:22 is allowed: policy checks are disabled (allow-all)",
   );
   assert.equal(p.explain("a b:80"), 'denied: "a b" contains whitespace or control characters');
-  for (const bad of ["example.com", "::1:80", "example.com:99999", "[::1]", "x:y", ""]) {
-    assert.match(p.explain(bad), /^invalid: expected HOST:PORT/, bad);
+  for (const bad of ["::1:80", "example.com:99999", "[::1", "[::1]80", "x:y", "", " "]) {
+    assert.match(p.explain(bad), /^invalid: expected HOST:PORT or HOST/, bad);
   }
+});
+
+Deno.test("explain: a bare host explains a resolve lookup", () => {
+  const p = Policy.defaults();
+  assert.equal(
+    p.explain("example.com"),
+    'lookup allowed: lookup of example.com is allowed by rule "*"\n' +
+      "an address example.com resolves to is returned only if no deny IP/CIDR rule without a" +
+      " port matches it",
+  );
+  assert.equal(
+    p.explain("LOCALHOST."),
+    "LOCALHOST. is read as localhost\n" +
+      'lookup denied: lookup of localhost is denied by rule "localhost" (loopback name, RFC 6761)',
+  );
+  assert.equal(
+    p.explain("[::1]"),
+    'lookup denied: lookup of ::1 is denied by rule "::1/128" (loopback)',
+  );
+  assert.equal(
+    p.explain("2130706433"),
+    "2130706433 is read as 127.0.0.1\n" +
+      'lookup denied: lookup of 127.0.0.1 is denied by rule "127.0.0.0/8" (loopback)',
+  );
+  assert.equal(
+    policyOf(DENY_ALL("*.example.com:443")).explain("api.example.com"),
+    'lookup allowed: lookup of api.example.com is allowed by rule "*.example.com:443"\n' +
+      "an address api.example.com resolves to is returned only if no deny IP/CIDR rule without a" +
+      " port matches it, and an address in a default-deny range needs an allow IP/CIDR rule",
+  );
+  assert.equal(
+    policyOf(DENY("evil.com:22")).explain("evil.com"),
+    'lookup allowed: lookup of evil.com is allowed by rule "*"\n' +
+      "an address evil.com resolves to is returned only if no deny IP/CIDR rule without a" +
+      " port matches it",
+  );
+  assert.equal(
+    Policy.allowAll().explain("localhost"),
+    "lookup allowed: lookup of localhost is allowed: policy checks are disabled (allow-all)",
+  );
+  assert.equal(p.explain("a@b"), "lookup denied: \"a@b\" contains '@'");
 });
 
 Deno.test("DEFAULT_DENY covers the required ranges and names", () => {
