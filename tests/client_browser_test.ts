@@ -1,0 +1,237 @@
+// The bundled client (one ES module, as `deno task bundle` builds it) in a real headless Chromium
+// against the real server: (1) an HTTP GET to a loopback HTTP server, (2) 1 MiB through a TCP echo
+// with the stream API, (3) a UDP datagram and its echo, (4) an accepted inbound connection — in
+// JSON and binary framing. Needs Debian's `chromium` (`.ci/run` installs it); when it is missing
+// the test FAILS with the install command, it never passes silently.
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { Policy, setLogLevel, startServer } from "../mod.ts";
+import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
+
+setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
+
+const CHROMIUM = Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--disable-background-networking",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function requireChromium(): void {
+  try {
+    Deno.statSync(CHROMIUM);
+  } catch {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ` +
+        "(or point WASMNET_CHROMIUM at a Chromium binary). The browser test does not skip.",
+    );
+  }
+}
+
+/** Bundles src/client/mod.ts exactly as src/client/bundle.ts does, into `dir`. */
+async function bundleClient(dir: string): Promise<string> {
+  const out = `${dir}/wasmnet-client.js`;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--no-config",
+      "--platform",
+      "browser",
+      "--format",
+      "esm",
+      "--output",
+      out,
+      "src/client/mod.ts",
+    ],
+    cwd: new URL("../", import.meta.url),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return await Deno.readTextFile(out);
+}
+
+// Runs in the page (plain JS). Each function returns a JSON-able result the test asserts on.
+const PAGE = `<!doctype html><meta charset="utf-8"><title>wasmnet client</title>
+<script type="module">
+import { WasmnetClient } from "/wasmnet-client.js";
+
+async function readAll(readable, limit) {
+  const reader = readable.getReader();
+  const chunks = [];
+  let n = 0;
+  while (n < limit) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+  }
+  reader.releaseLock();
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+globalThis.httpGet = async (url, binary, port) => {
+  const client = new WasmnetClient(url, { binary });
+  await client.ready();
+  const sock = client.openTcp("127.0.0.1", port);
+  await sock.opened;
+  const writer = sock.writable.getWriter();
+  await writer.write(new TextEncoder().encode("GET /hello HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"));
+  writer.releaseLock();
+  const body = new TextDecoder().decode(await readAll(sock.readable, 1 << 20));
+  client.disconnect();
+  return body;
+};
+
+globalThis.echoMiB = async (url, binary, port) => {
+  const client = new WasmnetClient(url, { binary });
+  await client.ready();
+  const sock = client.openTcp("127.0.0.1", port);
+  await sock.opened;
+  const payload = new Uint8Array(1 << 20);
+  for (let i = 0; i < payload.length; i += 65536) crypto.getRandomValues(payload.subarray(i, i + 65536));
+  const writer = sock.writable.getWriter();
+  const writing = (async () => {
+    for (let i = 0; i < payload.length; i += 32768) await writer.write(payload.subarray(i, i + 32768));
+    writer.releaseLock();
+  })();
+  const back = await readAll(sock.readable, payload.length);
+  await writing;
+  await sock.close();
+  client.disconnect();
+  let same = back.length === payload.length;
+  for (let i = 0; same && i < back.length; i++) if (back[i] !== payload[i]) same = false;
+  return { bytes: back.length, same };
+};
+
+globalThis.udpEcho = async (url, binary, port) => {
+  const client = new WasmnetClient(url, { binary });
+  await client.ready();
+  const sock = client.openUdp("127.0.0.1", port);
+  const { localPort } = await sock.opened;
+  await sock.send(new TextEncoder().encode("datagram ✓"));
+  const it = sock[Symbol.asyncIterator]();
+  const { value } = await it.next();
+  await sock.close();
+  client.disconnect();
+  return { localPort: localPort > 0, text: new TextDecoder().decode(value.data), addr: value.addr, port: value.port };
+};
+
+globalThis.startAccept = async (url, binary) => {
+  const client = new WasmnetClient(url, { binary });
+  await client.ready();
+  const listener = client.openListener("127.0.0.1", 0);
+  const { port } = await listener.opened;
+  globalThis.accepted = (async () => {
+    const it = listener[Symbol.asyncIterator]();
+    const { value: conn } = await it.next();
+    const info = await conn.opened;
+    const got = new TextDecoder().decode(await readAll(conn.readable, 4));
+    const writer = conn.writable.getWriter();
+    await writer.write(new TextEncoder().encode("pong"));
+    writer.releaseLock();
+    await conn.close();
+    await listener.close();
+    client.disconnect();
+    return { got, remote: info.remoteAddress };
+  })();
+  return port;
+};
+globalThis.ready = true;
+</script>`;
+
+type PageFns = Record<string, (...args: unknown[]) => Promise<unknown>>;
+
+Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB stream echo, UDP and accept", async () => {
+  requireChromium();
+  const dir = await Deno.makeTempDir({ prefix: "wasmnet-client-" });
+  try {
+    const bundle = await bundleClient(dir);
+    await using http = await startHttpServer("hello from loopback\n");
+    await using echo = await startTcpEcho();
+    await using udp = await startUdpEcho();
+    await using server = await startServer({
+      hostname: "127.0.0.1",
+      port: 0,
+      policy: Policy.allowAll(),
+    });
+    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/wasmnet-client.js") {
+        return new Response(bundle, { headers: { "content-type": "text/javascript" } });
+      }
+      return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+    });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
+      await page.waitForFunction("globalThis.ready === true");
+      const call = (fn: string, ...args: unknown[]): Promise<unknown> =>
+        page.evaluate(
+          ([name, rest]) =>
+            (globalThis as unknown as PageFns)[name as string]?.(...(rest as unknown[])),
+          [fn, args] as const,
+        );
+      for (const binary of [false, true]) {
+        const what = binary ? "binary" : "json";
+        const body = String(await call("httpGet", server.url, binary, http.port));
+        assert.match(body, /^HTTP\/1\.1 200 OK\r\n/, what);
+        assert.match(body, /hello from loopback\n$/, what);
+
+        assert.deepEqual(await call("echoMiB", server.url, binary, echo.port), {
+          bytes: 1 << 20,
+          same: true,
+        }, what);
+
+        assert.deepEqual(await call("udpEcho", server.url, binary, udp.port), {
+          localPort: true,
+          text: "datagram ✓",
+          addr: "127.0.0.1",
+          port: udp.port,
+        }, what);
+
+        const port = Number(await call("startAccept", server.url, binary));
+        assert.ok(port > 0, what);
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(new TextEncoder().encode("ping"));
+        const buf = new Uint8Array(4);
+        let n = 0;
+        while (n < 4) {
+          const r = await conn.read(buf.subarray(n));
+          if (r === null) break;
+          n += r;
+        }
+        const eof = await conn.read(new Uint8Array(1));
+        conn.close();
+        assert.equal(new TextDecoder().decode(buf), "pong", what);
+        assert.equal(eof, null, what);
+        const local = conn.localAddr as Deno.NetAddr;
+        assert.deepEqual(await page.evaluate("globalThis.accepted"), {
+          got: "ping",
+          remote: `127.0.0.1:${local.port}`,
+        }, what);
+      }
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await web.shutdown();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
