@@ -64,6 +64,7 @@ export interface Verdict {
  * | `bindAddrs` | `bind_addrs` | `["127.0.0.1", "::1"]` | IPs/CIDRs `bind` may use (new; wasmnet had none) |
  * | `maxConnections` | `max_connections` | `50` | per session: pending dials + sockets + listeners, 1-1000000 |
  * | `maxBandwidthMbps` | `max_bandwidth_mbps` | `10` | per session, megabits per second, 0-1000000; `0` or `undefined` = unlimited |
+ * | `maxServerBandwidthMbps` | `max_server_bandwidth_mbps` | `0` | whole server, per direction, Mbps (new); `0`/`undefined` = unlimited |
  * | `connectionTimeoutSecs` | `connection_timeout_secs` | `30` | dial timeout in seconds, 1-86400 |
  *
  * Defaults equal the Rust wasmnet 0.1.3 defaults except the deny list, which is the much longer
@@ -82,6 +83,12 @@ export interface PolicyConfig {
   maxConnections: number;
   /** Per-session cap in megabits per second (TOML `max_bandwidth_mbps`); `undefined` = unlimited. */
   maxBandwidthMbps: number | undefined;
+  /**
+   * Cap on the whole server's traffic per direction, all sessions together, in megabits per second
+   * (TOML `max_server_bandwidth_mbps`; new, wasmnet had only its one server-wide bucket);
+   * `undefined` = unlimited.
+   */
+  maxServerBandwidthMbps: number | undefined;
   /** Dial timeout in seconds (TOML `connection_timeout_secs`). */
   connectionTimeoutSecs: number;
 }
@@ -94,6 +101,7 @@ const TOML_KEYS: Readonly<Record<string, keyof PolicyConfig>> = {
   bind_addrs: "bindAddrs",
   max_connections: "maxConnections",
   max_bandwidth_mbps: "maxBandwidthMbps",
+  max_server_bandwidth_mbps: "maxServerBandwidthMbps",
   connection_timeout_secs: "connectionTimeoutSecs",
 };
 const CONFIG_KEYS: Readonly<Record<keyof PolicyConfig, string>> = {
@@ -103,6 +111,7 @@ const CONFIG_KEYS: Readonly<Record<keyof PolicyConfig, string>> = {
   bindAddrs: "bind_addrs",
   maxConnections: "max_connections",
   maxBandwidthMbps: "max_bandwidth_mbps",
+  maxServerBandwidthMbps: "max_server_bandwidth_mbps",
   connectionTimeoutSecs: "connection_timeout_secs",
 };
 
@@ -113,6 +122,7 @@ const DEFAULT_CONFIG: Readonly<PolicyConfig> = {
   bindAddrs: ["127.0.0.1", "::1"],
   maxConnections: 50,
   maxBandwidthMbps: 10,
+  maxServerBandwidthMbps: undefined,
   connectionTimeoutSecs: 30,
 };
 
@@ -314,6 +324,7 @@ export class Policy {
       bindAddrs: ["0.0.0.0/0", "::/0"],
       maxConnections: 10_000,
       maxBandwidthMbps: undefined,
+      maxServerBandwidthMbps: undefined,
       connectionTimeoutSecs: 30,
     };
     return new Policy(config, compile(config, "<allow-all>"), true);
@@ -419,6 +430,11 @@ export class Policy {
   /** Per-session bandwidth cap in megabits per second; `undefined` = unlimited. */
   get maxBandwidthMbps(): number | undefined {
     return this.config.maxBandwidthMbps;
+  }
+
+  /** Whole-server bandwidth cap per direction in megabits per second; `undefined` = unlimited. */
+  get maxServerBandwidthMbps(): number | undefined {
+    return this.config.maxServerBandwidthMbps;
   }
 
   /**
@@ -971,6 +987,13 @@ function validate(input: Record<string, unknown>, source: string): PolicyConfig 
       ? 0
       : integer(source, "max_bandwidth_mbps", v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
     config.maxBandwidthMbps = n === 0 ? undefined : n;
+  }
+  if (has("maxServerBandwidthMbps")) {
+    const v = input["maxServerBandwidthMbps"];
+    const n = v === undefined
+      ? 0
+      : integer(source, "max_server_bandwidth_mbps", v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
+    config.maxServerBandwidthMbps = n === 0 ? undefined : n;
   }
   if (has("connectionTimeoutSecs")) {
     config.connectionTimeoutSecs = integer(

@@ -23,7 +23,7 @@ const BAD_FILES: ReadonlyArray<readonly [string, string]> = [
   [
     '[network]\ndenny = ["10.0.0.0/8"]',
     'unknown key "network.denny" (expected one of: deny, allow, bind_ports, bind_addrs,' +
-    " max_connections, max_bandwidth_mbps, connection_timeout_secs)",
+    " max_connections, max_bandwidth_mbps, max_server_bandwidth_mbps, connection_timeout_secs)",
   ],
   // wrong types
   ["network = 1", "network = 1 is not valid (expected a [network] table)"],
@@ -199,7 +199,7 @@ Deno.test("fromConfig: unknown keys and wrong runtime types are PolicyErrors", (
       name: "PolicyError",
       message:
         'Cannot load policy "<config>": unknown key "denyList" (expected one of: deny, allow,' +
-        " bindPorts, bindAddrs, maxConnections, maxBandwidthMbps, connectionTimeoutSecs)",
+        " bindPorts, bindAddrs, maxConnections, maxBandwidthMbps, maxServerBandwidthMbps, connectionTimeoutSecs)",
     },
   );
   assert.throws(

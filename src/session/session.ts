@@ -24,7 +24,8 @@ import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
 import { ListenerEntry, LookupEntry } from "./listener.ts";
 import { hostPort, withTimeout } from "./resolve.ts";
-import type { SessionContext, SocketEntry } from "./types.ts";
+import type { SessionBandwidth, SessionContext, SocketEntry } from "./types.ts";
+import { RateLimiter } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
 
 /** The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it. */
@@ -45,6 +46,11 @@ export interface SessionOptions {
   limits?: Partial<SessionLimits>;
   /** Logger (default: the `session` logger). */
   log?: Logger;
+  /**
+   * Bandwidth limiter chains (default: unlimited). The server builds them from
+   * `max_bandwidth_mbps` (per session) and `max_server_bandwidth_mbps` (shared by all sessions).
+   */
+  bandwidth?: SessionBandwidth;
   /** Label for log lines, e.g. the client's address. */
   label?: string;
 }
@@ -113,6 +119,7 @@ export class Session implements AsyncDisposable {
     this.#ctx = {
       limits: this.#limits,
       transport: options.transport,
+      bandwidth: options.bandwidth ?? { up: new RateLimiter([]), down: new RateLimiter([]) },
       log: this.#log,
       emit: (ev) => this.#emit(ev),
       emitData: (id, frame, n) => this.#emitData(id, frame, n),

@@ -248,9 +248,15 @@ export class StreamSocket implements SocketEntry {
         continue;
       }
       try {
+        const { up } = this.#ctx.bandwidth;
+        const piece = up.buckets.length === 0
+          ? chunk.byteLength
+          : Math.min(16 * 1024, up.minBurstBytes);
         let off = 0;
         while (off < chunk.byteLength) {
-          off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
+          const end = Math.min(chunk.byteLength, off + piece);
+          if (up.buckets.length > 0) await up.take(end - off, this.#abort.signal);
+          while (off < end) off += await conn.write(chunk.subarray(off, end));
         }
       } catch (e) {
         if (!this.live) return;
@@ -265,7 +271,11 @@ export class StreamSocket implements SocketEntry {
   }
 
   async #readLoop(conn: StreamConn): Promise<void> {
-    const max = this.#ctx.limits.maxReadBytes;
+    const { down } = this.#ctx.bandwidth;
+    // Limited: read at most one burst (≤ 16 KiB) at a time, so sockets of a session take turns.
+    const max = down.buckets.length === 0
+      ? this.#ctx.limits.maxReadBytes
+      : Math.min(this.#ctx.limits.maxReadBytes, 16 * 1024, down.minBurstBytes);
     let frame = new Uint8Array(HEADER_BYTES + Math.min(FIRST_READ_BYTES, max));
     const signal = this.#abort.signal;
     while (this.#state === "open") {
@@ -283,6 +293,14 @@ export class StreamSocket implements SocketEntry {
       }
       if (this.#state !== "open") return; // closing: data after `close` is dropped
       if (n === null) return this.finish({ ev: "closed", id: this.id });
+      if (down.buckets.length > 0) {
+        try {
+          await down.take(n, signal);
+        } catch {
+          return; // aborted
+        }
+        if (this.#state !== "open") return;
+      }
       this.bytesDown += n;
       this.#ctx.emitData(this.id, frame, n);
       if (n === frame.byteLength - HEADER_BYTES && frame.byteLength - HEADER_BYTES < max) {

@@ -7,6 +7,18 @@ import type { WireEvent } from "../protocol/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Transport } from "../transport/mod.ts";
 import type { SessionLimits } from "./options.ts";
+import type { RateLimiter } from "../limit/mod.ts";
+
+/**
+ * Bandwidth limiter chains of a session: `up` (client → network) and `down` (network → client),
+ * each the session's bucket then the server's. An empty chain (no buckets) never waits.
+ */
+export interface SessionBandwidth {
+  /** Client → network payload. */
+  readonly up: RateLimiter;
+  /** Network → client payload. */
+  readonly down: RateLimiter;
+}
 
 /** An entry of a session's socket table: a socket, a listener or a pending lookup. */
 export interface SocketEntry {
@@ -38,6 +50,8 @@ export interface SessionContext {
   readonly limits: Readonly<SessionLimits>;
   /** Network access. */
   readonly transport: Transport;
+  /** Bandwidth limiter chains (empty chains when unlimited). */
+  readonly bandwidth: SessionBandwidth;
   /** The session's logger. */
   readonly log: Logger;
   /** Sends an event in the session's current framing (dropped once the WebSocket is gone). */

@@ -198,6 +198,8 @@ export class UdpSocket implements SocketEntry {
     this.#pendingBytes += data.byteLength;
     this.#sendChain = this.#sendChain.then(async () => {
       try {
+        const { up } = this.#ctx.bandwidth;
+        if (this.live && up.buckets.length > 0) await up.take(data.byteLength, this.#abort.signal);
         if (this.live) {
           await conn.send(data, { transport: "udp", hostname: ip, port });
           this.bytesUp += data.byteLength;
@@ -237,6 +239,14 @@ export class UdpSocket implements SocketEntry {
         continue;
       }
       if (!this.live) return;
+      const { down } = this.#ctx.bandwidth;
+      if (down.buckets.length > 0) {
+        try {
+          await down.take(data.byteLength, signal);
+        } catch {
+          return; // aborted
+        }
+      }
       const ip = canonicalIp(from.hostname) ?? from.hostname;
       if (!this.#peers.has(peerKey(ip, from.port))) {
         this.#ctx.log.debug("udp datagram from an unknown peer dropped", {

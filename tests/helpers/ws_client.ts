@@ -20,7 +20,7 @@ export class TestClient implements AsyncDisposable {
   readonly ws: WebSocket;
   framing: Framing;
   readonly #events: WireEvent[] = [];
-  #waiter: (() => void) | undefined;
+  readonly #waiters = new Set<() => void>();
   #closed: Promise<void>;
   #isClosed = false;
   /** Raw messages received, in order (string for text, Uint8Array for binary). */
@@ -60,9 +60,9 @@ export class TestClient implements AsyncDisposable {
   }
 
   #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.();
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
   }
 
   /** True once the server closed the WebSocket. */
@@ -104,7 +104,7 @@ export class TestClient implements AsyncDisposable {
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
-        this.#waiter = resolve;
+        this.#waiters.add(resolve);
         timer = setTimeout(resolve, left);
       });
       clearTimeout(timer);
