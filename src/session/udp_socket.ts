@@ -44,6 +44,9 @@ export class UdpSocket implements SocketEntry {
   /** Bytes handed to the kernel and not yet sent. */
   #pendingBytes = 0;
   #sendChain: Promise<void> = Promise.resolve();
+  /** `send`/`send_to` that arrived before `udp_bound`, replayed in order once open. */
+  #early: (() => void)[] = [];
+  #earlyBytes = 0;
 
   /**
    * @param id client id of the socket.
@@ -105,14 +108,27 @@ export class UdpSocket implements SocketEntry {
     const local = this.#conn.addr as Deno.NetAddr;
     this.#ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
     this.#ctx.track(this.#receiveLoop(this.#conn));
+    const early = this.#early;
+    this.#early = [];
+    this.#earlyBytes = 0;
+    for (const op of early) op();
   }
 
-  /** `send`: one datagram to the default peer. */
-  send(data: Uint8Array): void {
-    if (this.#state === "opening") {
+  /** Queues `op` until the socket is open; false (after answering `error`) when over the bound. */
+  #deferred(bytes: number, op: () => void): boolean {
+    if (this.#state !== "opening") return false;
+    if (this.#earlyBytes + bytes > this.#ctx.limits.maxSocketQueueBytes) {
       this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpNotBound(this.id) });
-      return;
+    } else {
+      this.#earlyBytes += bytes;
+      this.#early.push(op);
     }
+    return true;
+  }
+
+  /** `send`: one datagram to the default peer (queued, bounded, until `udp_bound`). */
+  send(data: Uint8Array): void {
+    if (this.#deferred(data.byteLength, () => this.send(data))) return;
     const peer = this.#defaultPeer;
     if (!this.live || peer === undefined) return;
     this.#sendDatagram(data, peer.ip, peer.port);
@@ -120,10 +136,7 @@ export class UdpSocket implements SocketEntry {
 
   /** `send_to`: one datagram to `addr:port`, checked against the policy first. */
   sendTo(addr: string, port: number, data: Uint8Array): void {
-    if (this.#state === "opening") {
-      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpNotBound(this.id) });
-      return;
-    }
+    if (this.#deferred(data.byteLength, () => this.sendTo(addr, port, data))) return;
     if (!this.live) return;
     if (!this.#checkSize(data)) return;
     const target = parseTarget(addr);

@@ -39,13 +39,13 @@ export const WireError = {
   ioFailed: (detail: string): string => `connection error: ${detail}`,
   /** The UDP socket could not be opened or failed. */
   udpFailed: (detail: string): string => `udp socket failed: ${detail}`,
-  /** `send`/`send_to` before `udp_bound`. */
-  udpNotBound: (id: number): string => `udp socket ${id} is not bound yet`,
+  /** Too many bytes sent before `udp_bound`; the datagram is dropped. */
+  udpNotBound: (id: number): string =>
+    `datagram dropped: udp socket ${id} is not bound yet and its early-send queue is full`,
   /** A destination of the other address family than the socket's. */
   udpFamily: (addr: string, family: 4 | 6): string =>
-    `datagram dropped: ${
-      JSON.stringify(addr)
-    } has no IPv${family} address (the socket is IPv${family})`,
+    `datagram dropped: ${JSON.stringify(addr)} is not an IPv${family} destination ` +
+    `(the socket is IPv${family}, chosen by its connect_udp address)`,
   /** A datagram above the size limit; dropped. */
   datagramTooLarge: (bytes: number, limit: number): string =>
     `datagram dropped: ${bytes} bytes exceeds the limit of ${limit} bytes`,
