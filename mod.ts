@@ -43,6 +43,13 @@ export {
   type Transport,
 } from "./src/transport/mod.ts";
 export { getLogger, type Logger, type LogLevel, setLogLevel } from "./src/log/mod.ts";
+export {
+  ConnectionPool,
+  type ConnectionPoolOptions,
+  pooledTransport,
+  type PoolStats,
+} from "./src/pool/mod.ts";
+export { RateLimiter, TokenBucket } from "./src/limit/mod.ts";
 export * as protocol from "./src/protocol/mod.ts";
 export { PROTOCOL_VERSION, VERSION } from "./src/version.ts";
 

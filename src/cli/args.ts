@@ -29,9 +29,11 @@ export interface ServeFlags {
   noPolicy: boolean;
   /** `--max-bandwidth-mbps N`: per-session bandwidth cap in Mbps (10^6 bit/s); wins over the policy. */
   maxBandwidthMbps: number | undefined;
-  /** `--pool-idle-secs N`: how long pre-dialled pooled connections are kept. */
+  /** `--max-server-bandwidth-mbps N`: whole-server cap per direction in Mbps; wins over the policy. */
+  maxServerBandwidthMbps: number | undefined;
+  /** `--pool-idle-secs N`: seconds pre-dialled pooled connections are kept (either pool flag enables the pool). */
   poolIdleSecs: number | undefined;
-  /** `--pool-per-key N`: pooled connections kept per target. */
+  /** `--pool-per-key N`: pre-dialled connections kept per target `ip:port`. */
   poolPerKey: number | undefined;
   /** `--max-message-bytes N`: largest WebSocket message a session decodes (default 4194304). */
   maxMessageBytes: number | undefined;
@@ -65,8 +67,12 @@ Flags:
       --policy FILE            TOML policy file (default: built-in policy, private ranges denied)
       --no-policy              disable every policy check (allow everything)
       --max-bandwidth-mbps N   bandwidth cap per session and direction, in Mbps (wins over policy)
-      --pool-idle-secs N       keep pre-dialled pooled connections N seconds
-      --pool-per-key N         pooled connections kept per target
+      --max-server-bandwidth-mbps N
+                               cap on the whole server per direction, in Mbps (wins over policy)
+      --pool-idle-secs N       keep pre-dialled, never-used connections N seconds (enables the
+                               pool; default 30 when only --pool-per-key is given)
+      --pool-per-key N         pre-dialled connections kept per target ip:port (enables the pool;
+                               default 2 when only --pool-idle-secs is given)
       --max-message-bytes N    largest WebSocket message accepted (default 4194304)
       --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
       --ca-cert FILE           also trust this CA certificate (PEM) for connect_tls; repeatable
@@ -133,6 +139,7 @@ export function parseCommand(args: string[]): Command {
         policy: { type: "string" },
         "no-policy": { type: "boolean" },
         "max-bandwidth-mbps": { type: "string" },
+        "max-server-bandwidth-mbps": { type: "string" },
         "pool-idle-secs": { type: "string" },
         "pool-per-key": { type: "string" },
         "max-message-bytes": { type: "string" },
@@ -173,6 +180,15 @@ export function parseCommand(args: string[]): Command {
         max: 1e6,
         integer: false,
       }),
+      maxServerBandwidthMbps: number(
+        "--max-server-bandwidth-mbps",
+        v["max-server-bandwidth-mbps"],
+        {
+          min: 0,
+          max: 1e6,
+          integer: false,
+        },
+      ),
       poolIdleSecs: number("--pool-idle-secs", v["pool-idle-secs"], {
         min: 0,
         max: 86400,

@@ -8,6 +8,7 @@ import { getLogger, parseLogLevel, setLogLevel } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { startServer } from "../server/mod.ts";
 import { denoTransport } from "../transport/mod.ts";
+import { DEFAULT_POOL_IDLE_SECS, DEFAULT_POOL_PER_KEY } from "../pool/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
 
 const log = getLogger("cli");
@@ -53,19 +54,19 @@ function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
   return Policy.defaults();
 }
 
-function announceUnbuilt(flags: ServeFlags): void {
-  const unbuilt: [string, unknown][] = [
-    ["--max-bandwidth-mbps", flags.maxBandwidthMbps],
-    ["--pool-idle-secs", flags.poolIdleSecs],
-    ["--pool-per-key", flags.poolPerKey],
-  ];
-  for (const [flag, value] of unbuilt) {
-    if (value !== undefined) {
-      log.warn(`${flag} is accepted but its feature is not built yet; it has no effect`, {
-        value: String(value),
-      });
-    }
+/** `pool` settings from `--pool-per-key` / `--pool-idle-secs` (either enables; defaults 2 and 30). */
+function poolFor(flags: ServeFlags): { pool: { perKey: number; idleSecs: number } } | undefined {
+  if (flags.poolPerKey === undefined && flags.poolIdleSecs === undefined) return undefined;
+  const pool = {
+    perKey: flags.poolPerKey ?? DEFAULT_POOL_PER_KEY,
+    idleSecs: flags.poolIdleSecs ?? DEFAULT_POOL_IDLE_SECS,
+  };
+  if (pool.perKey === 0 || pool.idleSecs === 0) {
+    log.info("connection pool disabled (0 given)", pool);
+    return undefined;
   }
+  log.info("connection pool", pool);
+  return { pool };
 }
 
 async function serve(flags: ServeFlags): Promise<number> {
@@ -73,7 +74,6 @@ async function serve(flags: ServeFlags): Promise<number> {
   if (flags.noPolicy) {
     log.warn("policy checks disabled (--no-policy): clients may reach any address");
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
-  announceUnbuilt(flags);
   const controller = new AbortController();
   const server = await startServer({
     hostname: flags.host,
@@ -81,9 +81,14 @@ async function serve(flags: ServeFlags): Promise<number> {
     policy,
     transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
     signal: controller.signal,
+    ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
+    ...(flags.maxServerBandwidthMbps !== undefined
+      ? { maxServerBandwidthMbps: flags.maxServerBandwidthMbps }
+      : {}),
     ...(flags.maxMessageBytes !== undefined
       ? { limits: { maxMessageBytes: flags.maxMessageBytes } }
       : {}),
+    ...poolFor(flags),
   });
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
   const stop = (): void => controller.abort();

@@ -6,8 +6,10 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { Policy } from "../policy/mod.ts";
-import { Session, type SessionLimits } from "../session/mod.ts";
+import { Session, type SessionBandwidth, type SessionLimits } from "../session/mod.ts";
+import { RateLimiter, TokenBucket } from "../limit/mod.ts";
 import { denoTransport, type Transport } from "../transport/mod.ts";
+import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 
@@ -22,16 +24,35 @@ export interface WasmnetOptions {
   /** Per-session limits (defaults: `DEFAULT_SESSION_LIMITS`). */
   limits?: Partial<SessionLimits>;
   /**
+   * Bandwidth cap of each session per direction, Mbps (10^6 bit/s of payload); wins over the
+   * policy's `max_bandwidth_mbps`. 0 = unlimited.
+   */
+  maxBandwidthMbps?: number;
+  /**
+   * Cap on the whole server per direction, all sessions together, Mbps; wins over the policy's
+   * `max_server_bandwidth_mbps`. 0 = unlimited.
+   */
+  maxServerBandwidthMbps?: number;
+  /**
    * Seconds between WebSocket pings; a client that does not answer is disconnected
    * (Deno's `idleTimeout`, default 120; 0 disables).
    */
   idleTimeoutSecs?: number;
+  /**
+   * Pre-dialled connection pool (default: none). After a session's TCP dial to a checked
+   * `ip:port`, up to `perKey` spare, never-used connections to it are kept for `idleSecs`
+   * seconds for the next dial (any session); at most `maxTotal` (default 256) over all targets.
+   * One pool per {@linkcode SessionRegistry}; {@linkcode SessionRegistry.closeAll} closes it.
+   * Disabled when `perKey` or `idleSecs` is 0.
+   */
+  pool?: { perKey: number; idleSecs: number; maxTotal?: number };
 }
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
 export class SessionRegistry {
   readonly #sessions = new Map<Session, WebSocket>();
   #accepting = true;
+  #pool: ConnectionPool | undefined;
 
   /** Number of live sessions. */
   get size(): number {
@@ -41,6 +62,27 @@ export class SessionRegistry {
   /** False once {@linkcode SessionRegistry.closeAll} has started. */
   get accepting(): boolean {
     return this.#accepting;
+  }
+
+  /** The connection pool of this registry's sessions, if `WasmnetOptions.pool` enabled one. */
+  get pool(): ConnectionPool | undefined {
+    return this.#pool;
+  }
+
+  /**
+   * Wraps `base` with this registry's connection pool, building the pool on first use (one
+   * per registry, dialling with the first `base`); returns `base` when `settings` is undefined
+   * or disables pooling.
+   */
+  pooled(base: Transport, settings: WasmnetOptions["pool"]): Transport {
+    if (!settings || settings.perKey <= 0 || settings.idleSecs <= 0) return base;
+    this.#pool ??= new ConnectionPool({
+      perKey: settings.perKey,
+      idleMs: settings.idleSecs * 1000,
+      ...(settings.maxTotal !== undefined ? { maxTotal: settings.maxTotal } : {}),
+      dial: (ip, port, signal) => base.connectTcp(ip, port, signal),
+    });
+    return pooledTransport(base, this.#pool);
   }
 
   /** Adds a session and its WebSocket. */
@@ -55,7 +97,8 @@ export class SessionRegistry {
 
   /**
    * Stops accepting new sessions, ends every session (closing its sockets) and closes every
-   * WebSocket with status 1001 (going away). Resolves when every session has finished.
+   * WebSocket with status 1001 (going away), then closes the connection pool. Resolves when
+   * every session and the pool have finished.
    */
   async closeAll(): Promise<void> {
     this.#accepting = false;
@@ -68,7 +111,25 @@ export class SessionRegistry {
         // already closed
       }
     }));
+    await this.#pool?.close();
   }
+}
+
+/**
+ * Builds the server's shared buckets (one per direction) once and returns a factory of each new
+ * session's limiter chains: the session's own bucket, then the server's.
+ */
+function bandwidthFor(options: WasmnetOptions, policy: Policy): () => SessionBandwidth {
+  const bucket = (mbps: number | undefined): TokenBucket[] =>
+    mbps !== undefined && mbps > 0 ? [TokenBucket.fromMbps(mbps)] : [];
+  const perSession = options.maxBandwidthMbps ?? policy.maxBandwidthMbps;
+  const server = options.maxServerBandwidthMbps ?? policy.maxServerBandwidthMbps;
+  const serverUp = bucket(server);
+  const serverDown = bucket(server);
+  return () => ({
+    up: new RateLimiter([...bucket(perSession), ...serverUp]),
+    down: new RateLimiter([...bucket(perSession), ...serverDown]),
+  });
 }
 
 function clientLabel(c: Context): string {
@@ -103,7 +164,8 @@ export function wasmnet(
   registry: SessionRegistry = new SessionRegistry(),
 ): MiddlewareHandler {
   const policy = options.policy ?? Policy.defaults();
-  const transport = options.transport ?? denoTransport();
+  const transport = registry.pooled(options.transport ?? denoTransport(), options.pool);
+  const bandwidth = bandwidthFor(options, policy);
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
     if (!registry.accepting) return c.text("wasmnet: server shutting down\n", 503);
@@ -123,6 +185,7 @@ export function wasmnet(
       policy,
       transport,
       label,
+      bandwidth: bandwidth(),
       ...(options.limits ? { limits: options.limits } : {}),
     });
     registry.add(session, socket);

@@ -5,6 +5,7 @@
  */
 import { createApp, SessionRegistry, type WasmnetOptions } from "./app.ts";
 import { getLogger } from "../log/mod.ts";
+import type { ConnectionPool } from "../pool/mod.ts";
 
 const log = getLogger("server");
 
@@ -26,6 +27,8 @@ export interface WasmnetServer extends AsyncDisposable {
   readonly url: string;
   /** Number of live sessions. */
   readonly sessions: number;
+  /** The connection pool when `pool` was set (for its `stats`); closed by shutdown. */
+  readonly pool: ConnectionPool | undefined;
   /**
    * Stops accepting, closes every session, socket and WebSocket, and resolves when the HTTP
    * server has finished. Idempotent.
@@ -85,6 +88,9 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
     url: `ws://${host}:${addr.port}/`,
     get sessions() {
       return registry.size;
+    },
+    get pool() {
+      return registry.pool;
     },
     shutdown,
     finished: http.finished,
