@@ -13,30 +13,9 @@ import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
 import { denoTransport } from "../src/transport/mod.ts";
 import type { Policy } from "../src/policy/mod.ts";
 import type { WasmnetServer } from "../src/server/mod.ts";
-import type { Framing, WireEvent } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
-/** An id no test opens: `close` on it is a cheap round trip. */
-const PROBE = 4_000_000_000;
-
-/**
- * Makes a round trip (`close` on an unknown id), so every event the server emitted before
- * answering it is in the client's queue.
- */
-async function settle(client: TestClient): Promise<void> {
-  client.send({ op: "close", id: PROBE });
-  assert.deepEqual(await client.nextFor(PROBE), {
-    ev: "error",
-    id: PROBE,
-    msg: `unknown id ${PROBE}`,
-  });
-}
-
-/** Events for `id` still queued (not taken by `next`). */
-function queuedFor(client: TestClient, id: number): WireEvent[] {
-  return client.queued.filter((e) => e.id === id);
-}
-
 /** The test zone: dual-stack, IPv6-only, a duplicated record, and a name never answered. */
 function startZone(): Promise<DnsServer> {
   return startDnsServer({
@@ -90,7 +69,7 @@ for (const framing of FRAMINGS) {
     assert.deepEqual(new Set(await resolve(client, 4, "A.TEST.")), new Set(["127.0.0.1", "::1"]));
     // Each answered lookup frees its id: the same id resolves again.
     assert.deepEqual(await resolve(client, 3, "dup.test"), ["127.0.0.1"]);
-    await settle(client);
+    await client.settle();
     assert.deepEqual(client.queued, []);
   });
 
@@ -105,9 +84,9 @@ for (const framing of FRAMINGS) {
       /^DNS lookup failed for "empty\.test"/,
     );
     // Exactly one event per lookup, and the ids are free again.
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 5), []);
-    assert.deepEqual(queuedFor(client, 6), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(5), []);
+    assert.deepEqual(client.queuedFor(6), []);
     assert.deepEqual(new Set(await resolve(client, 5, "a.test")), new Set(["127.0.0.1", "::1"]));
   });
 
@@ -124,8 +103,8 @@ for (const framing of FRAMINGS) {
       ev.ev === "error" ? ev.msg : "",
       /^DNS lookup failed for "silent\.test": timed out$/,
     );
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 7), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(7), []);
     assert.deepEqual(await resolve(client, 7, "dup.test"), ["127.0.0.1"]);
   });
 
@@ -135,8 +114,8 @@ for (const framing of FRAMINGS) {
     await using client = await TestClient.open(server.url, framing);
     client.send({ op: "connect", id: 9, addr: "silent.test", port: 80 });
     assert.deepEqual(await client.nextFor(9), { ev: "error", id: 9, msg: "connection timed out" });
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 9), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(9), []);
   });
 
   Deno.test(`dns: resolve of an IP literal returns it without a query (${framing})`, async () => {
@@ -183,12 +162,12 @@ for (const framing of FRAMINGS) {
     client.send({ op: "resolve", id: 13, name: "silent.test" });
     // Wait until the name server has seen the question, so the lookup is really pending.
     while (!dns.questions.some((q) => q.name === "silent.test")) {
-      await settle(client);
+      await client.settle();
     }
     client.send({ op: "close", id: 13 });
     assert.deepEqual(await client.nextFor(13), { ev: "closed", id: 13 });
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 13), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(13), []);
     // The id is free again.
     assert.deepEqual(await resolve(client, 13, "v6.test"), ["::1"]);
   });

@@ -9,34 +9,14 @@ import assert from "node:assert/strict";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
-import type { Framing, WireEvent } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
 const enc = new TextEncoder();
 /** First server-assigned connection id (2^52). */
 const SERVER_ID_BASE = 2 ** 52;
-/** An id no test opens: `close` on it is a cheap round trip. */
-const PROBE = 4_000_000_000;
 /** A policy that lets `bind` use any port on loopback. */
 const BIND_ANY = { bindPorts: "0-65535" };
-
-/**
- * Makes a round trip (`close` on an unknown id), so every event the server emitted before
- * answering it is in the client's queue.
- */
-async function settle(client: TestClient): Promise<void> {
-  client.send({ op: "close", id: PROBE });
-  assert.deepEqual(await client.nextFor(PROBE), {
-    ev: "error",
-    id: PROBE,
-    msg: `unknown id ${PROBE}`,
-  });
-}
-
-/** Events for `id` still queued (not taken by `next`). */
-function queuedFor(client: TestClient, id: number): WireEvent[] {
-  return client.queued.filter((e) => e.id === id);
-}
 
 /** Sends `bind` and returns the port of `listening`. */
 async function bind(client: TestClient, id: number, addr = "127.0.0.1", port = 0): Promise<number> {
@@ -152,8 +132,8 @@ for (const framing of FRAMINGS) {
       msg: `unknown id ${connId}`,
     });
     // The listener is untouched by its connection's end.
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 1), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(1), []);
     client.send({ op: "close", id: 1 });
     assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
   });
@@ -170,8 +150,8 @@ for (const framing of FRAMINGS) {
     assert.deepEqual(await client.nextFor(connId), { ev: "closed", id: connId });
     assert.deepEqual(await readExactly(peer.conn, last.byteLength), last);
     assert.equal(await readEnd(peer.conn), "eof");
-    await settle(client);
-    assert.deepEqual(queuedFor(client, connId), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(connId), []);
   });
 
   Deno.test(`inbound: IPv6 listener on ::1 reports [::1]:port (${framing})`, async () => {
@@ -208,9 +188,9 @@ for (const framing of FRAMINGS) {
       client.send({ op: "send", id, data: reply });
       assert.deepEqual(await readExactly(peer.conn, reply.byteLength), reply);
     }
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 10), []);
-    assert.deepEqual(queuedFor(client, 20), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(10), []);
+    assert.deepEqual(client.queuedFor(20), []);
   });
 
   Deno.test(`inbound: a closed listener refuses new connects, accepted ones live on (${framing})`, async () => {
@@ -253,8 +233,8 @@ for (const framing of FRAMINGS) {
     client.send({ op: "bind", id: 8, addr: "127.0.0.1", port: 0 });
     assert.equal((await client.nextFor(8)).ev, "denied");
     // Denied binds hold no id: the ids are unknown now.
-    await settle(client);
-    for (const id of [5, 6, 7, 8]) assert.deepEqual(queuedFor(client, id), []);
+    await client.settle();
+    for (const id of [5, 6, 7, 8]) assert.deepEqual(client.queuedFor(id), []);
     client.send({ op: "close", id: 5 });
     assert.deepEqual(await client.nextFor(5), { ev: "error", id: 5, msg: "unknown id 5" });
   });
@@ -294,8 +274,8 @@ for (const framing of FRAMINGS) {
     using second = await dial(port);
     // The server drops it instead of accepting it.
     assert.match(await readEnd(second.conn), /^(eof|reset)$/);
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 1), [], "an inbound connection over the limit was accepted");
+    await client.settle();
+    assert.deepEqual(client.queuedFor(1), [], "an inbound connection over the limit was accepted");
     // Ending the first accepted connection frees its slot.
     client.send({ op: "close", id: firstId });
     assert.deepEqual(await client.nextFor(firstId), { ev: "closed", id: firstId });

@@ -12,30 +12,9 @@ import { startTcpEcho, startTcpSink, startTlsEcho } from "./helpers/echo_servers
 import { startDnsServer } from "./helpers/dns_server.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { denoTransport } from "../src/transport/mod.ts";
-import type { Framing, WireEvent } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
-/** An id no test opens: `close` on it is a cheap round trip. */
-const PROBE = 4_000_000_000;
-
-/**
- * Makes a round trip (`close` on an unknown id), so every event the server emitted before
- * answering it is in the client's queue.
- */
-async function settle(client: TestClient): Promise<void> {
-  client.send({ op: "close", id: PROBE });
-  assert.deepEqual(await client.nextFor(PROBE), {
-    ev: "error",
-    id: PROBE,
-    msg: `unknown id ${PROBE}`,
-  });
-}
-
-/** Events for `id` still queued (not taken by `next`). */
-function queuedFor(client: TestClient, id: number): WireEvent[] {
-  return client.queued.filter((e) => e.id === id);
-}
-
 /**
  * Sends `connect_tls` and asserts that the socket ends with exactly one `error` whose message
  * starts `TLS handshake with` (or matches `expected`), and that its id is free afterwards.
@@ -55,8 +34,8 @@ async function expectOneError(
   // Exactly one terminal event, and the id is released: `close` on it is now unknown.
   client.send({ op: "close", id });
   assert.deepEqual(await client.nextFor(id), { ev: "error", id, msg: `unknown id ${id}` });
-  await settle(client);
-  assert.deepEqual(queuedFor(client, id), []);
+  await client.settle();
+  assert.deepEqual(client.queuedFor(id), []);
   return msg;
 }
 
@@ -150,8 +129,8 @@ for (const framing of FRAMINGS) {
     // The TLS server saw close_notify (a clean EOF), not a truncated stream.
     await tlsEcho.ended(1);
     assert.deepEqual(tlsEcho.ends, ["eof"]);
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 1), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(1), []);
   });
 
   Deno.test(`tls: connect_tls to IPv4 and IPv6 literals in the certificate's SANs (${framing})`, async () => {
@@ -303,8 +282,8 @@ for (const framing of FRAMINGS) {
     await sink.waitForBytes(1);
     client.send({ op: "close", id: 12 });
     assert.deepEqual(await client.nextFor(12), { ev: "closed", id: 12 });
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 12), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(12), []);
   });
 
   Deno.test(`tls: a TLS server that closes first gives data, then closed (${framing})`, async () => {
@@ -335,8 +314,8 @@ for (const framing of FRAMINGS) {
     assert.deepEqual(await client.collect(13, greeting.byteLength), greeting);
     assert.deepEqual(await client.nextFor(13), { ev: "closed", id: 13 });
     await served;
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 13), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(13), []);
   });
 
   Deno.test(`tls: a name with a dead first address falls back and still verifies (${framing})`, async () => {

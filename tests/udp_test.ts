@@ -10,31 +10,10 @@ import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startUdpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import { denoTransport } from "../src/transport/mod.ts";
-import type { Framing, WireEvent } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
 const enc = new TextEncoder();
-/** An id no test opens: `close` on it is a cheap round trip. */
-const PROBE = 4_000_000_000;
-
-/**
- * Makes a round trip (`close` on an unknown id), so every event the server emitted before
- * answering it is in the client's queue.
- */
-async function settle(client: TestClient): Promise<void> {
-  client.send({ op: "close", id: PROBE });
-  assert.deepEqual(await client.nextFor(PROBE), {
-    ev: "error",
-    id: PROBE,
-    msg: `unknown id ${PROBE}`,
-  });
-}
-
-/** Events for `id` still queued (not taken by `next`). */
-function queuedFor(client: TestClient, id: number): WireEvent[] {
-  return client.queued.filter((e) => e.id === id);
-}
-
 /** Sends `connect_udp` and returns the port of `udp_bound`. */
 async function openUdp(
   client: TestClient,
@@ -151,8 +130,8 @@ for (const framing of FRAMINGS) {
       addr: "127.0.0.1",
       port: echo.port,
     });
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 4), [], "a datagram from an unknown peer was delivered");
+    await client.settle();
+    assert.deepEqual(client.queuedFor(4), [], "a datagram from an unknown peer was delivered");
     // Control: once the client sent to the stranger, its replies are delivered.
     const hello = enc.encode("hello stranger");
     client.send({ op: "send_to", id: 4, addr: "127.0.0.1", port: strangerPort, data: hello });
@@ -272,8 +251,8 @@ for (const framing of FRAMINGS) {
       addr: "127.0.0.1",
       port: echo.port,
     });
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 8), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(8), []);
     client.send({ op: "close", id: 8 });
     assert.deepEqual(await client.nextFor(8), { ev: "closed", id: 8 });
   });
@@ -392,7 +371,7 @@ for (const framing of FRAMINGS) {
     client.send({ op: "connect_udp", id: 22, addr: "nope.test", port: 53 });
     const bad = await client.nextFor(22);
     assert.equal(bad.ev, "error", JSON.stringify(bad));
-    await settle(client);
-    assert.deepEqual(queuedFor(client, 22), []);
+    await client.settle();
+    assert.deepEqual(client.queuedFor(22), []);
   });
 }

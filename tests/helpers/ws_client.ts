@@ -12,6 +12,9 @@ import {
   type WireEvent,
 } from "../../src/protocol/mod.ts";
 
+/** An id no test opens: `close` on it is a cheap round trip (see {@linkcode TestClient.settle}). */
+export const PROBE_ID = 4_000_000_000;
+
 /** Default time a test waits for an event, in ms. */
 export const EVENT_TIMEOUT_MS = 10_000;
 
@@ -114,6 +117,23 @@ export class TestClient implements AsyncDisposable {
   /** Next event for socket `id`. */
   nextFor(id: number, timeoutMs?: number): Promise<WireEvent> {
     return this.next((ev) => ev.id === id, timeoutMs);
+  }
+
+  /**
+   * Makes a round trip (`close` on an id no test opens, answered `unknown id`), so every event the
+   * server emitted before answering it is in this client's queue.
+   */
+  async settle(): Promise<void> {
+    this.send({ op: "close", id: PROBE_ID });
+    const ev = await this.nextFor(PROBE_ID);
+    if (ev.ev !== "error" || ev.msg !== `unknown id ${PROBE_ID}`) {
+      throw new Error(`settle: unexpected ${JSON.stringify(ev)}`);
+    }
+  }
+
+  /** Events for `id` still queued (not taken by `next`). */
+  queuedFor(id: number): WireEvent[] {
+    return this.#events.filter((e) => e.id === id);
   }
 
   /** Events queued and not yet taken. */
