@@ -1,6 +1,5 @@
-// Client library against the real wasmnet server: real WebSocket, real loopback TCP/UDP peers,
-// port 0 everywhere. Tests of ops the server does not implement yet are registered but ignored;
-// they enable themselves once the server stops answering `op "x" is not supported`.
+// Client library against the real wasmnet server: real WebSocket, real loopback TCP/TLS/UDP/DNS
+// peers, port 0 everywhere, both framings.
 import assert from "node:assert/strict";
 import { Policy, setLogLevel, startServer, type WasmnetServer } from "../mod.ts";
 import { WasmnetClient, type WasmnetClientOptions, WasmnetError } from "../src/client/mod.ts";
@@ -11,6 +10,8 @@ import {
   startUdpEcho,
 } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
+import { startDnsServer } from "./helpers/dns_server.ts";
+import { denoTransport } from "../src/transport/mod.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -46,29 +47,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   }
   return out;
 }
-
-/** Ops the server answers with `op "..." is not supported` (probed once, before the tests). */
-async function probeUnsupported(): Promise<Set<string>> {
-  const unsupported = new Set<string>();
-  await using server = await serve();
-  await using client = await open(server.url);
-  const probes: Array<[string, Promise<unknown>]> = [
-    ["resolve", client.resolve("localhost")],
-    ["bind", client.bind("127.0.0.1", 0)],
-    ["connect_udp", client.connectUdp("127.0.0.1", 9)],
-    ["connect_tls", client.connectTls("127.0.0.1", 9)],
-  ];
-  for (const [op, p] of probes) {
-    try {
-      await p;
-    } catch (e) {
-      if (e instanceof WasmnetError && /is not supported/.test(e.message)) unsupported.add(op);
-    }
-  }
-  return unsupported;
-}
-
-const UNSUPPORTED = await probeUnsupported();
 
 for (const binary of [false, true]) {
   const framing = binary ? "binary" : "json";
@@ -206,14 +184,14 @@ Deno.test("client e2e: server shutdown rejects pending work and fails open socke
   await assert.rejects(client.connect("127.0.0.1", echo.port), isCode("EWEBSOCKET"));
 });
 
-// ── ops the server implements later: enabled automatically once supported ───────────────────
+// ── TLS, UDP, resolve, bind/accept, timeouts: both framings ──────────────────────────────────
 
-Deno.test({
-  name: "client e2e: listener accepts a real TCP connection (stream API)",
-  ignore: UNSUPPORTED.has("bind"),
-  fn: async () => {
+for (const binary of [false, true]) {
+  const framing = binary ? "binary" : "json";
+
+  Deno.test(`client e2e: listener accepts a real TCP connection (stream API, ${framing})`, async () => {
     await using server = await serve();
-    await using client = await open(server.url, { binary: true });
+    await using client = await open(server.url, { binary });
     await using listener = client.openListener("127.0.0.1", 0);
     const { port } = await listener.opened;
     assert.ok(port > 0);
@@ -223,7 +201,7 @@ Deno.test({
       assert.ok(accepted);
       assert.ok(accepted.id >= 2 ** 52, `conn_id ${accepted.id} below 2^52`);
       const info = await accepted.opened;
-      assert.match(info.remoteAddress ?? "", /^127\.0\.0\.1:\d+$/);
+      assert.equal(info.remoteAddress, `127.0.0.1:${(conn.localAddr as Deno.NetAddr).port}`);
       await conn.write(new TextEncoder().encode("ping"));
       const { value } = await accepted.readable.getReader().read();
       assert.equal(new TextDecoder().decode(value), "ping");
@@ -236,56 +214,115 @@ Deno.test({
     } finally {
       conn.close();
     }
-  },
-});
+  });
 
-Deno.test({
-  name: "client e2e: UDP datagrams round-trip through a real UDP echo",
-  ignore: UNSUPPORTED.has("connect_udp"),
-  fn: async () => {
+  Deno.test(`client e2e: wasmnet-style bind/listen/onAccept (${framing})`, async () => {
+    await using server = await serve();
+    await using client = await open(server.url, { binary });
+    const { id, port } = await client.bind("127.0.0.1", 0);
+    const accepted = new Promise<[number, string]>((resolve) =>
+      client.onAccept(id, (connId, remote) => resolve([connId, remote]))
+    );
+    client.listen(id);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const [connId, remote] = await accepted;
+      assert.equal(remote, `127.0.0.1:${(conn.localAddr as Deno.NetAddr).port}`);
+      const got = new Promise<Uint8Array>((resolve) => client.onData(connId, resolve));
+      await conn.write(new TextEncoder().encode("hi"));
+      assert.equal(new TextDecoder().decode(await got), "hi");
+      client.close(connId);
+      assert.equal(await conn.read(new Uint8Array(8)), null);
+    } finally {
+      conn.close();
+      client.close(id);
+    }
+  });
+
+  Deno.test(`client e2e: UDP datagrams round-trip through a real UDP echo (${framing})`, async () => {
     await using echo = await startUdpEcho();
     await using server = await serve();
-    await using client = await open(server.url, { binary: true });
+    await using client = await open(server.url, { binary });
     await using udp = client.openUdp("127.0.0.1", echo.port);
     const { localPort } = await udp.opened;
     assert.ok(localPort > 0);
-    await udp.send("one");
+    await udp.send("one ✓");
     const it = udp[Symbol.asyncIterator]();
     const first = (await it.next()).value;
     assert.ok(first);
     assert.deepEqual([new TextDecoder().decode(first.data), first.addr, first.port], [
-      "one",
+      "one ✓",
       "127.0.0.1",
       echo.port,
     ]);
     await udp.sendTo("127.0.0.1", echo.port, "two");
     const second = (await it.next()).value;
     assert.equal(new TextDecoder().decode(second?.data), "two");
-  },
-});
+  });
 
-Deno.test({
-  name: "client e2e: resolve returns addresses and rejects on failure",
-  ignore: UNSUPPORTED.has("resolve"),
-  fn: async () => {
-    await using server = await serve();
-    await using client = await open(server.url);
-    const addrs = await client.resolve("localhost");
-    assert.ok(addrs.some((a) => a === "127.0.0.1" || a === "::1"), `got ${addrs}`);
-    await assert.rejects(client.resolve("no-such-host.invalid"), isCode("ESERVER"));
-  },
-});
+  Deno.test(`client e2e: resolve returns addresses, rejects on NXDOMAIN and denial (${framing})`, async () => {
+    await using dns = await startDnsServer({
+      records: { "a.test": { A: ["127.0.0.1"], AAAA: ["::1"] } },
+    });
+    await using server = await startServer({
+      hostname: "127.0.0.1",
+      port: 0,
+      policy: Policy.fromConfig({ deny: ["blocked.test"], allow: ["*"] }),
+      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+    });
+    await using client = await open(server.url, { binary });
+    assert.deepEqual((await client.resolve("a.test")).sort(), ["127.0.0.1", "::1"]);
+    await assert.rejects(client.resolve("missing.test"), isCode("ESERVER", /^DNS lookup failed/));
+    await assert.rejects(client.resolve("blocked.test"), isCode("EDENIED"));
+  });
 
-Deno.test({
-  name: "client e2e: TLS to an untrusted certificate rejects with ESERVER",
-  ignore: UNSUPPORTED.has("connect_tls"),
-  fn: async () => {
+  Deno.test(`client e2e: TLS through the test CA echoes; untrusted rejects (${framing})`, async () => {
     const pki = await makeTestPki();
-    await using tls = await startTlsEcho({ cert: pki.untrustedCert, key: pki.untrustedKey });
-    await using server = await serve();
-    await using client = await open(server.url);
-    await assert.rejects(client.connectTls("localhost", tls.port), isCode("ESERVER"));
-    const sock = client.openTcp("localhost", tls.port, { tls: true });
-    await assert.rejects(sock.opened, isCode("ESERVER"));
-  },
-});
+    await using good = await startTlsEcho({ cert: pki.serverCert, key: pki.serverKey });
+    await using bad = await startTlsEcho({ cert: pki.untrustedCert, key: pki.untrustedKey });
+    await using server = await startServer({
+      hostname: "127.0.0.1",
+      port: 0,
+      policy: Policy.allowAll(),
+      transport: denoTransport({ caCerts: [pki.caCert] }),
+    });
+    await using client = await open(server.url, { binary });
+    const sock = client.openTcp("localhost", good.port, { tls: true });
+    await sock.opened;
+    const writer = sock.writable.getWriter();
+    await writer.write(new TextEncoder().encode("over tls"));
+    const { value } = await sock.readable.getReader().read();
+    assert.equal(new TextDecoder().decode(value), "over tls");
+    await sock.close();
+    await assert.rejects(
+      client.connectTls("localhost", bad.port),
+      isCode("ESERVER", /^TLS handshake/),
+    );
+  });
+
+  Deno.test(`client e2e: a dial that never completes rejects with a timeout (${framing})`, async () => {
+    // A TCP server that accepts and never speaks: the TLS handshake waits until the policy's
+    // 1-second connection timeout ends it.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) held.push(c);
+    })();
+    try {
+      await using server = await startServer({
+        hostname: "127.0.0.1",
+        port: 0,
+        policy: Policy.fromConfig({ deny: [], allow: ["*"], connectionTimeoutSecs: 1 }),
+      });
+      await using client = await open(server.url, { binary });
+      await assert.rejects(
+        client.connectTls("127.0.0.1", silent.addr.port),
+        isCode("ESERVER", /^connection timed out$/),
+      );
+    } finally {
+      silent.close();
+      await accepting.catch(() => {});
+      for (const c of held) c.close();
+    }
+  });
+}
