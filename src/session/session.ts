@@ -74,13 +74,33 @@ export interface SessionStats {
 let nextSessionNumber = 1;
 
 /**
+ * UTF-8 byte length of `text` (what arrived on the wire). Exact when it could exceed `limit`;
+ * otherwise any value ≤ `limit` (a UTF-16 unit is at most 3 UTF-8 bytes), so the common case
+ * costs nothing.
+ */
+function utf8Length(text: string, limit: number): number {
+  if (text.length * 3 <= limit) return text.length;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // surrogate pair
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
  * A wasmnet session over one WebSocket. Feed it every message with {@linkcode Session.handle};
  * when the WebSocket closes, `await session.close()` (or `await using`), which ends every dial,
  * pump, socket, listener and timer of the session.
  *
- * Events it emits on the channel: `connected`, `data`, `closed`, `error`, `denied` (and, for the
- * ops of later milestones, `listening`, `accepted`, `data_from`, `resolved`, `udp_bound`).
- * It never throws from {@linkcode Session.handle}: bad input becomes an `error` event.
+ * Events it emits on the channel (DESIGN.md §3): `connected`, `data`, `closed`, `error`, `denied`,
+ * `listening`, `accepted`, `data_from`, `resolved`, `udp_bound`. It never throws from
+ * {@linkcode Session.handle}: bad input becomes an `error` event.
  */
 export class Session implements AsyncDisposable {
   /** Session number for logs (1, 2, ...). */
@@ -173,7 +193,9 @@ export class Session implements AsyncDisposable {
     if (this.#closed) return;
     const data = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
     this.#framing = typeof data === "string" ? "json" : "binary";
-    const size = typeof data === "string" ? data.length : data.byteLength;
+    const size = typeof data === "string"
+      ? utf8Length(data, this.#limits.maxMessageBytes)
+      : data.byteLength;
     if (size > this.#limits.maxMessageBytes) {
       const err = new ProtocolError(
         this.#framing,
@@ -284,11 +306,7 @@ export class Session implements AsyncDisposable {
     if (!this.#admit(id, true)) return;
     const target = this.#target(id, addr);
     if (!target) return;
-    const verdict = this.#policy.checkTarget(target, port);
-    if (!verdict.allowed) {
-      this.#log.debug("denied", { session: this.number, id, addr, port, rule: verdict.rule });
-      return this.#emit({ ev: "denied", id, msg: verdict.reason });
-    }
+    // The policy check (name, then every resolved address) happens once, inside dial.
     const socket = new StreamSocket(id, this.#ctx, `${addr}:${port}`);
     this.#register(socket);
     this.#track(socket.dial(target, port, this.#policy, tls));

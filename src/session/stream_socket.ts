@@ -1,5 +1,6 @@
 /**
- * One proxied stream socket (TCP; TLS later): dial under the policy, then two pumps that fail
+ * One proxied stream socket (TCP, TLS, or an accepted inbound connection): dial under the policy,
+ * then two pumps that fail
  * independently — client → upstream through a bounded queue with awaited writes, and
  * upstream → client with backpressure from the WebSocket.
  *
@@ -13,6 +14,8 @@ import { hostPort, resolveChecked, withTimeout } from "./resolve.ts";
 import type { SessionContext, SocketEntry } from "./types.ts";
 
 const FIRST_READ_BYTES = 16 * 1024;
+/** Largest piece a bandwidth-limited pump reads or writes at once, so sockets take turns. */
+const LIMITED_PIECE_BYTES = 16 * 1024;
 
 /**
  * A client's TCP or TLS socket through the proxy, or an accepted inbound connection. Emits
@@ -190,6 +193,10 @@ export class StreamSocket implements SocketEntry {
       this.finish({ ev: "closed", id: this.id });
       return;
     }
+    if (this.#state === "closing") {
+      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.closing(this.id) });
+      return;
+    }
     if (this.#state !== "open") return;
     this.#state = "closing";
     if (this.#queue.length === 0 && !this.#tls) {
@@ -251,7 +258,7 @@ export class StreamSocket implements SocketEntry {
         const { up } = this.#ctx.bandwidth;
         const piece = up.buckets.length === 0
           ? chunk.byteLength
-          : Math.min(16 * 1024, up.minBurstBytes);
+          : Math.min(LIMITED_PIECE_BYTES, up.minBurstBytes);
         let off = 0;
         while (off < chunk.byteLength) {
           const end = Math.min(chunk.byteLength, off + piece);
@@ -275,7 +282,7 @@ export class StreamSocket implements SocketEntry {
     // Limited: read at most one burst (≤ 16 KiB) at a time, so sockets of a session take turns.
     const max = down.buckets.length === 0
       ? this.#ctx.limits.maxReadBytes
-      : Math.min(this.#ctx.limits.maxReadBytes, 16 * 1024, down.minBurstBytes);
+      : Math.min(this.#ctx.limits.maxReadBytes, LIMITED_PIECE_BYTES, down.minBurstBytes);
     let frame = new Uint8Array(HEADER_BYTES + Math.min(FIRST_READ_BYTES, max));
     const signal = this.#abort.signal;
     while (this.#state === "open") {
