@@ -9,9 +9,9 @@ import { setLogLevel } from "../../src/log/mod.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
-/** A policy for tests that need loopback peers: no deny rules, allow everything. */
+/** A policy for tests that need loopback peers: no deny rules, allow everything, no bandwidth cap. */
 export function loopbackPolicy(extra: Record<string, unknown> = {}): Policy {
-  return Policy.fromConfig({ deny: [], allow: ["*"], ...extra }, "<test>");
+  return Policy.fromConfig({ deny: [], allow: ["*"], maxBandwidthMbps: 0, ...extra }, "<test>");
 }
 
 /** Starts a server on 127.0.0.1:0 (loopback-allowing policy unless one is given). */

@@ -1,0 +1,266 @@
+/**
+ * The real `wasmnet` command as a subprocess (`deno run -A mod.ts ...`): flags, exit codes, the
+ * listening log line, `/healthz`, graceful exit on SIGTERM/SIGINT, `check-policy`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { TestClient } from "./helpers/ws_client.ts";
+import { startTcpEcho } from "./helpers/echo_servers.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ENV = { WASMNET_LOG: "info", NO_COLOR: "1" };
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Runs the CLI to completion. */
+async function run(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "mod.ts", ...args],
+    cwd: ROOT,
+    env: ENV,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A CLI server process whose output is collected while it runs. */
+class CliProcess implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly #pumps: Promise<void>[];
+  #status: Promise<Deno.CommandStatus>;
+
+  constructor(args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "mod.ts", ...args],
+      cwd: ROOT,
+      env: ENV,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pump = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) this[into] += text;
+    };
+    this.#pumps = [pump(this.child.stdout, "stdout"), pump(this.child.stderr, "stderr")];
+    this.#status = this.child.status;
+  }
+
+  /** stdout and stderr together. */
+  get output(): string {
+    return this.stdout + this.stderr;
+  }
+
+  /** Waits until the output matches `re` (fails if the process exits first). */
+  async waitFor(re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.#status.then(() => exited = true);
+    while (true) {
+      const m = re.exec(this.output);
+      if (m) return m;
+      if (exited) throw new Error(`process exited before ${re}; output:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}:\n${this.output}`);
+      await delay(20);
+    }
+  }
+
+  /** Waits for the listening line and returns the port. */
+  async port(): Promise<number> {
+    const m = await this.waitFor(/listening addr=127\.0\.0\.1:(\d+)/);
+    return Number(m[1]);
+  }
+
+  /** Waits for the exit and for all output. */
+  async exit(): Promise<Deno.CommandStatus> {
+    const status = await this.#status;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await this.exit();
+  }
+}
+
+const FLAGS = [
+  "-H",
+  "--host",
+  "-p",
+  "--port",
+  "--policy",
+  "--no-policy",
+  "--max-bandwidth-mbps",
+  "--pool-idle-secs",
+  "--pool-per-key",
+  "-h",
+  "--help",
+  "-V",
+  "--version",
+  "check-policy",
+];
+
+Deno.test("cli: --help exits 0 and lists every flag", async () => {
+  const { code, stdout, stderr } = await run("--help");
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^wasmnet/);
+  assert.match(stdout, /Usage:/);
+  for (const flag of FLAGS) {
+    assert.ok(new RegExp(`(^|[\\s,])${flag}\\b`).test(stdout), `help lacks ${flag}`);
+  }
+  assert.equal(stderr, "");
+});
+
+Deno.test("cli: -h is --help", async () => {
+  const [a, b] = await Promise.all([run("-h"), run("--help")]);
+  assert.equal(a.code, 0);
+  assert.equal(a.stdout, b.stdout);
+});
+
+Deno.test("cli: --version exits 0 and prints the version", async () => {
+  const { code, stdout } = await run("--version");
+  assert.equal(code, 0);
+  assert.match(stdout, /^wasmnet \d+\.\d+\.\d+/);
+  const short = await run("-V");
+  assert.equal(short.code, 0);
+  assert.equal(short.stdout, stdout);
+});
+
+Deno.test("cli: an unknown flag exits 2 with one line naming it", async () => {
+  const { code, stdout, stderr } = await run("--bogus");
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+  assert.match(stderr, /--bogus/);
+});
+
+for (
+  const [name, args, re] of [
+    ["--port abc", ["--port", "abc"], /--port/],
+    ["-p 70000", ["-p", "70000"], /--port/],
+    ["--port without value", ["--port"], /--port|port/],
+    ["--policy with --no-policy", ["--policy", "x.toml", "--no-policy"], /--no-policy/],
+    ["a stray argument", ["serve-now"], /serve-now/],
+    ["--pool-per-key -1", ["--pool-per-key", "-1"], /--pool-per-key/],
+  ] as const
+) {
+  Deno.test(`cli: ${name} exits 2 with one line`, async () => {
+    const { code, stderr } = await run(...args);
+    assert.equal(code, 2, stderr);
+    assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+    assert.match(stderr, re);
+  });
+}
+
+Deno.test("cli: --policy with a missing file exits 1 naming the file", async () => {
+  const { code, stderr } = await run("--policy", "missing.toml", "-p", "0", "-H", "127.0.0.1");
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /missing\.toml/);
+});
+
+Deno.test("cli: --policy with a bad key exits 1 naming the key", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".toml" });
+  try {
+    await Deno.writeTextFile(file, "[network]\nmax_conections = 5\n");
+    const { code, stderr } = await run("--policy", file, "-p", "0", "-H", "127.0.0.1");
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /max_conections/);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("cli: a port in use exits 1", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { code, stderr } = await run("-p", String(taken.addr.port), "-H", "127.0.0.1");
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /cannot listen/);
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`cli: serves /healthz, then exits 0 on ${signal}`, async () => {
+    await using proc = new CliProcess(["-p", "0", "-H", "127.0.0.1"]);
+    const port = await proc.port();
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+    const body = await res.json();
+    assert.equal(body.status, "ok");
+    assert.equal(typeof body.version, "string");
+    assert.equal(body.sessions, 0);
+    proc.child.kill(signal);
+    const status = await proc.exit();
+    assert.equal(status.code, 0, proc.output);
+    assert.equal(status.success, true);
+  });
+}
+
+Deno.test("cli: SIGTERM with a live session and proxied socket exits 0 and closes them", async () => {
+  await using echo = await startTcpEcho();
+  await using proc = new CliProcess(["-p", "0", "-H", "127.0.0.1", "--no-policy"]);
+  const port = await proc.port();
+  await using client = await TestClient.open(`ws://127.0.0.1:${port}/`);
+  await client.connect(1, "127.0.0.1", echo.port);
+  client.send({ op: "send", id: 1, data: new TextEncoder().encode("hi") });
+  assert.equal(new TextDecoder().decode(await client.collect(1, 2)), "hi");
+  const health = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json();
+  assert.equal(health.sessions, 1);
+  proc.child.kill("SIGTERM");
+  await client.closed;
+  const status = await proc.exit();
+  assert.equal(status.code, 0, proc.output);
+  // The proxied socket was closed too.
+  const deadline = Date.now() + 10_000;
+  while (echo.live > 0 && Date.now() < deadline) await delay(10);
+  assert.equal(echo.live, 0);
+});
+
+Deno.test("cli: --no-policy warns that checks are off", async () => {
+  await using proc = new CliProcess(["-p", "0", "-H", "127.0.0.1", "--no-policy"]);
+  await proc.port();
+  assert.match(proc.output, /policy checks disabled/);
+  proc.child.kill("SIGTERM");
+  assert.equal((await proc.exit()).code, 0);
+});
+
+Deno.test("cli: --pool-per-key 2 turns the pool on and logs its settings", async () => {
+  await using proc = new CliProcess(["-p", "0", "-H", "127.0.0.1", "--pool-per-key", "2"]);
+  await proc.port();
+  await proc.waitFor(/connection pool perKey=2 idleSecs=30/);
+  proc.child.kill("SIGTERM");
+  assert.equal((await proc.exit()).code, 0);
+});
+
+Deno.test("cli: check-policy policy.example.toml --explain 10.0.0.5:22 says denied", async () => {
+  const { code, stdout, stderr } = await run(
+    "check-policy",
+    "policy.example.toml",
+    "--explain",
+    "10.0.0.5:22",
+  );
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /valid policy/);
+  assert.match(stdout, /^denied: /m);
+  assert.match(stdout, /10\.0\.0\.0\/8/);
+});
+
+Deno.test("cli: check-policy with a missing file exits 1", async () => {
+  const { code, stderr } = await run("check-policy", "missing.toml");
+  assert.equal(code, 1);
+  assert.match(stderr, /missing\.toml/);
+});
