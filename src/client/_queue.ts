@@ -1,6 +1,8 @@
 // A small bounded async queue behind the async iterators of the datagram socket and the listener.
 // Portable (no reliance on ReadableStream async iteration, which some browsers lack).
 
+import { noop } from "./_lifecycle.ts";
+
 interface Waiter<T> {
   resolve: (r: IteratorResult<T, undefined>) => void;
   reject: (e: unknown) => void;
@@ -67,4 +69,24 @@ export class AsyncQueue<T> {
   take(): T[] {
     return this.#items.splice(0);
   }
+}
+
+/**
+ * An async iterator over `queue` whose `return()` (breaking out of `for await`) awaits `close()`,
+ * ignoring its rejection.
+ *
+ * @param queue the items to iterate.
+ * @param close closes the owner of the queue.
+ */
+export function closingIterator<T>(
+  queue: AsyncQueue<T>,
+  close: () => Promise<void>,
+): AsyncIterator<T, undefined> {
+  return {
+    next: (): Promise<IteratorResult<T, undefined>> => queue.next(),
+    return: async (): Promise<IteratorResult<T, undefined>> => {
+      await close().catch(noop);
+      return { value: undefined, done: true };
+    },
+  };
 }

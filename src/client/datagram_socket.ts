@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { AsyncQueue } from "./_queue.ts";
-import { WasmnetError } from "./errors.ts";
+import { Lifecycle, noop } from "./_lifecycle.ts";
+import { AsyncQueue, closingIterator } from "./_queue.ts";
 import type { OpenUdpOptions, SendData, WasmnetClient } from "./wasmnet_client.ts";
 
 /** A received datagram and its sender. */
@@ -23,8 +23,6 @@ export interface DatagramInfo {
   /** The socket's local port on the server. */
   localPort: number;
 }
-
-function noop(): void {}
 
 /**
  * A UDP socket through a wasmnet server, created by {@linkcode WasmnetClient.openUdp}. Its
@@ -56,14 +54,8 @@ export class WasmnetDatagramSocket implements AsyncIterable<Datagram> {
   readonly #addr: string;
   readonly #port: number;
   readonly #queue: AsyncQueue<Datagram>;
-  readonly #signal: AbortSignal | undefined;
-  #state: "opening" | "open" | "closing" | "closed" = "opening";
-  #resolveOpened: (info: DatagramInfo) => void = noop;
-  #rejectOpened: (e: unknown) => void = noop;
-  #resolveClosed: () => void = noop;
-  #rejectClosed: (e: unknown) => void = noop;
+  readonly #life: Lifecycle<DatagramInfo>;
   #dropped = 0;
-  readonly #onAbort = (): void => this.#abort(this.#signal?.reason);
 
   /**
    * @internal Use {@linkcode WasmnetClient.openUdp}.
@@ -82,41 +74,27 @@ export class WasmnetDatagramSocket implements AsyncIterable<Datagram> {
     this.#addr = addr;
     this.#port = port;
     this.#queue = new AsyncQueue(Math.max(options.maxQueuedDatagrams ?? 1024, 1));
-    this.#signal = options.signal;
-    this.opened = new Promise((resolve, reject) => {
-      this.#resolveOpened = resolve;
-      this.#rejectOpened = reject;
+    this.#life = new Lifecycle({
+      id,
+      closer: client,
+      noun: "socket",
+      signal: options.signal,
+      onClose: (): void => this.#queue.close(),
+      onEnd: (): void => this.#queue.close(),
+      onFail: (err): void => this.#queue.fail(err),
     });
-    this.closed = new Promise((resolve, reject) => {
-      this.#resolveClosed = resolve;
-      this.#rejectClosed = reject;
-    });
-    this.opened.catch(noop);
-    this.closed.catch(noop);
+    this.opened = this.#life.opened;
+    this.closed = this.#life.closed;
     if (id !== 0) {
       client.onDataFrom(
         id,
         (data, from, fromPort) => this.#push({ data, addr: from, port: fromPort }),
       );
       client.onData(id, (data) => this.#push({ data, addr: this.#addr, port: this.#port }));
-      client.onError(id, (_msg, err) => this.#fail(err));
-      client.onClose(id, () => this.#finish());
+      client.onError(id, (_msg, err) => this.#life.fail(err));
+      client.onClose(id, () => this.#life.finish());
     }
-    opening.then(
-      (localPort) => {
-        if (this.#state !== "opening") return;
-        this.#state = "open";
-        this.#resolveOpened({ localPort });
-      },
-      (e: unknown) => {
-        if (this.#state === "closing") this.#finish();
-        else this.#fail(e);
-      },
-    );
-    if (this.#signal) {
-      if (this.#signal.aborted) this.#abort(this.#signal.reason);
-      else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
-    }
+    this.#life.start(opening, (localPort) => ({ localPort }));
   }
 
   /** The socket's protocol id. */
@@ -131,8 +109,8 @@ export class WasmnetDatagramSocket implements AsyncIterable<Datagram> {
    * @throws {WasmnetError} `ECLOSED` when the socket is closed, or why it failed to open.
    */
   async send(data: SendData): Promise<void> {
-    if (this.#state === "opening") await this.opened;
-    if (this.#state !== "open") throw new WasmnetError("ECLOSED", "socket is closed", this.#id);
+    if (this.#life.state === "opening") await this.opened;
+    this.#life.assertOpen();
     if (!this.#client.send(this.#id, data)) await this.#client.drain();
   }
 
@@ -143,24 +121,14 @@ export class WasmnetDatagramSocket implements AsyncIterable<Datagram> {
    * @throws {WasmnetError} as {@linkcode WasmnetDatagramSocket.send}.
    */
   async sendTo(addr: string, port: number, data: SendData): Promise<void> {
-    if (this.#state === "opening") await this.opened;
-    if (this.#state !== "open") throw new WasmnetError("ECLOSED", "socket is closed", this.#id);
+    if (this.#life.state === "opening") await this.opened;
+    this.#life.assertOpen();
     if (!this.#client.sendTo(this.#id, addr, port, data)) await this.#client.drain();
   }
 
   /** Closes the socket; iteration ends after queued datagrams. Resolves as `closed`. */
   close(): Promise<void> {
-    if (this.#state === "closed" || this.#state === "closing") return this.closed;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closing";
-    this.#queue.close();
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    try {
-      this.#client.close(this.#id);
-    } catch {
-      this.#finish();
-    }
-    return this.closed;
+    return this.#life.close();
   }
 
   /** Closes the socket and waits until it is closed (errors ignored). */
@@ -170,51 +138,14 @@ export class WasmnetDatagramSocket implements AsyncIterable<Datagram> {
 
   /** Iterates received datagrams; `return()` (breaking out of `for await`) closes the socket. */
   [Symbol.asyncIterator](): AsyncIterator<Datagram, undefined> {
-    return {
-      next: (): Promise<IteratorResult<Datagram, undefined>> => this.#queue.next(),
-      return: async (): Promise<IteratorResult<Datagram, undefined>> => {
-        await this.close().catch(noop);
-        return { value: undefined, done: true };
-      },
-    };
+    return closingIterator(this.#queue, () => this.close());
   }
 
   #push(d: Datagram): void {
-    if (this.#state === "closed" || this.#state === "closing") return;
+    if (this.#life.state === "closed" || this.#life.state === "closing") return;
     if (!this.#queue.push(d)) {
       this.#dropped++;
       this.#client._debug(`udp id ${this.#id}: queue full, datagram dropped (${this.#dropped})`);
     }
-  }
-
-  #abort(reason: unknown): void {
-    if (this.#state === "closed") return;
-    if (this.#state !== "closing") {
-      try {
-        this.#client.close(this.#id);
-      } catch { /* WebSocket already closed */ }
-    }
-    this.#fail(reason);
-  }
-
-  #finish(): void {
-    if (this.#state === "closed") return;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closed";
-    this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#queue.close();
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    this.#resolveClosed();
-  }
-
-  #fail(err: unknown): void {
-    if (this.#state === "closed") return;
-    const wasClosing = this.#state === "closing";
-    this.#state = "closed";
-    this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#queue.fail(err);
-    this.#rejectOpened(err);
-    if (wasClosing) this.#resolveClosed();
-    else this.#rejectClosed(err);
   }
 }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { AsyncQueue } from "./_queue.ts";
-import { WasmnetError } from "./errors.ts";
+import { Lifecycle, noop } from "./_lifecycle.ts";
+import { AsyncQueue, closingIterator } from "./_queue.ts";
 import { WasmnetSocket } from "./socket.ts";
 import type { OpenListenerOptions, WasmnetClient } from "./wasmnet_client.ts";
 
@@ -14,8 +14,6 @@ export interface ListenerInfo {
   /** The bound port on the server (the actual one when 0 was asked). */
   port: number;
 }
-
-function noop(): void {}
 
 /**
  * A TCP listener on a wasmnet server, created by {@linkcode WasmnetClient.openListener}.
@@ -43,14 +41,8 @@ export class WasmnetListener implements AsyncIterable<WasmnetSocket> {
   readonly #client: WasmnetClient;
   readonly #id: number;
   readonly #queue: AsyncQueue<WasmnetSocket>;
-  readonly #signal: AbortSignal | undefined;
   readonly #socketOptions: NonNullable<OpenListenerOptions["socket"]>;
-  #state: "opening" | "open" | "closing" | "closed" = "opening";
-  #resolveOpened: (info: ListenerInfo) => void = noop;
-  #rejectOpened: (e: unknown) => void = noop;
-  #resolveClosed: () => void = noop;
-  #rejectClosed: (e: unknown) => void = noop;
-  readonly #onAbort = (): void => this.#abort(this.#signal?.reason);
+  readonly #life: Lifecycle<ListenerInfo>;
 
   /**
    * @internal Use {@linkcode WasmnetClient.openListener}.
@@ -66,38 +58,30 @@ export class WasmnetListener implements AsyncIterable<WasmnetSocket> {
     this.#client = client;
     this.#id = id;
     this.#queue = new AsyncQueue(Math.max(backlog, 1));
-    this.#signal = options.signal;
     this.#socketOptions = options.socket ?? {};
-    this.opened = new Promise((resolve, reject) => {
-      this.#resolveOpened = resolve;
-      this.#rejectOpened = reject;
+    this.#life = new Lifecycle({
+      id,
+      closer: client,
+      noun: "listener",
+      signal: options.signal,
+      onClose: (): void => {
+        this.#queue.close();
+        this.#closeQueued();
+      },
+      onEnd: (): void => this.#queue.close(),
+      onFail: (err): void => {
+        this.#closeQueued();
+        this.#queue.fail(err);
+      },
     });
-    this.closed = new Promise((resolve, reject) => {
-      this.#resolveClosed = resolve;
-      this.#rejectClosed = reject;
-    });
-    this.opened.catch(noop);
-    this.closed.catch(noop);
+    this.opened = this.#life.opened;
+    this.closed = this.#life.closed;
     if (id !== 0) {
       client.onAccept(id, (connId, remote) => this.#accept(connId, remote));
-      client.onError(id, (_msg, err) => this.#fail(err));
-      client.onClose(id, () => this.#finish());
+      client.onError(id, (_msg, err) => this.#life.fail(err));
+      client.onClose(id, () => this.#life.finish());
     }
-    bound.then(
-      (port) => {
-        if (this.#state !== "opening") return;
-        this.#state = "open";
-        this.#resolveOpened({ port });
-      },
-      (e: unknown) => {
-        if (this.#state === "closing") this.#finish();
-        else this.#fail(e);
-      },
-    );
-    if (this.#signal) {
-      if (this.#signal.aborted) this.#abort(this.#signal.reason);
-      else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
-    }
+    this.#life.start(bound, (port) => ({ port }));
   }
 
   /** The listener's protocol id. */
@@ -109,18 +93,7 @@ export class WasmnetListener implements AsyncIterable<WasmnetSocket> {
    * Closes the listener and the accepted sockets not yet taken from it. Resolves as `closed`.
    */
   close(): Promise<void> {
-    if (this.#state === "closed" || this.#state === "closing") return this.closed;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closing";
-    this.#queue.close();
-    this.#closeQueued();
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "listener closed", this.#id));
-    try {
-      this.#client.close(this.#id);
-    } catch {
-      this.#finish();
-    }
-    return this.closed;
+    return this.#life.close();
   }
 
   /** Closes the listener and waits until it is closed (errors ignored). */
@@ -130,20 +103,15 @@ export class WasmnetListener implements AsyncIterable<WasmnetSocket> {
 
   /** Iterates accepted sockets; `return()` (breaking out of `for await`) closes the listener. */
   [Symbol.asyncIterator](): AsyncIterator<WasmnetSocket, undefined> {
-    return {
-      next: (): Promise<IteratorResult<WasmnetSocket, undefined>> => this.#queue.next(),
-      return: async (): Promise<IteratorResult<WasmnetSocket, undefined>> => {
-        await this.close().catch(noop);
-        return { value: undefined, done: true };
-      },
-    };
+    return closingIterator(this.#queue, () => this.close());
   }
 
   #accept(connId: number, remote: string): void {
     const sock = new WasmnetSocket(this.#client, connId, null, { remoteAddress: remote }, {
       ...this.#socketOptions,
     });
-    if (this.#state === "closing" || this.#state === "closed" || !this.#queue.push(sock)) {
+    const state = this.#life.state;
+    if (state === "closing" || state === "closed" || !this.#queue.push(sock)) {
       this.#client._debug(`listener ${this.#id}: not accepting, closing connection ${connId}`);
       void sock.close().catch(noop);
     }
@@ -151,37 +119,5 @@ export class WasmnetListener implements AsyncIterable<WasmnetSocket> {
 
   #closeQueued(): void {
     for (const sock of this.#queue.take()) void sock.close().catch(noop);
-  }
-
-  #abort(reason: unknown): void {
-    if (this.#state === "closed") return;
-    if (this.#state !== "closing") {
-      try {
-        this.#client.close(this.#id);
-      } catch { /* WebSocket already closed */ }
-    }
-    this.#fail(reason);
-  }
-
-  #finish(): void {
-    if (this.#state === "closed") return;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closed";
-    this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#queue.close();
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "listener closed", this.#id));
-    this.#resolveClosed();
-  }
-
-  #fail(err: unknown): void {
-    if (this.#state === "closed") return;
-    const wasClosing = this.#state === "closing";
-    this.#state = "closed";
-    this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#closeQueued();
-    this.#queue.fail(err);
-    this.#rejectOpened(err);
-    if (wasClosing) this.#resolveClosed();
-    else this.#rejectClosed(err);
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Lifecycle, noop } from "./_lifecycle.ts";
 import { WasmnetError } from "./errors.ts";
 import type { OpenTcpOptions, WasmnetClient } from "./wasmnet_client.ts";
 
@@ -15,10 +16,6 @@ export interface SocketInfo {
    */
   remoteAddress?: string;
 }
-
-type State = "opening" | "open" | "closing" | "closed";
-
-function noop(): void {}
 
 /**
  * A TCP/TLS socket through a wasmnet server. Created by {@linkcode WasmnetClient.openTcp} and by
@@ -63,16 +60,10 @@ export class WasmnetSocket {
   readonly #id: number;
   readonly #maxBufferedBytes: number;
   readonly #highWaterMark: number;
-  readonly #signal: AbortSignal | undefined;
-  #state: State;
+  readonly #life: Lifecycle<SocketInfo>;
   #readCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
   #writeCtl: WritableStreamDefaultController | undefined;
   #readableDone = false;
-  #resolveOpened: (info: SocketInfo) => void = noop;
-  #rejectOpened: (e: unknown) => void = noop;
-  #resolveClosed: () => void = noop;
-  #rejectClosed: (e: unknown) => void = noop;
-  readonly #onAbort = (): void => this.#abort(this.#signal?.reason);
 
   /**
    * @internal Use {@linkcode WasmnetClient.openTcp}.
@@ -94,18 +85,18 @@ export class WasmnetSocket {
     this.#id = id;
     this.#highWaterMark = options.highWaterMark ?? 64 * 1024;
     this.#maxBufferedBytes = Math.max(options.maxBufferedBytes ?? 16 * 1024 * 1024, 1);
-    this.#signal = options.signal;
-    this.#state = opening === null ? "open" : "opening";
-    this.opened = new Promise((resolve, reject) => {
-      this.#resolveOpened = resolve;
-      this.#rejectOpened = reject;
+    this.#life = new Lifecycle({
+      id,
+      closer: client,
+      noun: "socket",
+      signal: options.signal,
+      open: opening === null,
+      onClose: (): void => this.#endStreams(),
+      onEnd: (): void => this.#endStreams(),
+      onFail: (err): void => this.#errorStreams(err),
     });
-    this.closed = new Promise((resolve, reject) => {
-      this.#resolveClosed = resolve;
-      this.#rejectClosed = reject;
-    });
-    this.opened.catch(noop);
-    this.closed.catch(noop);
+    this.opened = this.#life.opened;
+    this.closed = this.#life.closed;
 
     this.readable = new ReadableStream<Uint8Array>(
       {
@@ -125,33 +116,16 @@ export class WasmnetSocket {
       },
       write: (chunk): Promise<void> => this.#write(chunk),
       close: (): Promise<void> => this.#flush(),
-      abort: (reason): void => this.#abort(reason),
+      abort: (reason): void => this.#life.abort(reason),
     });
 
     if (id !== 0) {
       client.onData(id, (data) => this.#onData(data));
-      client.onError(id, (_msg, err) => this.#fail(err));
-      client.onClose(id, () => this.#finish());
+      client.onError(id, (_msg, err) => this.#life.fail(err));
+      client.onClose(id, () => this.#life.finish());
     }
-    if (opening === null) {
-      this.#resolveOpened(info);
-    } else {
-      opening.then(
-        () => {
-          if (this.#state !== "opening") return;
-          this.#state = "open";
-          this.#resolveOpened(info);
-        },
-        (e: unknown) => {
-          if (this.#state === "closing") this.#finish();
-          else this.#fail(e);
-        },
-      );
-    }
-    if (this.#signal) {
-      if (this.#signal.aborted) this.#abort(this.#signal.reason);
-      else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
-    }
+    if (opening === null) this.#life.startOpen(info);
+    else this.#life.start(opening, () => info);
   }
 
   /** The socket's protocol id (server-assigned for accepted connections). */
@@ -164,18 +138,7 @@ export class WasmnetSocket {
    * queued, `writable` errors. Resolves as `closed`, once the server confirms.
    */
   close(): Promise<void> {
-    if (this.#state === "closed" || this.#state === "closing") return this.closed;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closing";
-    this.#closeReadable();
-    this.#errorWritable(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    try {
-      this.#client.close(this.#id);
-    } catch {
-      this.#finish();
-    }
-    return this.closed;
+    return this.#life.close();
   }
 
   /** Closes the socket and waits until it is closed (errors ignored). */
@@ -184,13 +147,13 @@ export class WasmnetSocket {
   }
 
   async #write(chunk: Uint8Array): Promise<void> {
-    if (this.#state === "opening") await this.opened;
-    if (this.#state !== "open") throw new WasmnetError("ECLOSED", "socket is closed", this.#id);
+    if (this.#life.state === "opening") await this.opened;
+    this.#life.assertOpen();
     if (!this.#client.send(this.#id, chunk)) await this.#client.drain();
   }
 
   async #flush(): Promise<void> {
-    if (this.#state === "opening") await this.opened;
+    if (this.#life.state === "opening") await this.opened;
     await this.#client.drain();
   }
 
@@ -207,19 +170,8 @@ export class WasmnetSocket {
       try {
         this.#client.close(this.#id);
       } catch { /* WebSocket already closed */ }
-      this.#fail(err);
+      this.#life.fail(err);
     }
-  }
-
-  #abort(reason: unknown): void {
-    if (this.#state === "closed") return;
-    const wasLive = this.#state !== "closing";
-    if (wasLive) {
-      try {
-        this.#client.close(this.#id);
-      } catch { /* WebSocket already closed */ }
-    }
-    this.#fail(reason);
   }
 
   #closeReadable(): void {
@@ -236,24 +188,14 @@ export class WasmnetSocket {
     } catch { /* already errored */ }
   }
 
-  /** Clean end: the server reported `closed`, or our close was confirmed. */
-  #finish(): void {
-    if (this.#state === "closed") return;
-    const wasOpening = this.#state === "opening";
-    this.#state = "closed";
-    this.#detach();
+  /** Clean end or `close()`: `readable` ends after queued chunks, `writable` errors. */
+  #endStreams(): void {
     this.#closeReadable();
     this.#errorWritable(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    if (wasOpening) this.#rejectOpened(new WasmnetError("ECLOSED", "socket closed", this.#id));
-    this.#resolveClosed();
   }
 
-  /** Failed end: error event, WebSocket loss, overflow, abort, or a failed dial. */
-  #fail(err: unknown): void {
-    if (this.#state === "closed") return;
-    const wasClosing = this.#state === "closing";
-    this.#state = "closed";
-    this.#detach();
+  /** Failed end: both streams error with `err`. */
+  #errorStreams(err: unknown): void {
     if (!this.#readableDone) {
       this.#readableDone = true;
       try {
@@ -261,13 +203,5 @@ export class WasmnetSocket {
       } catch { /* already closed */ }
     }
     this.#errorWritable(err);
-    this.#rejectOpened(err);
-    // A failure after the user asked to close still counts as closed.
-    if (wasClosing) this.#resolveClosed();
-    else this.#rejectClosed(err);
-  }
-
-  #detach(): void {
-    this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 }
