@@ -489,7 +489,7 @@ export class Session implements AsyncDisposable {
     this.#drainTimer = setTimeout(() => {
       this.#drainTimer = undefined;
       if (this.#drainWaiters.size === 0) return;
-      if (this.#closed || this.#channel.bufferedAmount <= this.#limits.highWaterMarkBytes) {
+      if (this.#closed || this.#channel.bufferedAmount <= this.#limits.highWaterMarkBytes / 2) {
         const waiters = [...this.#drainWaiters];
         this.#drainWaiters.clear();
         for (const w of waiters) w();
