@@ -1,0 +1,176 @@
+/**
+ * `deno task bench:profile`: CPU-profiles the wasmnet server process (`deno run --cpu-prof`)
+ * while the load generator drives one scenario, then prints the hottest functions by self time
+ * and the wasmnet functions by inclusive time, read from the `.cpuprofile` JSON.
+ *
+ * Usage: `deno run -A bench/profile.ts [down|up|rtt|sessions] [binary|json] [--mib N]`
+ *
+ * @module
+ */
+import type { ScenarioConfig } from "./driver.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+function out(line: string): void {
+  Deno.stdout.writeSync(enc.encode(line + "\n"));
+}
+
+interface CpuNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: CpuNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+async function firstLine(
+  child: Deno.ChildProcess,
+  stream: "stdout" | "stderr",
+  re: RegExp,
+): Promise<RegExpExecArray> {
+  let buf = "";
+  const reader = child[stream].getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`process ended before ${re}: ${buf}`);
+    buf += dec.decode(value);
+    const m = re.exec(buf);
+    if (m) {
+      void (async () => {
+        while (!(await reader.read()).done);
+      })().catch(() => {});
+      return m;
+    }
+  }
+}
+
+/** Self and inclusive milliseconds per function of a `.cpuprofile`. */
+export function summarise(p: CpuProfile): {
+  totalMs: number;
+  self: Map<string, number>;
+  inclusive: Map<string, number>;
+} {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const selfMs = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const id = p.samples[i] ?? 0;
+    selfMs.set(id, (selfMs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+  }
+  const name = (n: CpuNode): string => {
+    const f = n.callFrame;
+    const file = f.url.replace(/^file:\/\/.*\/main\//, "").replace(/^ext:/, "ext:");
+    return `${f.functionName || "(anonymous)"} ${file ? `${file}:${f.lineNumber + 1}` : ""}`.trim();
+  };
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  const walk = (id: number, onStack: Set<string>): number => {
+    const n = byId.get(id);
+    if (!n) return 0;
+    const nm = name(n);
+    let total = selfMs.get(id) ?? 0;
+    self.set(nm, (self.get(nm) ?? 0) + total);
+    const fresh = !onStack.has(nm);
+    if (fresh) onStack.add(nm);
+    for (const c of n.children ?? []) total += walk(c, onStack);
+    if (fresh) {
+      onStack.delete(nm);
+      inclusive.set(nm, (inclusive.get(nm) ?? 0) + total);
+    }
+    return total;
+  };
+  const root = p.nodes[0];
+  const totalMs = root ? walk(root.id, new Set()) : 0;
+  return { totalMs, self, inclusive };
+}
+
+async function main(): Promise<void> {
+  const scenarioName = Deno.args[0] ?? "down";
+  const framing = (Deno.args[1] ?? "binary") as "binary" | "json";
+  const mibArg = Deno.args.indexOf("--mib");
+  const mib = mibArg >= 0 ? Number(Deno.args[mibArg + 1]) : 256;
+  const dir = await Deno.makeTempDir({ prefix: "wasmnet-prof-" });
+  const upstream = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${HERE}upstream.ts`],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--cpu-prof",
+      `--cpu-prof-dir=${dir}`,
+      `${ROOT}mod.ts`,
+      "-H",
+      "127.0.0.1",
+      "-p",
+      "0",
+      "--no-policy",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    void server.stderr.pipeTo(new WritableStream()).catch(() => {});
+    void upstream.stderr.pipeTo(new WritableStream()).catch(() => {});
+    const um = await firstLine(upstream, "stdout", /\{"tcp":(\d+),"ws":(\d+)\}/);
+    const sm = await firstLine(server, "stdout", /listening addr=127\.0\.0\.1:(\d+)/);
+    const scenario: ScenarioConfig = scenarioName === "rtt"
+      ? { name: "rtt", size: 64, count: 20000 }
+      : scenarioName === "sessions"
+      ? { name: "sessions", sessions: 200, size: 1000, secs: 5 }
+      : { name: scenarioName as "up" | "down", bytes: mib * 2 ** 20, streams: 1 };
+    const cfg = {
+      system: {
+        kind: "wasmnet",
+        url: `ws://127.0.0.1:${sm[1]}/`,
+        framing,
+        host: "127.0.0.1",
+        port: Number(um[1]),
+      },
+      scenario,
+    };
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${HERE}driver.ts`, JSON.stringify(cfg)],
+      stdout: "piped",
+    }).output();
+    out(`driver: ${dec.decode(r.stdout).trim()}`);
+  } finally {
+    server.kill("SIGINT");
+    await server.status;
+    upstream.kill("SIGTERM");
+    await upstream.status;
+  }
+  const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no .cpuprofile in ${dir}`);
+  const path = `${dir}/${file.name}`;
+  const prof = JSON.parse(Deno.readTextFileSync(path)) as CpuProfile;
+  const { totalMs, self, inclusive } = summarise(prof);
+  out(`profile: ${path} (${(totalMs / 1000).toFixed(2)} s sampled)`);
+  const top = (
+    m: Map<string, number>,
+    n: number,
+    filter: (k: string) => boolean = () => true,
+  ): void => {
+    for (
+      const [k, v] of [...m].filter(([k]) => filter(k)).sort((a, b) => b[1] - a[1]).slice(0, n)
+    ) {
+      out(`  ${(100 * v / totalMs).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+    }
+  };
+  out("self time:");
+  top(self, 25);
+  out("inclusive time, wasmnet (src/) functions:");
+  top(inclusive, 20, (k) => k.includes("src/"));
+}
+
+if (import.meta.main) await main();
