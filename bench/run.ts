@@ -106,11 +106,33 @@ function start(name: string, cmd: string, args: string[], env: Record<string, st
     stderr: "piped",
   }).spawn();
   const log: string[] = [];
-  const p: Proc = { name, child, pid: child.pid, lines: linesOf(child.stdout, log), log };
-  // stderr goes to the same log (servers log there)
+  // Both pipes are drained all the time: a child whose stdout nobody reads blocks on its next
+  // write once the pipe buffer (64 KiB) is full — the server's log lines would stall it.
+  // `lines` hands out stdout lines in order from a queue the drain fills.
+  const queue: string[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  void (async () => {
+    for await (const line of linesOf(child.stdout, log)) {
+      queue.push(line);
+      if (queue.length > 10_000) queue.shift();
+      wake?.();
+    }
+  })().catch(() => {}).finally(() => {
+    ended = true;
+    wake?.();
+  });
   void (async () => {
     for await (const line of linesOf(child.stderr, log)) void line;
   })().catch(() => {});
+  const lines: AsyncIterator<string> = {
+    async next(): Promise<IteratorResult<string>> {
+      while (queue.length === 0 && !ended) await new Promise<void>((r) => wake = r);
+      const line = queue.shift();
+      return line === undefined ? { value: undefined, done: true } : { value: line, done: false };
+    },
+  };
+  const p: Proc = { name, child, pid: child.pid, lines, log };
   procs.add(p);
   return p;
 }
