@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Policy, setLogLevel, startServer } from "../mod.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
+import { bundleClient } from "./helpers/bundle.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -36,29 +37,6 @@ function requireChromium(): void {
         "(or point WASMNET_CHROMIUM at a Chromium binary). The browser test does not skip.",
     );
   }
-}
-
-/** Bundles src/client/mod.ts exactly as src/client/bundle.ts does, into `dir`. */
-async function bundleClient(dir: string): Promise<string> {
-  const out = `${dir}/wasmnet-client.js`;
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--no-config",
-      "--platform",
-      "browser",
-      "--format",
-      "esm",
-      "--output",
-      out,
-      "src/client/mod.ts",
-    ],
-    cwd: new URL("../", import.meta.url),
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return await Deno.readTextFile(out);
 }
 
 // Runs in the page (plain JS). Each function returns a JSON-able result the test asserts on.
