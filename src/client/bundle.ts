@@ -21,25 +21,39 @@ function say(line: string): void {
 }
 
 /**
- * Builds the bundle. `args` may contain `--minify`.
- *
- * @returns the process exit code.
+ * The `deno bundle` arguments that build the client into `outJs` (run from the repo root).
+ * `--no-config` keeps the server-side npm imports and their Node types out of the build.
  */
-export async function bundle(args: string[]): Promise<number> {
-  const root = new URL("../../", import.meta.url);
-  const flags = [
+export function bundleArgs(
+  outJs: string,
+  options: { declaration?: boolean; minify?: boolean } = {},
+): string[] {
+  return [
     "bundle",
     "--no-config",
     "--platform",
     "browser",
     "--format",
     "esm",
-    "--declaration",
-    ...(args.includes("--minify") ? ["--minify"] : []),
+    ...(options.declaration ? ["--declaration"] : []),
+    ...(options.minify ? ["--minify"] : []),
     "--output",
-    OUT_JS,
+    outJs,
     ENTRY,
   ];
+}
+
+/**
+ * Builds the bundle. `args` may contain `--minify`.
+ *
+ * @returns the process exit code.
+ */
+export async function bundle(args: string[]): Promise<number> {
+  const root = new URL("../../", import.meta.url);
+  const flags = bundleArgs(OUT_JS, {
+    declaration: true,
+    minify: args.includes("--minify"),
+  });
   const { code } = await new Deno.Command(Deno.execPath(), {
     args: flags,
     cwd: root,

@@ -4,6 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { bundleArgs } from "../../src/client/bundle.ts";
 
 /**
  * Bundles `src/client/mod.ts` into one ES module `dir/wasmnet-client.js` with `deno bundle`
@@ -14,17 +15,7 @@ import assert from "node:assert/strict";
 export async function bundleClient(dir: string): Promise<string> {
   const out = `${dir}/wasmnet-client.js`;
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--no-config",
-      "--platform",
-      "browser",
-      "--format",
-      "esm",
-      "--output",
-      out,
-      "src/client/mod.ts",
-    ],
+    args: bundleArgs(out),
     cwd: new URL("../../", import.meta.url),
     stdout: "null",
     stderr: "piped",
