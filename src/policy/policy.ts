@@ -467,13 +467,7 @@ export class Policy {
     const nameHost = parseHost(name);
     if (!nameHost.ok) return invalidTarget(name, nameHost.reason);
     const addr = parseHost(ip);
-    if (!addr.ok || addr.ip === undefined) {
-      return {
-        allowed: false,
-        rule: "invalid-address",
-        reason: `${show(ip)} is not an IP address`,
-      };
-    }
+    if (!addr.ok || addr.ip === undefined) return invalidAddress(ip);
     if (this.#disabled) return allowAll(displayTarget(addr), port);
     if (nameHost.ip !== undefined) return this.#checkIp(addr.ip, port);
     const nameVerdict = this.#checkName(nameHost.name, port);
@@ -574,13 +568,7 @@ export class Policy {
     const nameHost = parseHost(name);
     if (!nameHost.ok) return invalidTarget(name, nameHost.reason);
     const addr = parseHost(ip);
-    if (!addr.ok || addr.ip === undefined) {
-      return {
-        allowed: false,
-        rule: "invalid-address",
-        reason: `${show(ip)} is not an IP address`,
-      };
-    }
+    if (!addr.ok || addr.ip === undefined) return invalidAddress(ip);
     if (this.#disabled) return lookupAllowAll(displayTarget(addr));
     if (nameHost.ip !== undefined) return this.#lookupIp(addr.ip);
     const nameVerdict = this.#lookupName(nameHost.name);
@@ -908,6 +896,11 @@ function lookupAllowAll(target: Target): Verdict {
     rule: "allow-all",
     reason: `lookup of ${text} is allowed: policy checks are disabled (allow-all)`,
   };
+}
+
+/** The verdict for a resolved/answer address that is not an IP address. */
+function invalidAddress(ip: string): Verdict {
+  return { allowed: false, rule: "invalid-address", reason: `${show(ip)} is not an IP address` };
 }
 
 function invalidTarget(raw: unknown, reason: string): Verdict {
