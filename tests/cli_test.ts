@@ -157,6 +157,8 @@ for (
     ["--policy with --no-policy", ["--policy", "x.toml", "--no-policy"], /--no-policy/],
     ["a stray argument", ["serve-now"], /serve-now/],
     ["--pool-per-key -1", ["--pool-per-key", "-1"], /--pool-per-key/],
+    ["--allow-origin with a path", ["--allow-origin", "https://a.example/x"], /--allow-origin/],
+    ["--allow-origin not a URL", ["--allow-origin", "a.example"], /--allow-origin/],
   ] as const
 ) {
   Deno.test(`cli: ${name} exits 2 with one line`, async () => {

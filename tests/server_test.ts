@@ -175,3 +175,37 @@ Deno.test("server: startServer with a signal shuts down when it aborts", async (
   await server.finished;
   assert.equal(server.sessions, 0);
 });
+
+/** Status code of a raw WebSocket upgrade request to `port`, with `origin` if given. */
+async function upgradeStatus(port: number, origin?: string): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(enc.encode(
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        (origin ? `Origin: ${origin}\r\n` : "") + "\r\n",
+    ));
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    const head = dec.decode(buf.subarray(0, n ?? 0));
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("server: allowedOrigins refuses other web origins with 403 and admits listed ones", async () => {
+  await using server = await startTestServer({ allowedOrigins: ["https://app.example.com"] });
+  assert.equal(await upgradeStatus(server.addr.port, "https://evil.example"), 403);
+  assert.equal(await upgradeStatus(server.addr.port, "http://app.example.com"), 403);
+  assert.equal(await upgradeStatus(server.addr.port, "https://APP.example.com"), 101);
+  // Non-browser clients send no Origin: admitted.
+  assert.equal(await upgradeStatus(server.addr.port), 101);
+  await until(() => server.sessions === 0, "the probe sessions ended");
+});
+
+Deno.test("server: without allowedOrigins any origin may open a session", async () => {
+  await using server = await startTestServer();
+  assert.equal(await upgradeStatus(server.addr.port, "https://anything.example"), 101);
+  await until(() => server.sessions === 0, "the probe session ended");
+});

@@ -43,6 +43,8 @@ export interface ServeFlags {
   logLevel: LogLevel | undefined;
   /** `--ca-cert FILE` (repeatable): extra trusted CA certificates (PEM) for `connect_tls`. */
   caCertFiles: string[];
+  /** `--allow-origin ORIGIN` (repeatable): web origins allowed to open sessions (default: any). */
+  allowedOrigins: string[];
 }
 
 /** A parsed command line. */
@@ -76,6 +78,8 @@ Flags:
       --max-message-bytes N    largest WebSocket message accepted (default 4194304)
       --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
       --ca-cert FILE           also trust this CA certificate (PEM) for connect_tls; repeatable
+      --allow-origin ORIGIN    only pages from ORIGIN (e.g. https://app.example.com) may open
+                               sessions; repeatable (default: any origin)
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
   -h, --help                   show this help
   -V, --version                show the version
@@ -146,6 +150,7 @@ export function parseCommand(args: string[]): Command {
         "dns-server": { type: "string" },
         "log-level": { type: "string" },
         "ca-cert": { type: "string", multiple: true },
+        "allow-origin": { type: "string", multiple: true },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -203,8 +208,26 @@ export function parseCommand(args: string[]): Command {
       dnsServer: nameServer(v["dns-server"]),
       logLevel: v["log-level"] === undefined ? undefined : level(v["log-level"]),
       caCertFiles: v["ca-cert"] ?? [],
+      allowedOrigins: (v["allow-origin"] ?? []).map(origin),
     },
   };
+}
+
+function origin(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new CliError(
+      `invalid value for --allow-origin: "${raw}" (expected e.g. https://app.example.com)`,
+    );
+  }
+  if (url.origin === "null" || url.pathname !== "/" || url.search || url.hash) {
+    throw new CliError(
+      `invalid value for --allow-origin: "${raw}" (expected scheme://host[:port] only)`,
+    );
+  }
+  return url.origin;
 }
 
 function level(raw: string): LogLevel {

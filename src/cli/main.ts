@@ -81,6 +81,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     policy,
     transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
     signal: controller.signal,
+    ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
     ...(flags.maxServerBandwidthMbps !== undefined
       ? { maxServerBandwidthMbps: flags.maxServerBandwidthMbps }

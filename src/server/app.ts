@@ -46,6 +46,14 @@ export interface WasmnetOptions {
    * Disabled when `perKey` or `idleSecs` is 0.
    */
   pool?: { perKey: number; idleSecs: number; maxTotal?: number };
+  /**
+   * Web origins allowed to open a session, e.g. `["https://app.example.com"]` (default: any).
+   * Browsers always send `Origin` on a WebSocket upgrade, so with a list set, any other web page
+   * a user visits cannot drive the proxy (cross-site WebSocket hijacking); an upgrade from a
+   * listed origin, or with no `Origin` header at all (non-browser clients), is accepted, anything
+   * else gets 403. Compared case-insensitively, scheme + host + port, no trailing slash.
+   */
+  allowedOrigins?: readonly string[];
 }
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
@@ -166,8 +174,14 @@ export function wasmnet(
   const policy = options.policy ?? Policy.defaults();
   const transport = registry.pooled(options.transport ?? denoTransport(), options.pool);
   const bandwidth = bandwidthFor(options, policy);
+  const origins = options.allowedOrigins?.map((o) => o.toLowerCase().replace(/\/+$/, ""));
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
+    const origin = c.req.header("origin");
+    if (origins && origin !== undefined && !origins.includes(origin.toLowerCase())) {
+      log.warn("upgrade refused: origin not allowed", { origin });
+      return c.text(`wasmnet: origin ${origin} is not allowed\n`, 403);
+    }
     if (!registry.accepting) return c.text("wasmnet: server shutting down\n", 503);
     // The client's address must be read before the upgrade takes the request over.
     const label = clientLabel(c);
