@@ -209,3 +209,16 @@ Deno.test("server: without allowedOrigins any origin may open a session", async 
   assert.equal(await upgradeStatus(server.addr.port, "https://anything.example"), 101);
   await until(() => server.sessions === 0, "the probe session ended");
 });
+
+Deno.test("server: maxSessions refuses the next upgrade with 503; a freed slot admits again", async () => {
+  await using server = await startTestServer({ maxSessions: 2 });
+  await using a = await TestClient.open(server.url);
+  const b = await TestClient.open(server.url);
+  assert.equal(await upgradeStatus(server.addr.port), 503);
+  await b.close();
+  await until(() => server.sessions === 1, "session b ended");
+  await using c = await TestClient.open(server.url);
+  assert.equal(server.sessions, 2);
+  void a;
+  void c;
+});

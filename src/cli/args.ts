@@ -43,6 +43,8 @@ export interface ServeFlags {
   logLevel: LogLevel | undefined;
   /** `--ca-cert FILE` (repeatable): extra trusted CA certificates (PEM) for `connect_tls`. */
   caCertFiles: string[];
+  /** `--max-sessions N`: most WebSocket sessions at once (default: no limit). */
+  maxSessions: number | undefined;
   /** `--allow-origin ORIGIN` (repeatable): web origins allowed to open sessions (default: any). */
   allowedOrigins: string[];
 }
@@ -78,6 +80,7 @@ Flags:
       --max-message-bytes N    largest WebSocket message accepted (default 4194304)
       --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
       --ca-cert FILE           also trust this CA certificate (PEM) for connect_tls; repeatable
+      --max-sessions N         most WebSocket sessions at once; more get 503 (default: no limit)
       --allow-origin ORIGIN    only pages from ORIGIN (e.g. https://app.example.com) may open
                                sessions; repeatable (default: any origin)
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
@@ -151,6 +154,7 @@ export function parseCommand(args: string[]): Command {
         "log-level": { type: "string" },
         "ca-cert": { type: "string", multiple: true },
         "allow-origin": { type: "string", multiple: true },
+        "max-sessions": { type: "string" },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -209,6 +213,7 @@ export function parseCommand(args: string[]): Command {
       logLevel: v["log-level"] === undefined ? undefined : level(v["log-level"]),
       caCertFiles: v["ca-cert"] ?? [],
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
+      maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
     },
   };
 }

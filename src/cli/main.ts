@@ -82,6 +82,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
     signal: controller.signal,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
+    ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
     ...(flags.maxServerBandwidthMbps !== undefined
       ? { maxServerBandwidthMbps: flags.maxServerBandwidthMbps }

@@ -54,6 +54,11 @@ export interface WasmnetOptions {
    * else gets 403. Compared case-insensitively, scheme + host + port, no trailing slash.
    */
   allowedOrigins?: readonly string[];
+  /**
+   * Most sessions (WebSockets) at once on this server (default: no limit). An upgrade beyond it
+   * gets 503, so file descriptors stay bounded at about `maxSessions × max_connections × 2`.
+   */
+  maxSessions?: number;
 }
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
@@ -183,6 +188,10 @@ export function wasmnet(
       return c.text(`wasmnet: origin ${origin} is not allowed\n`, 403);
     }
     if (!registry.accepting) return c.text("wasmnet: server shutting down\n", 503);
+    if (options.maxSessions !== undefined && registry.size >= options.maxSessions) {
+      log.warn("upgrade refused: max sessions reached", { sessions: registry.size });
+      return c.text(`wasmnet: server full (${options.maxSessions} sessions)\n`, 503);
+    }
     // The client's address must be read before the upgrade takes the request over.
     const label = clientLabel(c);
     let upgraded: { socket: WebSocket; response: Response };
