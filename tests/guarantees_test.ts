@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { delay, until } from "./helpers/wait.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
@@ -20,19 +21,6 @@ import { denoTransport, type StreamConn, type Transport } from "../src/transport
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` every 5 ms; fails after `timeoutMs` (a hang guard, not a timing assertion). */
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await delay(5);
-  }
-}
 
 /** Lets late events arrive: waits `ms`, then a round trip ({@linkcode TestClient.settle}). */
 async function settle(client: TestClient, ms = 50): Promise<void> {

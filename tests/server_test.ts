@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { until } from "./helpers/wait.ts";
 import { Hono } from "hono";
 import { TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
@@ -15,19 +16,6 @@ import { VERSION } from "../src/version.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` every 5 ms; fails after `timeoutMs` (a hang guard, not a timing assertion). */
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await delay(5);
-  }
-}
 
 function httpUrl(wsUrl: string, path: string): string {
   return wsUrl.replace(/^ws:/, "http:").replace(/\/$/, "") + path;

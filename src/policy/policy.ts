@@ -974,19 +974,13 @@ function validate(input: Record<string, unknown>, source: string): PolicyConfig 
       MAX_CONNECTIONS_LIMIT,
     );
   }
-  if (has("maxBandwidthMbps")) {
-    const v = input["maxBandwidthMbps"];
+  for (const field of ["maxBandwidthMbps", "maxServerBandwidthMbps"] as const) {
+    if (!has(field)) continue;
+    const v = input[field];
     const n = v === undefined
       ? 0
-      : integer(source, "max_bandwidth_mbps", v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
-    config.maxBandwidthMbps = n === 0 ? undefined : n;
-  }
-  if (has("maxServerBandwidthMbps")) {
-    const v = input["maxServerBandwidthMbps"];
-    const n = v === undefined
-      ? 0
-      : integer(source, "max_server_bandwidth_mbps", v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
-    config.maxServerBandwidthMbps = n === 0 ? undefined : n;
+      : integer(source, CONFIG_KEYS[field], v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
+    config[field] = n === 0 ? undefined : n; // 0 = unlimited
   }
   if (has("connectionTimeoutSecs")) {
     config.connectionTimeoutSecs = integer(
