@@ -53,9 +53,19 @@ function header(type: number, id: number, payloadBytes: number): Uint8Array {
  * at offset 9 of one buffer and send it without a copy.
  */
 export function writeHeader(frame: Uint8Array, type: number, id: number): void {
-  const dv = view(frame);
-  dv.setUint8(0, type);
-  dv.setBigUint64(1, BigInt(id));
+  // Called for every outgoing data chunk: plain byte stores, no DataView or BigInt allocation.
+  // `id` ≤ 2^53-1, so its high 32 bits are exact as a number.
+  const hi = Math.floor(id / 0x1_0000_0000);
+  const lo = id >>> 0;
+  frame[0] = type;
+  frame[1] = hi >>> 24;
+  frame[2] = (hi >>> 16) & 0xff;
+  frame[3] = (hi >>> 8) & 0xff;
+  frame[4] = hi & 0xff;
+  frame[5] = lo >>> 24;
+  frame[6] = (lo >>> 16) & 0xff;
+  frame[7] = (lo >>> 8) & 0xff;
+  frame[8] = lo & 0xff;
 }
 
 /**

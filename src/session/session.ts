@@ -9,6 +9,7 @@ import {
   encodeEvent,
   encodeEventJson,
   type Framing,
+  HEADER_BYTES,
   MsgType,
   ProtocolError,
   type Request,
@@ -460,9 +461,11 @@ export class Session implements AsyncDisposable {
   #emitData(id: number, frame: Uint8Array, n: number): void {
     if (this.#framing === "binary") {
       writeHeader(frame, MsgType.data, id);
-      this.#send(frame.subarray(0, 9 + n));
+      this.#send(frame.subarray(0, HEADER_BYTES + n));
     } else {
-      this.#send(encodeEventJson({ ev: "data", id, data: frame.subarray(9, 9 + n) }));
+      this.#send(
+        encodeEventJson({ ev: "data", id, data: frame.subarray(HEADER_BYTES, HEADER_BYTES + n) }),
+      );
     }
   }
 

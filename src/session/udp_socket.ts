@@ -93,7 +93,8 @@ export class UdpSocket implements SocketEntry {
     );
     if (!this.live || outcome === undefined) return;
     if (!outcome.ok) return this.finish({ ev: outcome.ev, id: this.id, msg: outcome.msg });
-    const ip = outcome.ips[0] ?? "";
+    const first = outcome.ips[0] ?? "";
+    const ip = canonicalIp(first) ?? first;
     this.#family = ip.includes(":") ? 6 : 4;
     this.#defaultPeer = { ip, port };
     this.#peers.add(peerKey(ip, port));
@@ -167,7 +168,8 @@ export class UdpSocket implements SocketEntry {
         }
         if (!this.live) return;
         if (!outcome.ok) return this.#ctx.emit({ ev: outcome.ev, id: this.id, msg: outcome.msg });
-        const ip = outcome.ips.find((a) => a.includes(":") === (this.#family === 6));
+        const found = outcome.ips.find((a) => a.includes(":") === (this.#family === 6));
+        const ip = found === undefined ? undefined : canonicalIp(found) ?? found;
         if (ip === undefined) {
           return this.#ctx.emit({
             ev: "error",
@@ -292,6 +294,7 @@ export class UdpSocket implements SocketEntry {
   }
 }
 
+/** Key of a peer in the reply allow-set; `ip` must already be canonical (see `canonicalIp`). */
 function peerKey(ip: string, port: number): string {
-  return `${canonicalIp(ip) ?? ip}|${port}`;
+  return `${ip}|${port}`;
 }
