@@ -614,21 +614,45 @@ function endingTransport(slowPort: number): Transport {
   };
 }
 
+/**
+ * Peers and a server for the ending tests: an echo, a peer that sends EOF, a refused and a slow
+ * port, and a server with `max_connections` 3, 127.0.0.2 denied and a 64 KiB queue bound.
+ */
+async function endingFixture(): Promise<{
+  ctx: EndingContext;
+  echo: Awaited<ReturnType<typeof startTcpEcho>>;
+  server: Awaited<ReturnType<typeof startTestServer>>;
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const echo = await startTcpEcho();
+  const eof = new Peer(true);
+  const ctx: EndingContext = {
+    echoPort: echo.port,
+    eofPort: eof.port,
+    refusedPort: closedPort(),
+    slowPort: closedPort(),
+  };
+  const server = await startTestServer({
+    transport: endingTransport(ctx.slowPort),
+    policy: loopbackPolicy({ maxConnections: 3, deny: ["127.0.0.2"] }),
+    limits: { maxSocketQueueBytes: 64 * 1024 },
+  });
+  return {
+    ctx,
+    echo,
+    server,
+    [Symbol.asyncDispose]: async () => {
+      await server.shutdown();
+      await eof[Symbol.asyncDispose]();
+      await echo.close();
+    },
+  };
+}
+
 for (const ending of ENDINGS) {
   Deno.test(`guarantee: max_connections slot is freed by ${ending.name}`, async () => {
-    await using echo = await startTcpEcho();
-    await using eof = new Peer(true);
-    const ctx: EndingContext = {
-      echoPort: echo.port,
-      eofPort: eof.port,
-      refusedPort: closedPort(),
-      slowPort: closedPort(),
-    };
-    await using server = await startTestServer({
-      transport: endingTransport(ctx.slowPort),
-      policy: loopbackPolicy({ maxConnections: 3, deny: ["127.0.0.2"] }),
-      limits: { maxSocketQueueBytes: 64 * 1024 },
-    });
+    await using fx = await endingFixture();
+    const { ctx, echo, server } = fx;
     await using client = await TestClient.open(server.url, "binary");
     // Two long-lived sockets, one slot left for the ending under test.
     await client.connect(1, "127.0.0.1", echo.port);
@@ -642,19 +666,8 @@ for (const ending of ENDINGS) {
 }
 
 Deno.test("guarantee: 50 open/close cycles over every ending never drift", async () => {
-  await using echo = await startTcpEcho();
-  await using eof = new Peer(true);
-  const ctx: EndingContext = {
-    echoPort: echo.port,
-    eofPort: eof.port,
-    refusedPort: closedPort(),
-    slowPort: closedPort(),
-  };
-  await using server = await startTestServer({
-    transport: endingTransport(ctx.slowPort),
-    policy: loopbackPolicy({ maxConnections: 3, deny: ["127.0.0.2"] }),
-    limits: { maxSocketQueueBytes: 64 * 1024 },
-  });
+  await using fx = await endingFixture();
+  const { ctx, echo, server } = fx;
   await using client = await TestClient.open(server.url, "json");
   let id = 1000;
   for (let cycle = 0; cycle < 50; cycle++) {
