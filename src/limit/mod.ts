@@ -1,5 +1,6 @@
 /**
- * Bandwidth limiting: token buckets with carried deficit, bucket chains, and throttle pipes.
+ * Bandwidth limiting and backpressure: token buckets with carried deficit, bucket chains, the
+ * throttle pipe, and the send-buffer drain poller shared by the server and the client.
  *
  * Each session gets a bucket per direction and a server-wide bucket caps the total; a chunk must
  * pass every bucket in its chain ({@linkcode RateLimiter}). Pure and browser-safe: no `Deno.*`.
@@ -32,11 +33,6 @@ export {
   TokenBucket,
   type TokenBucketOptions,
 } from "./token_bucket.ts";
-export { RateLimiter } from "./rate_limiter.ts";
-export {
-  type BucketChain,
-  DEFAULT_MAX_CHUNK_BYTES,
-  throttle,
-  type ThrottleOptions,
-  throttleStream,
-} from "./throttle.ts";
+export { DEFAULT_MAX_CHUNK_BYTES, RateLimiter } from "./rate_limiter.ts";
+export { type BucketChain, throttle, type ThrottleOptions } from "./throttle.ts";
+export { type Buffered, DrainPoller, type DrainPollerOptions } from "./drain.ts";

@@ -6,6 +6,9 @@
 
 import type { TokenBucket } from "./token_bucket.ts";
 
+/** Default largest piece a throttle forwards, in bytes (16 KiB), unless a burst is smaller. */
+export const DEFAULT_MAX_CHUNK_BYTES = 16 * 1024;
+
 /**
  * Admits bytes only after every bucket of a chain has admitted them, e.g.
  * `new RateLimiter([sessionBucket, serverBucket])`: each session is held to its own rate while the
@@ -49,6 +52,17 @@ export class RateLimiter {
   }
 
   /**
+   * Largest piece in bytes that consumers of this chain should take at once so that they take
+   * turns (FIFO per piece) and no piece exceeds a burst: the smallest burst, capped at
+   * {@linkcode DEFAULT_MAX_CHUNK_BYTES} (16 KiB); `Infinity` for an empty (unlimited) chain, where
+   * nothing is split. The throttle pipe splits to this size by default.
+   */
+  get pieceBytes(): number {
+    if (this.buckets.length === 0) return Infinity;
+    return Math.max(1, Math.floor(Math.min(DEFAULT_MAX_CHUNK_BYTES, this.minBurstBytes)));
+  }
+
+  /**
    * Waits until every bucket has admitted `bytes`, taking them in order.
    *
    * @param bytes Number of bytes: a finite number ≥ 0 (may exceed a burst; see
@@ -70,22 +84,6 @@ export class RateLimiter {
         throw error;
       }
     }
-  }
-
-  /**
-   * Admits `bytes` now only if every bucket can (all or nothing); never waits.
-   *
-   * @returns `true` if every bucket admitted the bytes, `false` if any refused (nothing consumed).
-   * @throws {RangeError} If `bytes` is negative, NaN or infinite.
-   */
-  tryTake(bytes: number): boolean {
-    checkBytes(bytes);
-    for (let i = 0; i < this.buckets.length; i++) {
-      if (this.buckets[i]?.tryTake(bytes) === true) continue;
-      for (let j = 0; j < i; j++) this.buckets[j]?.refund(bytes);
-      return false;
-    }
-    return true;
   }
 }
 

@@ -51,21 +51,3 @@ Deno.test("RateLimiter: abort while waiting on a later bucket refunds the earlie
   assert.equal(server.waiting, 0);
   assert.equal(clock.pending, 0);
 });
-
-Deno.test("RateLimiter.tryTake is all or nothing; unlimited buckets are skipped", () => {
-  const clock = new FakeClock();
-  const a = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
-  const b = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 50, clock });
-  const free = new TokenBucket({ rateBytesPerSec: Infinity, burstBytes: 0, clock });
-  const limiter = new RateLimiter([a, free, b]);
-  assert.equal(limiter.buckets.length, 2);
-  assert.equal(limiter.minBurstBytes, 50);
-  assert(!limiter.tryTake(60));
-  assert.equal(a.tokens, 100, "a was refunded when b refused");
-  assert(limiter.tryTake(50));
-  assert.equal(a.tokens, 50);
-  assert.equal(b.tokens, 0);
-  assert.equal(new RateLimiter([free]).minBurstBytes, Infinity);
-  assert(new RateLimiter([]).tryTake(1e12));
-  assert.throws(() => limiter.tryTake(-1), RangeError);
-});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "./fake_clock.ts";
-import { DEFAULT_MAX_CHUNK_BYTES, throttle, throttleStream } from "./throttle.ts";
+import { DEFAULT_MAX_CHUNK_BYTES } from "./rate_limiter.ts";
+import { throttle } from "./throttle.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 const KiB = 1024;
@@ -72,7 +73,7 @@ Deno.test("throttle's default piece is the smallest burst, capped at 16 KiB", as
   ]);
   assert.deepEqual(await sizes([big, small]), [...Array(8)].map(() => 5000));
   assert.throws(() => throttle(fromChunks([]), [big], { maxChunkBytes: 0 }), RangeError);
-  assert.throws(() => throttleStream([big], { maxChunkBytes: 1.5 }), RangeError);
+  assert.throws(() => throttle(fromChunks([]), [big], { maxChunkBytes: 1.5 }), RangeError);
   assert.equal(clock.pending, 0);
 });
 
@@ -152,106 +153,4 @@ Deno.test("throttle: abort mid-wait rejects next(), closes the source, leaves no
   assert.equal(clock.pending, 0);
   assert.equal(bucket.waiting, 0);
   assert(Math.abs(bucket.tokens - 50) < EPS, "the aborted reservation was returned");
-});
-
-Deno.test("throttleStream end to end: rate, order, contents and subarray views", async () => {
-  const clock = new FakeClock();
-  const rate = 100_000;
-  const burst = 4000;
-  const bucket = new TokenBucket({ rateBytesPerSec: rate, burstBytes: burst, clock });
-  const chunks = [pattern(10_000), pattern(3), pattern(25_000)];
-  const total = 35_003;
-  const readable = ReadableStream.from(chunks).pipeThrough(throttleStream([bucket]));
-  const received: { at: number; piece: Uint8Array }[] = [];
-  const reading = (async (): Promise<void> => {
-    for await (const piece of readable) received.push({ at: clock.now(), piece });
-  })();
-  await driveUntil(clock, () => received.reduce((a, r) => a + r.piece.byteLength, 0) === total, 20);
-  await reading;
-  assert(received.every((r) => r.piece.byteLength <= burst));
-  assert(received.some((r) => r.piece.buffer === chunks[2]?.buffer && r.piece.byteOffset > 0));
-  assert.deepEqual(
-    received.flatMap((r) => [...r.piece]),
-    chunks.flatMap((c) => [...c]),
-  );
-  let sum = 0;
-  for (const { at, piece } of received) {
-    sum += piece.byteLength;
-    assert(sum <= burst + rate * at / 1000 + EPS, `${sum} bytes by ${at} ms`);
-  }
-  const last = received.at(-1)?.at ?? 0;
-  const ideal = (total - burst) * 1000 / rate;
-  assert(last >= ideal - EPS && last <= ideal + 2, `done at ${last} ms, ideal ${ideal} ms`);
-  assert.equal(clock.pending, 0);
-});
-
-Deno.test("throttleStream spends no tokens until the readable side is read", async () => {
-  const clock = new FakeClock();
-  const bucket = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
-  const { readable, writable } = throttleStream([bucket]);
-  const writer = writable.getWriter();
-  const write = writer.write(pattern(60));
-  await clock.flush();
-  assert.equal(bucket.tokens, 100, "nothing read yet, nothing spent");
-  const reader = readable.getReader();
-  const { value } = await reader.read();
-  await write;
-  assert.equal(value?.byteLength, 60);
-  assert.equal(bucket.tokens, 40);
-  await writer.close();
-  assert.equal((await reader.read()).done, true);
-});
-
-Deno.test("throttleStream: cancelling the reader aborts the token wait", async () => {
-  const clock = new FakeClock();
-  const bucket = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
-  const { readable, writable } = throttleStream([bucket]);
-  const writer = writable.getWriter();
-  const reader = readable.getReader();
-  const write = writer.write(pattern(300)).catch((e: unknown) => e);
-  assert.equal((await reader.read()).value?.byteLength, 100);
-  const pendingRead = reader.read();
-  await clock.advance(10);
-  assert.equal(bucket.waiting, 1);
-  const reason = new Error("client gone");
-  await reader.cancel(reason);
-  assert.equal((await pendingRead).done, true);
-  assert.equal(await write, reason);
-  assert.equal(bucket.waiting, 0);
-  assert.equal(clock.pending, 0);
-});
-
-Deno.test("throttleStream: the signal errors both sides at once, even when idle", async () => {
-  const clock = new FakeClock();
-  const bucket = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
-  const ac = new AbortController();
-  const reason = new Error("shutdown");
-  const { readable, writable } = throttleStream([bucket], { signal: ac.signal });
-  const reader = readable.getReader();
-  const read = reader.read();
-  ac.abort(reason);
-  await assert.rejects(read, (e: unknown) => e === reason);
-  await assert.rejects(writable.getWriter().write(pattern(1)), (e: unknown) => e === reason);
-
-  // Aborting while a piece waits for tokens also returns its reservation.
-  const ac2 = new AbortController();
-  const t = throttleStream([bucket], { signal: ac2.signal });
-  const w = t.writable.getWriter();
-  const r = t.readable.getReader();
-  const write = w.write(pattern(250)).catch((e: unknown) => e);
-  assert.equal((await r.read()).value?.byteLength, 100);
-  const pending = r.read();
-  await clock.advance(30);
-  ac2.abort(reason);
-  await assert.rejects(pending, (e: unknown) => e === reason);
-  assert.equal(await write, reason);
-  assert.equal(bucket.waiting, 0);
-  assert.equal(clock.pending, 0);
-  assert(Math.abs(bucket.tokens - 30) < EPS);
-  await assert.rejects(
-    ReadableStream.from([pattern(1)])
-      .pipeThrough(throttleStream([bucket], { signal: AbortSignal.abort(reason) }))
-      .getReader().read(),
-    (e: unknown) => e === reason,
-  );
 });

@@ -85,9 +85,8 @@ interface Waiter {
  *
  * **Requests larger than the burst** are admitted as a deficit: a `take(n)` with `n > burstBytes`
  * waits until the bucket has accrued `n` bytes, then admits all `n` at once, which is a burst
- * larger than `burstBytes`. The throttles ({@linkcode throttle}, {@linkcode throttleStream}) avoid
- * that by splitting chunks to at most the smallest burst. {@linkcode TokenBucket.tryTake} never
- * admits more than the current balance, so it always fails for `n > burstBytes`.
+ * larger than `burstBytes`. The throttle pipe ({@linkcode throttle}) avoids that by splitting chunks
+ * to at most the smallest burst.
  *
  * **Cancellation.** An aborted `take` rejects with `signal.reason` and its reservation is returned,
  * so waiters behind it are released as if it had never asked. The bucket keeps at most one timer
@@ -239,23 +238,6 @@ export class TokenBucket {
       this.#queuedBytes += bytes;
       this.#dispatch();
     });
-  }
-
-  /**
-   * Admits `bytes` now if no one is queued and the balance covers them; never waits or queues.
-   *
-   * @param bytes Number of bytes: a finite number ≥ 0.
-   * @returns `true` if admitted (tokens consumed), `false` otherwise (nothing consumed). Always
-   * `false` for `bytes > burstBytes`; always `true` for an unlimited bucket.
-   * @throws {RangeError} If `bytes` is negative, NaN or infinite.
-   */
-  tryTake(bytes: number): boolean {
-    checkBytes(bytes);
-    if (this.unlimited || bytes === 0) return true;
-    this.#refill();
-    if (this.#waiters.size > 0 || this.#accrued + EPSILON_BYTES < bytes) return false;
-    this.#accrued -= bytes;
-    return true;
   }
 
   /**
