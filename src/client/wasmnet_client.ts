@@ -10,6 +10,7 @@
  */
 import { decodeEvent, encodeRequest, type Request, unreachable } from "../protocol/mod.ts";
 import type { Framing, WireEvent } from "../protocol/mod.ts";
+import { DrainPoller } from "../limit/drain.ts";
 import { WasmnetError } from "./errors.ts";
 import { WasmnetSocket } from "./socket.ts";
 import { WasmnetDatagramSocket } from "./datagram_socket.ts";
@@ -218,7 +219,7 @@ export class WasmnetClient {
   readonly #debug: DebugLogger;
   readonly #highWaterMark: number;
   readonly #lowWaterMark: number;
-  readonly #drainPollMs: number;
+  readonly #drain: DrainPoller;
   readonly #maxUnclaimedBytes: number;
   readonly #ready: Promise<void>;
   #resolveReady: () => void = noop;
@@ -230,8 +231,6 @@ export class WasmnetClient {
   #open = false;
   #ended = false;
   #userDisconnect = false;
-  #drainWaiters: Array<{ resolve: () => void; reject: (e: WasmnetError) => void }> = [];
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Opens the WebSocket to `url` (`ws:` or `wss:`) and starts connecting.
@@ -246,7 +245,10 @@ export class WasmnetClient {
     this.#debug = options.debug ?? noop;
     this.#highWaterMark = options.highWaterMark ?? 1024 * 1024;
     this.#lowWaterMark = Math.min(options.lowWaterMark ?? 256 * 1024, this.#highWaterMark);
-    this.#drainPollMs = options.drainPollMs ?? 4;
+    this.#drain = new DrainPoller(this, {
+      lowWaterMark: this.#lowWaterMark,
+      pollMs: options.drainPollMs ?? 4,
+    });
     this.#maxUnclaimedBytes = options.maxUnclaimedBytes ?? 16 * 1024 * 1024;
     this.#ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
@@ -293,11 +295,7 @@ export class WasmnetClient {
     if (this.#ended || this.#userDisconnect) {
       return Promise.reject(this.#wsError("WebSocket is closed"));
     }
-    if (this.bufferedAmount <= this.#lowWaterMark) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#drainWaiters.push({ resolve, reject });
-      this.#pollDrain();
-    });
+    return this.#drain.wait();
   }
 
   /**
@@ -730,31 +728,17 @@ export class WasmnetClient {
     onClose?.();
   }
 
-  #pollDrain(): void {
-    if (this.#drainTimer !== undefined) return;
-    this.#drainTimer = setTimeout(() => {
-      this.#drainTimer = undefined;
-      if (this.bufferedAmount <= this.#lowWaterMark) {
-        for (const w of this.#drainWaiters.splice(0)) w.resolve();
-      } else if (this.#drainWaiters.length > 0) {
-        this.#pollDrain();
-      }
-    }, this.#drainPollMs);
-  }
-
   #onWsClose(code: number, reason: string, wasClean: boolean): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#open = false;
     this.#outbox = [];
     this.#outboxBytes = 0;
-    if (this.#drainTimer !== undefined) clearTimeout(this.#drainTimer);
-    this.#drainTimer = undefined;
     const why = this.#userDisconnect
       ? "disconnected"
       : `WebSocket closed (code ${code}${reason ? `, ${reason}` : ""})`;
     this.#rejectReady(this.#wsError(why));
-    for (const w of this.#drainWaiters.splice(0)) w.reject(this.#wsError(why));
+    this.#drain.close(this.#wsError(why));
     const entries = [...this.#entries];
     this.#entries.clear();
     const thrown: unknown[] = [];

@@ -29,6 +29,7 @@
  */
 import type { StreamConn } from "../transport/mod.ts";
 import { PooledConn, type ReadOutcome } from "./_pooled_conn.ts";
+import { formatHostPort } from "../protocol/mod.ts";
 
 export { PooledConn } from "./_pooled_conn.ts";
 
@@ -98,10 +99,6 @@ interface Entry {
   timer: ReturnType<typeof setTimeout> | undefined;
   task: Promise<void> | undefined;
   state: "idle" | "handed" | "gone";
-}
-
-function keyOf(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function closeQuietly(conn: StreamConn): void {
@@ -193,7 +190,7 @@ export class ConnectionPool implements AsyncDisposable {
    */
   async acquire(ip: string, port: number, signal: AbortSignal): Promise<StreamConn> {
     signal.throwIfAborted();
-    const key = keyOf(ip, port);
+    const key = formatHostPort(ip, port);
     const entry = this.#idle.get(key)?.pop();
     let conn: StreamConn;
     if (entry !== undefined) {
@@ -213,7 +210,7 @@ export class ConnectionPool implements AsyncDisposable {
    * is in flight. The most recent 1024 excluded addresses are remembered.
    */
   exclude(ip: string, port: number): void {
-    const key = keyOf(ip, port);
+    const key = formatHostPort(ip, port);
     this.#excluded.delete(key);
     this.#excluded.add(key);
     if (this.#excluded.size > MAX_EXCLUDED_KEYS) {
@@ -227,7 +224,7 @@ export class ConnectionPool implements AsyncDisposable {
 
   /** Whether `ip:port` is excluded from pooling (see {@linkcode ConnectionPool.exclude}). */
   isExcluded(ip: string, port: number): boolean {
-    return this.#excluded.has(keyOf(ip, port));
+    return this.#excluded.has(formatHostPort(ip, port));
   }
 
   /**

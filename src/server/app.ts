@@ -12,6 +12,7 @@ import { denoTransport, type Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
+import { formatHostPort } from "../protocol/mod.ts";
 
 const log = getLogger("server");
 
@@ -148,7 +149,7 @@ function bandwidthFor(options: WasmnetOptions, policy: Policy): () => SessionBan
 function clientLabel(c: Context): string {
   try {
     const addr = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
-    return addr ? `${addr.hostname}:${addr.port}` : "";
+    return addr ? formatHostPort(addr.hostname, addr.port) : "";
   } catch {
     return "";
   }

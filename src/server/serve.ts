@@ -6,6 +6,7 @@
 import { createApp, SessionRegistry, type WasmnetOptions } from "./app.ts";
 import { getLogger } from "../log/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
+import { formatHostPort } from "../protocol/mod.ts";
 
 const log = getLogger("server");
 
@@ -70,7 +71,7 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
     : addr.hostname.includes(":")
     ? `[${addr.hostname}]`
     : addr.hostname;
-  log.info("listening", { addr: `${addr.hostname}:${addr.port}` });
+  log.info("listening", { addr: formatHostPort(addr.hostname, addr.port) });
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {

@@ -1,5 +1,6 @@
 /**
- * An inbound TCP listener (`bind`, `listen`; events `listening`, `accepted`).
+ * Table entries that carry no data: an inbound TCP listener (`bind`, `listen`; events
+ * `listening`, `accepted`) and a pending `resolve` lookup (event `resolved`).
  *
  * `bind` opens the listener and answers `listening` with the real port (port 0 picks one);
  * accepting starts at once, as in wasmnet 0.1.3. `listen` answers `listening` again with the real
@@ -8,33 +9,26 @@
  *
  * @module
  */
-import type { WireEvent } from "../protocol/mod.ts";
+import { formatHostPort } from "../protocol/mod.ts";
+import type { Policy, Target } from "../policy/mod.ts";
 import type { StreamConn, StreamListener } from "../transport/mod.ts";
-import type { SessionContext, SocketEntry } from "./types.ts";
+import { CLOSED, deny, fail, type SessionContext } from "./types.ts";
 import { describe, WireError } from "./wire_errors.ts";
+import { withTimeout } from "./resolve.ts";
+import { Entry } from "./_entry.ts";
 
-/** Called for each accepted connection; returns false when the session refused it. */
+/** Called for each accepted connection with its remote `host:port`. */
 export type AcceptHandler = (listenerId: number, conn: StreamConn, remote: string) => void;
 
 /** A client's TCP listener on the server. */
-export class ListenerEntry implements SocketEntry {
+export class ListenerEntry extends Entry {
   /** Kind tag for the socket table. */
   readonly kind = "listener";
-  /** Holds a `max_connections` slot until released. */
-  counted = true;
-  /** Local `ip:port`. */
-  dest: string;
-  /** Unused for listeners (accepted sockets count their own bytes). */
-  bytesUp = 0;
-  /** Unused for listeners. */
-  bytesDown = 0;
   /** Connections accepted. */
   accepted = 0;
 
-  readonly #ctx: SessionContext;
   readonly #listener: StreamListener;
   readonly #onAccept: AcceptHandler;
-  #live = true;
 
   /**
    * @param id client id of the listener.
@@ -42,19 +36,11 @@ export class ListenerEntry implements SocketEntry {
    * @param listener the open listener.
    * @param onAccept registers each accepted connection with the session.
    */
-  constructor(
-    readonly id: number,
-    ctx: SessionContext,
-    listener: StreamListener,
-    onAccept: AcceptHandler,
-  ) {
-    this.#ctx = ctx;
+  constructor(id: number, ctx: SessionContext, listener: StreamListener, onAccept: AcceptHandler) {
+    const addr = listener.addr as Deno.NetAddr;
+    super(id, ctx, formatHostPort(addr.hostname, addr.port), true);
     this.#listener = listener;
     this.#onAccept = onAccept;
-    const addr = listener.addr as Deno.NetAddr;
-    this.dest = addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
   }
 
   /** The bound port. */
@@ -64,20 +50,20 @@ export class ListenerEntry implements SocketEntry {
 
   /** Starts the accept loop. */
   start(): void {
-    this.#ctx.opened(this);
-    this.#ctx.track(this.#acceptLoop());
+    this.ctx.opened(this);
+    this.ctx.track(this.#acceptLoop());
   }
 
   async #acceptLoop(): Promise<void> {
-    while (this.#live) {
+    while (this.live) {
       let conn;
       try {
         conn = await this.#listener.accept();
       } catch (e) {
-        if (!this.#live) return;
-        return this.finish({ ev: "error", id: this.id, msg: WireError.ioFailed(describe(e)) });
+        if (this.live) this.end(fail(WireError.ioFailed(describe(e))));
+        return;
       }
-      if (!this.#live) {
+      if (!this.live) {
         conn.close();
         return;
       }
@@ -88,87 +74,68 @@ export class ListenerEntry implements SocketEntry {
       }
       this.accepted++;
       const remote = conn.remoteAddr as Deno.NetAddr;
-      const text = remote.hostname.includes(":")
-        ? `[${remote.hostname}]:${remote.port}`
-        : `${remote.hostname}:${remote.port}`;
-      this.#onAccept(this.id, conn, text);
+      this.#onAccept(this.id, conn, formatHostPort(remote.hostname, remote.port));
     }
-  }
-
-  /** A listener carries no data. */
-  send(): void {
-    this.#ctx.emit({
-      ev: "error",
-      id: this.id,
-      msg: WireError.wrongKind("send", this.id, "listener"),
-    });
   }
 
   /** The client's `close`: stops accepting and answers `closed`. Accepted sockets stay open. */
   close(): void {
-    this.finish({ ev: "closed", id: this.id });
+    this.end(CLOSED);
   }
 
-  /** Ends the listener once, emitting `ev` unless undefined. */
-  finish(ev: WireEvent | undefined): void {
-    if (!this.#live) return;
-    this.#live = false;
+  /** Closes the listening socket. */
+  protected teardown(): void {
     try {
       this.#listener.close();
     } catch {
       // already closed
     }
-    this.#ctx.release(this, ev);
   }
 }
 
 /** A pending `resolve`: registered so its id counts as live and `close` can cancel it. */
-export class LookupEntry implements SocketEntry {
+export class LookupEntry extends Entry {
   /** Kind tag for the socket table. */
   readonly kind = "lookup";
-  /** Lookups do not take a `max_connections` slot. */
-  counted = false;
-  /** The name being resolved. */
-  dest: string;
-  /** Unused. */
-  bytesUp = 0;
-  /** Unused. */
-  bytesDown = 0;
-  /** Aborts the lookup. */
-  readonly abort = new AbortController();
-  readonly #ctx: SessionContext;
-  #live = true;
 
-  /** @param id client id. @param ctx session services. @param name the name. */
-  constructor(readonly id: number, ctx: SessionContext, name: string) {
-    this.#ctx = ctx;
-    this.dest = name;
+  /** @param id client id. @param ctx session services. @param name the name, for logs. */
+  constructor(id: number, ctx: SessionContext, name: string) {
+    super(id, ctx, name, false);
   }
 
-  /** True until answered or cancelled. */
-  get live(): boolean {
-    return this.#live;
-  }
-
-  /** A lookup carries no data. */
-  send(): void {
-    this.#ctx.emit({
-      ev: "error",
-      id: this.id,
-      msg: WireError.wrongKind("send", this.id, "lookup"),
+  /**
+   * Looks `target` up (A and AAAA) within `policy.connectionTimeoutMs` and ends with `resolved`
+   * holding the answers the policy lets the client see ({@linkcode Policy.checkLookupAnswer}),
+   * `denied` when it lets none through, or `error` when the lookup fails or times out. The name
+   * itself must already have passed {@linkcode Policy.checkLookup}. Never throws.
+   */
+  run(target: Target, policy: Policy): Promise<void> {
+    const label = target.kind === "name" ? target.name : target.ip;
+    return withTimeout(this.signal, policy.connectionTimeoutMs, async (signal, timedOut) => {
+      let addrs: string[];
+      try {
+        addrs = target.kind === "ip" ? [target.ip] : await this.ctx.transport.lookup(label, signal);
+      } catch (e) {
+        return this.end(
+          fail(WireError.lookupFailed(label, timedOut() ? "timed out" : describe(e))),
+        );
+      }
+      const denied: string[] = [];
+      const allowed = addrs.filter((ip) => {
+        const v = policy.checkLookupAnswer(label, ip);
+        if (!v.allowed) denied.push(v.reason);
+        return v.allowed;
+      });
+      if (allowed.length > 0) return this.end({ ev: "resolved", addrs: allowed });
+      this.end(deny(denied[0] ?? `no allowed addresses for ${label}`));
     });
   }
 
   /** The client's `close`: cancels the lookup and answers `closed`. */
   close(): void {
-    this.finish({ ev: "closed", id: this.id });
+    this.end(CLOSED);
   }
 
-  /** Ends the lookup once, emitting `ev` (its answer) unless undefined. */
-  finish(ev: WireEvent | undefined): void {
-    if (!this.#live) return;
-    this.#live = false;
-    this.abort.abort();
-    this.#ctx.release(this, ev);
-  }
+  /** Nothing to release: ending aborts the lookup's signal. */
+  protected teardown(): void {}
 }

@@ -7,11 +7,10 @@
 import type { Policy, Target } from "../policy/mod.ts";
 import type { Transport } from "../transport/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
+import { deny, fail, type Refusal } from "./types.ts";
 
-/** Outcome of {@linkcode resolveChecked}: addresses to dial, or the event that refuses. */
-export type ResolveOutcome =
-  | { ok: true; ips: string[] }
-  | { ok: false; ev: "denied" | "error"; msg: string };
+/** Outcome of {@linkcode resolveChecked}: addresses to dial, or the refusal. */
+export type ResolveOutcome = { ok: true; ips: string[] } | { ok: false; refusal: Refusal };
 
 /**
  * Checks `target:port` against `policy`; for a name, resolves it once and checks every address
@@ -28,25 +27,20 @@ export async function resolveChecked(
   signal: AbortSignal,
 ): Promise<ResolveOutcome> {
   const verdict = policy.checkTarget(target, port);
-  if (!verdict.allowed) return { ok: false, ev: "denied", msg: verdict.reason };
+  if (!verdict.allowed) return { ok: false, refusal: deny(verdict.reason) };
   if (target.kind === "ip") return { ok: true, ips: [target.ip] };
   let ips: string[];
   try {
     ips = await transport.lookup(target.name, signal);
   } catch (e) {
     if (signal.aborted) throw signal.reason;
-    return { ok: false, ev: "error", msg: WireError.lookupFailed(target.name, describe(e)) };
+    return { ok: false, refusal: fail(WireError.lookupFailed(target.name, describe(e))) };
   }
   for (const ip of ips) {
     const v = policy.checkResolved(target.name, ip, port);
-    if (!v.allowed) return { ok: false, ev: "denied", msg: v.reason };
+    if (!v.allowed) return { ok: false, refusal: deny(v.reason) };
   }
   return { ok: true, ips };
-}
-
-/** `ip:port`, with brackets for IPv6. */
-export function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /**

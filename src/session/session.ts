@@ -8,6 +8,7 @@ import {
   decodeRequest,
   encodeEvent,
   encodeEventJson,
+  formatHostPort,
   type Framing,
   HEADER_BYTES,
   MsgType,
@@ -24,10 +25,21 @@ import { DEFAULT_SESSION_LIMITS, SERVER_ID_BASE, type SessionLimits } from "./op
 import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
 import { ListenerEntry, LookupEntry } from "./listener.ts";
-import { hostPort, withTimeout } from "./resolve.ts";
-import type { SessionBandwidth, SessionContext, SocketEntry } from "./types.ts";
-import { RateLimiter } from "../limit/mod.ts";
+import {
+  deny,
+  type Ending,
+  type EntryInfo,
+  eventFor,
+  fail,
+  type Refusal,
+  type SessionBandwidth,
+  type SessionContext,
+} from "./types.ts";
+import { DrainPoller, RateLimiter } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
+
+/** An entry of a session's table, discriminated by `kind`. */
+type TableEntry = StreamSocket | UdpSocket | ListenerEntry | LookupEntry;
 
 /** The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it. */
 export interface WireChannel {
@@ -111,7 +123,7 @@ export class Session implements AsyncDisposable {
   readonly #log: Logger;
   readonly #label: string;
   readonly #limits: Readonly<SessionLimits>;
-  readonly #table = new Map<number, SocketEntry>();
+  readonly #table = new Map<number, TableEntry>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #abort = new AbortController();
   readonly #ctx: SessionContext;
@@ -124,8 +136,7 @@ export class Session implements AsyncDisposable {
   #bytesUp = 0;
   #bytesDown = 0;
   #closed = false;
-  #drainWaiters = new Set<() => void>();
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #drain: DrainPoller;
 
   /**
    * @param channel the WebSocket to send events on.
@@ -137,13 +148,18 @@ export class Session implements AsyncDisposable {
     this.#log = options.log ?? getLogger("session");
     this.#label = options.label ?? "";
     this.#limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...options.limits });
+    this.#drain = new DrainPoller(channel, {
+      lowWaterMark: this.#limits.highWaterMarkBytes / 2,
+      pollMs: this.#limits.drainPollMs,
+    });
     this.#ctx = {
       limits: this.#limits,
       transport: options.transport,
       bandwidth: options.bandwidth ?? { up: new RateLimiter([]), down: new RateLimiter([]) },
       log: this.#log,
       emit: (ev) => this.#emit(ev),
-      emitData: (id, frame, n) => this.#emitData(id, frame, n),
+      report: (id, refusal) => this.#report(id, refusal),
+      emitData: (id, payload) => this.#emitData(id, payload),
       drained: (signal) => this.#drained(signal),
       reserveQueue: (bytes) => {
         if (this.#queued + bytes > this.#limits.maxSessionQueueBytes) return false;
@@ -157,7 +173,7 @@ export class Session implements AsyncDisposable {
         this.#opened++;
         this.#log.debug("socket open", { session: this.number, id: entry.id, dest: entry.dest });
       },
-      release: (entry, ev) => this.#release(entry, ev),
+      release: (entry, ending) => this.#release(entry, ending),
       track: (task) => this.#track(task),
     };
     this.#log.info("session start", { session: this.number, client: this.#label || undefined });
@@ -202,8 +218,7 @@ export class Session implements AsyncDisposable {
         this.#framing,
         WireError.tooLarge(size, this.#limits.maxMessageBytes),
       );
-      this.#emit({ ev: "error", id: 0, msg: err.message });
-      return;
+      return this.#report(0, fail(err.message));
     }
     let req: Request;
     try {
@@ -213,15 +228,14 @@ export class Session implements AsyncDisposable {
         ? e.message
         : new ProtocolError(this.#framing, String(e)).message;
       this.#log.debug("bad request", { session: this.number, msg });
-      this.#emit({ ev: "error", id: 0, msg });
-      return;
+      return this.#report(0, fail(msg));
     }
     try {
       this.#dispatch(req);
     } catch (e) {
       // A bug, not bad input: report it without killing the session.
       this.#log.error("request failed", { session: this.number, op: req.op, error: String(e) });
-      this.#emit({ ev: "error", id: req.id, msg: "internal error" });
+      this.#report(req.id, fail("internal error"));
     }
   }
 
@@ -236,34 +250,25 @@ export class Session implements AsyncDisposable {
         return this.#bind(req.id, req.addr, req.port);
       case "resolve":
         return this.#resolve(req.id, req.name);
-      case "send":
-        return this.#entry(req.id)?.send(req.data);
+      case "send": {
+        const entry = this.#entry(req.id);
+        if (entry?.kind === "stream" || entry?.kind === "udp") return entry.send(req.data);
+        return this.#wrongKind("send", entry);
+      }
       case "close":
         return this.#entry(req.id)?.close();
       case "send_to": {
         const entry = this.#entry(req.id);
-        if (!entry) return;
-        if (!entry.sendTo) {
-          return this.#emit({
-            ev: "error",
-            id: req.id,
-            msg: WireError.wrongKind("send_to", req.id, entry.kind),
-          });
-        }
-        return entry.sendTo(req.addr, req.port, req.data);
+        if (entry?.kind === "udp") return entry.sendTo(req.addr, req.port, req.data);
+        return this.#wrongKind("send_to", entry);
       }
       case "listen": {
-        const entry = this.#entry(req.id);
-        if (!entry) return;
-        if (!(entry instanceof ListenerEntry)) {
-          return this.#emit({
-            ev: "error",
-            id: req.id,
-            msg: WireError.wrongKind("listen", req.id, entry.kind),
-          });
-        }
         // The backlog is a no-op: Deno does not expose it. Accepting started at `bind`.
-        return this.#emit({ ev: "listening", id: req.id, port: entry.port });
+        const entry = this.#entry(req.id);
+        if (entry?.kind === "listener") {
+          return this.#emit({ ev: "listening", id: req.id, port: entry.port });
+        }
+        return this.#wrongKind("listen", entry);
       }
       default:
         return unreachable(req);
@@ -271,10 +276,15 @@ export class Session implements AsyncDisposable {
   }
 
   /** The live entry `id`, or undefined after answering `unknown id`. */
-  #entry(id: number): SocketEntry | undefined {
+  #entry(id: number): TableEntry | undefined {
     const entry = this.#table.get(id);
-    if (!entry) this.#emit({ ev: "error", id, msg: WireError.unknownId(id) });
+    if (!entry) this.#report(id, fail(WireError.unknownId(id)));
     return entry;
+  }
+
+  /** Answers an op sent to an entry of the wrong kind (nothing when `entry` is unknown). */
+  #wrongKind(op: string, entry: TableEntry | undefined): void {
+    if (entry) this.#report(entry.id, fail(WireError.wrongKind(op, entry.id, entry.kind)));
   }
 
   /** Checks that `id` may name a new entry and a slot is free; emits the refusal otherwise. */
@@ -286,7 +296,7 @@ export class Session implements AsyncDisposable {
       msg = WireError.maxConnections();
     }
     if (msg === undefined) return true;
-    this.#emit({ ev: "error", id, msg });
+    this.#report(id, fail(msg));
     return false;
   }
 
@@ -294,11 +304,11 @@ export class Session implements AsyncDisposable {
   #target(id: number, addr: string): Target | undefined {
     const target = parseTarget(addr);
     if (target.kind !== "invalid") return target;
-    this.#emit({ ev: "error", id, msg: WireError.invalidAddress(addr, target.reason) });
+    this.#report(id, fail(WireError.invalidAddress(addr, target.reason)));
     return undefined;
   }
 
-  #register(entry: SocketEntry): void {
+  #register(entry: TableEntry): void {
     this.#table.set(entry.id, entry);
     if (entry.counted) this.#slots++;
   }
@@ -325,23 +335,21 @@ export class Session implements AsyncDisposable {
     const target = this.#target(id, addr);
     if (!target) return;
     if (target.kind !== "ip") {
-      return this.#emit({
-        ev: "error",
+      return this.#report(
         id,
-        msg: WireError.invalidAddress(addr, "bind needs an IP address, not a host name"),
-      });
+        fail(WireError.invalidAddress(addr, "bind needs an IP address, not a host name")),
+      );
     }
     const verdict = this.#policy.checkBind(target.ip, port);
-    if (!verdict.allowed) return this.#emit({ ev: "denied", id, msg: verdict.reason });
+    if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
     let listener;
     try {
       listener = this.#ctx.transport.listenTcp(target.ip, port);
     } catch (e) {
-      return this.#emit({
-        ev: "error",
+      return this.#report(
         id,
-        msg: WireError.bindFailed(hostPort(target.ip, port), describe(e)),
-      });
+        fail(WireError.bindFailed(formatHostPort(target.ip, port), describe(e))),
+      );
     }
     const entry = new ListenerEntry(
       id,
@@ -380,46 +388,13 @@ export class Session implements AsyncDisposable {
     const target = this.#target(id, name);
     if (!target) return;
     const verdict = this.#policy.checkLookup(target);
-    if (!verdict.allowed) return this.#emit({ ev: "denied", id, msg: verdict.reason });
+    if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
     const entry = new LookupEntry(id, this.#ctx, name);
     this.#register(entry);
-    this.#track(
-      withTimeout(
-        entry.abort.signal,
-        this.#policy.connectionTimeoutMs,
-        async (signal, timedOut) => {
-          let addrs: string[];
-          const label = target.kind === "name" ? target.name : target.ip;
-          try {
-            addrs = target.kind === "ip"
-              ? [target.ip]
-              : await this.#ctx.transport.lookup(target.name, signal);
-          } catch (e) {
-            const msg = timedOut()
-              ? WireError.lookupFailed(label, "timed out")
-              : WireError.lookupFailed(label, describe(e));
-            return entry.finish({ ev: "error", id, msg });
-          }
-          const denied: string[] = [];
-          const allowed = addrs.filter((ip) => {
-            const v = this.#policy.checkLookupAnswer(label, ip);
-            if (!v.allowed) denied.push(v.reason);
-            return v.allowed;
-          });
-          if (allowed.length === 0) {
-            return entry.finish({
-              ev: "denied",
-              id,
-              msg: denied[0] ?? `no allowed addresses for ${label}`,
-            });
-          }
-          entry.finish({ ev: "resolved", id, addrs: allowed });
-        },
-      ),
-    );
+    this.#track(entry.run(target, this.#policy));
   }
 
-  #release(entry: SocketEntry, ev: WireEvent | undefined): void {
+  #release(entry: EntryInfo, ending: Ending | undefined): void {
     if (this.#table.get(entry.id) === entry) this.#table.delete(entry.id);
     if (entry.counted) {
       entry.counted = false;
@@ -427,14 +402,14 @@ export class Session implements AsyncDisposable {
     }
     this.#bytesUp += entry.bytesUp;
     this.#bytesDown += entry.bytesDown;
-    if (ev) this.#emit(ev);
+    if (ending) this.#emit(eventFor(entry.id, ending));
     this.#log.debug("socket end", {
       session: this.number,
       id: entry.id,
       dest: entry.dest,
       up: entry.bytesUp,
       down: entry.bytesDown,
-      end: ev ? ev.ev : "session-end",
+      end: ending ? ending.ev : "session-end",
     });
   }
 
@@ -458,48 +433,27 @@ export class Session implements AsyncDisposable {
     this.#send(encodeEvent(ev, this.#framing));
   }
 
-  #emitData(id: number, frame: Uint8Array, n: number): void {
+  #report(id: number, refusal: Refusal): void {
+    this.#emit(eventFor(id, refusal));
+  }
+
+  #emitData(id: number, payload: Uint8Array): void {
     if (this.#framing === "binary") {
-      writeHeader(frame, MsgType.data, id);
-      this.#send(frame.subarray(0, HEADER_BYTES + n));
-    } else {
-      this.#send(
-        encodeEventJson({ ev: "data", id, data: frame.subarray(HEADER_BYTES, HEADER_BYTES + n) }),
+      const frame = new Uint8Array(
+        payload.buffer,
+        payload.byteOffset - HEADER_BYTES,
+        HEADER_BYTES + payload.byteLength,
       );
+      writeHeader(frame, MsgType.data, id);
+      this.#send(frame);
+    } else {
+      this.#send(encodeEventJson({ ev: "data", id, data: payload }));
     }
   }
 
   #drained(signal: AbortSignal): Promise<void> {
     if (this.#channel.bufferedAmount <= this.#limits.highWaterMarkBytes) return Promise.resolve();
-    signal.throwIfAborted();
-    return new Promise<void>((resolve, reject) => {
-      const done = (): void => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        this.#drainWaiters.delete(done);
-        reject(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#drainWaiters.add(done);
-      this.#pollDrain();
-    });
-  }
-
-  #pollDrain(): void {
-    if (this.#drainTimer !== undefined) return;
-    this.#drainTimer = setTimeout(() => {
-      this.#drainTimer = undefined;
-      if (this.#drainWaiters.size === 0) return;
-      if (this.#closed || this.#channel.bufferedAmount <= this.#limits.highWaterMarkBytes / 2) {
-        const waiters = [...this.#drainWaiters];
-        this.#drainWaiters.clear();
-        for (const w of waiters) w();
-      } else {
-        this.#pollDrain();
-      }
-    }, this.#limits.drainPollMs);
+    return this.#drain.wait(signal);
   }
 
   /**
@@ -510,12 +464,8 @@ export class Session implements AsyncDisposable {
     if (!this.#closed) {
       this.#closed = true;
       this.#abort.abort();
-      for (const entry of [...this.#table.values()]) entry.finish(undefined);
-      clearTimeout(this.#drainTimer);
-      this.#drainTimer = undefined;
-      const waiters = [...this.#drainWaiters];
-      this.#drainWaiters.clear();
-      for (const w of waiters) w();
+      for (const entry of [...this.#table.values()]) entry.end(undefined);
+      this.#drain.close();
       const s = this.stats;
       this.#log.info("session end", {
         session: this.number,

@@ -1,43 +1,36 @@
 /**
  * One proxied stream socket (TCP, TLS, or an accepted inbound connection): dial under the policy,
- * then two pumps that fail
- * independently — client → upstream through a bounded queue with awaited writes, and
- * upstream → client with backpressure from the WebSocket.
+ * then two pumps that fail independently, each a pipe `source → throttle → sink`
+ * (DESIGN.md §2 steps 5–6):
+ * - up: the client's queued `send`s → `throttle(bandwidth.up)` → awaited upstream writes;
+ * - down: upstream reads (paused while the WebSocket is above its high-water mark) →
+ *   `throttle(bandwidth.down)` → `data` events.
  *
  * @module
  */
-import { HEADER_BYTES, type WireEvent } from "../protocol/mod.ts";
+import { formatHostPort, HEADER_BYTES } from "../protocol/mod.ts";
 import type { Policy, Target } from "../policy/mod.ts";
 import type { StreamConn } from "../transport/mod.ts";
+import { throttle } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
-import { hostPort, resolveChecked, withTimeout } from "./resolve.ts";
-import type { SessionContext, SocketEntry } from "./types.ts";
+import { resolveChecked, withTimeout } from "./resolve.ts";
+import { CLOSED, fail, type SessionContext } from "./types.ts";
+import { Entry } from "./_entry.ts";
 
+/** First upstream read size in bytes; a busy socket's reads double up to `maxReadBytes`. */
 const FIRST_READ_BYTES = 16 * 1024;
-/** Largest piece a bandwidth-limited pump reads or writes at once, so sockets take turns. */
-const LIMITED_PIECE_BYTES = 16 * 1024;
 
 /**
- * A client's TCP or TLS socket through the proxy, or an accepted inbound connection. Emits
+ * A client's TCP or TLS socket through the proxy, or an accepted inbound connection. Ends with
  * exactly one terminal event.
  */
-export class StreamSocket implements SocketEntry {
+export class StreamSocket extends Entry {
   /** Kind tag for the socket table. */
   readonly kind = "stream";
-  /** Whether this socket holds a `max_connections` slot. Cleared exactly once on release. */
-  counted = true;
-  /** Destination as `ip:port` once dialled, the requested `addr:port` before. */
-  dest: string;
-  /** Payload bytes client → upstream. */
-  bytesUp = 0;
-  /** Payload bytes upstream → client. */
-  bytesDown = 0;
   /** Bytes queued for upstream and not yet written. */
   queuedBytes = 0;
 
-  readonly #ctx: SessionContext;
-  readonly #abort = new AbortController();
-  #state: "dialing" | "open" | "closing" | "done" = "dialing";
+  #state: "dialing" | "open" | "closing" = "dialing";
   #conn: StreamConn | undefined;
   #queue: Uint8Array[] = [];
   #wakeWriter: (() => void) | undefined;
@@ -52,15 +45,9 @@ export class StreamSocket implements SocketEntry {
    * @param announce emit `connected` when open (false for accepted connections, which are
    * announced by `accepted`).
    */
-  constructor(readonly id: number, ctx: SessionContext, dest: string, announce = true) {
-    this.#ctx = ctx;
-    this.dest = dest;
+  constructor(id: number, ctx: SessionContext, dest: string, announce = true) {
+    super(id, ctx, dest, true);
     this.#announce = announce;
-  }
-
-  /** True until the socket emitted its terminal event. */
-  get live(): boolean {
-    return this.#state !== "done";
   }
 
   /**
@@ -71,16 +58,17 @@ export class StreamSocket implements SocketEntry {
    * or `error`.
    */
   async dial(target: Target, port: number, policy: Policy, tls: boolean): Promise<void> {
-    const { transport } = this.#ctx;
+    const { transport } = this.ctx;
+    const name = target.kind === "name" ? target.name : target.ip;
     const conn = await withTimeout(
-      this.#abort.signal,
+      this.signal,
       policy.connectionTimeoutMs,
       async (signal, timedOut): Promise<StreamConn | undefined> => {
         let stage: "lookup" | "connect" | "tls" = "lookup";
         try {
           const resolved = await resolveChecked(target, port, policy, transport, signal);
           if (!resolved.ok) {
-            this.finish({ ev: resolved.ev, id: this.id, msg: resolved.msg });
+            this.end(resolved.refusal);
             return undefined;
           }
           stage = "connect";
@@ -89,7 +77,7 @@ export class StreamSocket implements SocketEntry {
           for (const ip of resolved.ips) {
             try {
               tcp = await transport.connectTcp(ip, port, signal);
-              this.dest = hostPort(ip, port);
+              this.dest = formatHostPort(ip, port);
               break;
             } catch (e) {
               if (signal.aborted) throw e;
@@ -99,30 +87,25 @@ export class StreamSocket implements SocketEntry {
           if (tcp === undefined) {
             const ips = resolved.ips;
             const dest = ips.length === 1
-              ? hostPort(ips[0] ?? "", port)
+              ? formatHostPort(ips[0] ?? "", port)
               : `${this.dest} (${ips.length} addresses)`;
-            this.finish({
-              ev: "error",
-              id: this.id,
-              msg: WireError.connectFailed(dest, describe(lastError)),
-            });
+            this.end(fail(WireError.connectFailed(dest, describe(lastError))));
             return undefined;
           }
           if (!tls) return tcp;
           stage = "tls";
-          const serverName = target.kind === "name" ? target.name : target.ip;
-          return await transport.startTls(tcp, serverName, signal);
+          return await transport.startTls(tcp, name, signal);
         } catch (e) {
           if (!this.live) return undefined; // closed by the client or the session
-          const name = target.kind === "name" ? target.name : target.ip;
-          const msg = timedOut()
-            ? WireError.timedOut()
-            : stage === "lookup"
-            ? WireError.lookupFailed(name, describe(e))
-            : stage === "tls"
-            ? WireError.tlsFailed(name, this.dest, describe(e))
-            : WireError.ioFailed(describe(e));
-          this.finish({ ev: "error", id: this.id, msg });
+          this.end(fail(
+            timedOut()
+              ? WireError.timedOut()
+              : stage === "lookup"
+              ? WireError.lookupFailed(name, describe(e))
+              : stage === "tls"
+              ? WireError.tlsFailed(name, this.dest, describe(e))
+              : WireError.ioFailed(describe(e)),
+          ));
           return undefined;
         }
       },
@@ -147,10 +130,10 @@ export class StreamSocket implements SocketEntry {
   #start(conn: StreamConn): void {
     this.#conn = conn;
     this.#state = "open";
-    this.#ctx.opened(this);
-    if (this.#announce) this.#ctx.emit({ ev: "connected", id: this.id });
-    this.#ctx.track(this.#writeLoop(conn));
-    this.#ctx.track(this.#readLoop(conn));
+    this.ctx.opened(this);
+    if (this.#announce) this.ctx.emit({ ev: "connected", id: this.id });
+    this.ctx.track(this.#upPump(conn));
+    this.ctx.track(this.#downPump(conn));
   }
 
   /**
@@ -158,26 +141,17 @@ export class StreamSocket implements SocketEntry {
    * Exceeding the socket's or the session's queue bound ends the socket with `error`.
    */
   send(data: Uint8Array): void {
-    if (this.#state === "done") return;
+    if (!this.live) return;
     if (this.#state === "closing") {
-      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.closing(this.id) });
-      return;
+      return this.ctx.report(this.id, fail(WireError.closing(this.id)));
     }
     if (data.byteLength === 0) return;
-    const { maxSocketQueueBytes, maxSessionQueueBytes } = this.#ctx.limits;
+    const { maxSocketQueueBytes, maxSessionQueueBytes } = this.ctx.limits;
     if (this.queuedBytes + data.byteLength > maxSocketQueueBytes) {
-      return this.finish({
-        ev: "error",
-        id: this.id,
-        msg: WireError.queueFull(this.id, maxSocketQueueBytes),
-      });
+      return this.end(fail(WireError.queueFull(this.id, maxSocketQueueBytes)));
     }
-    if (!this.#ctx.reserveQueue(data.byteLength)) {
-      return this.finish({
-        ev: "error",
-        id: this.id,
-        msg: WireError.sessionQueueFull(this.id, maxSessionQueueBytes),
-      });
+    if (!this.ctx.reserveQueue(data.byteLength)) {
+      return this.end(fail(WireError.sessionQueueFull(this.id, maxSessionQueueBytes)));
     }
     this.queuedBytes += data.byteLength;
     this.#queue.push(data);
@@ -189,37 +163,21 @@ export class StreamSocket implements SocketEntry {
    * queued (for at most `closeLingerMs`), then closes, then emits `closed`.
    */
   close(): void {
-    if (this.#state === "dialing") {
-      this.finish({ ev: "closed", id: this.id });
-      return;
-    }
+    if (!this.live) return;
+    if (this.#state === "dialing") return this.end(CLOSED);
     if (this.#state === "closing") {
-      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.closing(this.id) });
-      return;
+      return this.ctx.report(this.id, fail(WireError.closing(this.id)));
     }
-    if (this.#state !== "open") return;
     this.#state = "closing";
-    if (this.#queue.length === 0 && !this.#tls) {
-      this.finish({ ev: "closed", id: this.id });
-      return;
-    }
-    this.#lingerTimer = setTimeout(
-      () => this.finish({ ev: "closed", id: this.id }),
-      this.#ctx.limits.closeLingerMs,
-    );
+    if (this.#queue.length === 0 && !this.#tls) return this.end(CLOSED);
+    this.#lingerTimer = setTimeout(() => this.end(CLOSED), this.ctx.limits.closeLingerMs);
     this.#wake();
   }
 
-  /**
-   * Ends the socket once: cancels the dial and pumps, closes the connection, frees the queue and
-   * the `max_connections` slot, and emits `ev` (none when the session itself is ending).
-   */
-  finish(ev: WireEvent | undefined): void {
-    if (this.#state === "done") return;
-    this.#state = "done";
-    this.#abort.abort();
+  /** Cancels the linger timer, frees the queue and its budget, closes the connection. */
+  protected teardown(): void {
     clearTimeout(this.#lingerTimer);
-    this.#ctx.releaseQueue(this.queuedBytes);
+    this.ctx.releaseQueue(this.queuedBytes);
     this.queuedBytes = 0;
     this.#queue = [];
     this.#wake();
@@ -228,7 +186,6 @@ export class StreamSocket implements SocketEntry {
     } catch {
       // already closed by the runtime
     }
-    this.#ctx.release(this, ev);
   }
 
   #wake(): void {
@@ -237,82 +194,80 @@ export class StreamSocket implements SocketEntry {
     wake?.();
   }
 
-  async #writeLoop(conn: StreamConn): Promise<void> {
-    while (this.#state !== "done") {
-      const chunk = this.#queue[0];
-      if (chunk === undefined) {
-        if (this.#state === "closing") {
-          if (this.#tls) {
-            try {
-              await conn.closeWrite?.(); // TLS close_notify
-            } catch {
-              // the peer is gone; closing anyway
-            }
-          }
-          return this.finish({ ev: "closed", id: this.id });
-        }
-        await new Promise<void>((resolve) => this.#wakeWriter = resolve);
-        continue;
-      }
-      try {
-        const { up } = this.#ctx.bandwidth;
-        const piece = up.buckets.length === 0
-          ? chunk.byteLength
-          : Math.min(LIMITED_PIECE_BYTES, up.minBurstBytes);
-        let off = 0;
-        while (off < chunk.byteLength) {
-          const end = Math.min(chunk.byteLength, off + piece);
-          if (up.buckets.length > 0) await up.take(end - off, this.#abort.signal);
-          while (off < end) off += await conn.write(chunk.subarray(off, end));
-        }
-      } catch (e) {
-        if (!this.live) return;
-        return this.finish({ ev: "error", id: this.id, msg: WireError.ioFailed(describe(e)) });
-      }
-      if (!this.live) return;
-      this.#queue.shift();
-      this.queuedBytes -= chunk.byteLength;
-      this.#ctx.releaseQueue(chunk.byteLength);
-      this.bytesUp += chunk.byteLength;
+  /** The client's queued chunks, in order; ends once the client closed and the queue is empty. */
+  async *#queued(): AsyncGenerator<Uint8Array, void, undefined> {
+    while (this.live) {
+      const chunk = this.#queue.shift();
+      if (chunk !== undefined) yield chunk;
+      else if (this.#state === "closing") return;
+      else await new Promise<void>((resolve) => this.#wakeWriter = resolve);
     }
   }
 
-  async #readLoop(conn: StreamConn): Promise<void> {
-    const { down } = this.#ctx.bandwidth;
-    // Limited: read at most one burst (≤ 16 KiB) at a time, so sockets of a session take turns.
-    const max = down.buckets.length === 0
-      ? this.#ctx.limits.maxReadBytes
-      : Math.min(this.#ctx.limits.maxReadBytes, LIMITED_PIECE_BYTES, down.minBurstBytes);
-    let frame = new Uint8Array(HEADER_BYTES + Math.min(FIRST_READ_BYTES, max));
-    const signal = this.#abort.signal;
-    while (this.#state === "open") {
+  /** Client → upstream: queue → throttle(up) → awaited writes; then close_notify and `closed`. */
+  async #upPump(conn: StreamConn): Promise<void> {
+    try {
+      const pieces = throttle(this.#queued(), this.ctx.bandwidth.up, { signal: this.signal });
+      for await (const piece of pieces) {
+        let off = 0;
+        while (off < piece.byteLength) off += await conn.write(piece.subarray(off));
+        if (!this.live) return;
+        this.queuedBytes -= piece.byteLength;
+        this.ctx.releaseQueue(piece.byteLength);
+        this.bytesUp += piece.byteLength;
+      }
+    } catch (e) {
+      if (this.live) this.end(fail(WireError.ioFailed(describe(e))));
+      return;
+    }
+    if (!this.live) return;
+    if (this.#tls) {
       try {
-        await this.#ctx.drained(signal);
+        await conn.closeWrite?.(); // TLS close_notify
       } catch {
-        return; // aborted
-      }
-      let n: number | null;
-      try {
-        n = await conn.read(frame.subarray(HEADER_BYTES));
-      } catch (e) {
-        if (this.#state !== "open") return;
-        return this.finish({ ev: "error", id: this.id, msg: WireError.ioFailed(describe(e)) });
-      }
-      if (this.#state !== "open") return; // closing: data after `close` is dropped
-      if (n === null) return this.finish({ ev: "closed", id: this.id });
-      if (down.buckets.length > 0) {
-        try {
-          await down.take(n, signal);
-        } catch {
-          return; // aborted
-        }
-        if (this.#state !== "open") return;
-      }
-      this.bytesDown += n;
-      this.#ctx.emitData(this.id, frame, n);
-      if (n === frame.byteLength - HEADER_BYTES && frame.byteLength - HEADER_BYTES < max) {
-        frame = new Uint8Array(HEADER_BYTES + Math.min(max, 2 * (frame.byteLength - HEADER_BYTES)));
+        // the peer is gone; closing anyway
       }
     }
+    this.end(CLOSED);
+  }
+
+  /**
+   * Upstream reads into a buffer with `HEADER_BYTES` of headroom (so a binary `data` frame is sent
+   * without copying), waiting before each read while the WebSocket is above its high-water mark.
+   * Reads start at 16 KiB and double while they come back full, up to `max`.
+   */
+  async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
+    let frame = new Uint8Array(HEADER_BYTES + Math.min(FIRST_READ_BYTES, max));
+    while (this.#state === "open" && this.live) {
+      await this.ctx.drained(this.signal);
+      const n = await conn.read(frame.subarray(HEADER_BYTES));
+      if (n === null) return;
+      yield frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
+      const size = frame.byteLength - HEADER_BYTES;
+      if (n === size && size < max) frame = new Uint8Array(HEADER_BYTES + Math.min(max, 2 * size));
+    }
+  }
+
+  /** Upstream → client: reads → throttle(down) → `data` events; EOF → `closed`. */
+  async #downPump(conn: StreamConn): Promise<void> {
+    const { down } = this.ctx.bandwidth;
+    // Limited: read at most one piece at a time, so the throttle never splits (the headroom stays
+    // in front of every chunk) and sockets of a session take turns.
+    const max = Math.min(this.ctx.limits.maxReadBytes, down.pieceBytes);
+    try {
+      const chunks = throttle(this.#reads(conn, max), down, {
+        signal: this.signal,
+        maxChunkBytes: max,
+      });
+      for await (const chunk of chunks) {
+        if (this.#state !== "open" || !this.live) return; // closing: data after `close` is dropped
+        this.bytesDown += chunk.byteLength;
+        this.ctx.emitData(this.id, chunk);
+      }
+    } catch (e) {
+      if (this.#state === "open" && this.live) this.end(fail(WireError.ioFailed(describe(e))));
+      return;
+    }
+    if (this.#state === "open" && this.live) this.end(CLOSED);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Internal contracts between a session and its sockets.
+ * Internal contracts between a session and the entries of its table, and the one path by which a
+ * refusal or an ending becomes a wire event ({@linkcode eventFor}).
  *
  * @module
  */
@@ -20,31 +21,69 @@ export interface SessionBandwidth {
   readonly down: RateLimiter;
 }
 
-/** An entry of a session's socket table: a socket, a listener or a pending lookup. */
-export interface SocketEntry {
+/**
+ * A refusal: an `error` (something failed or was malformed) or a `denied` (the policy said no),
+ * with its stable message (see `WireError` and the policy's verdict reasons).
+ */
+export interface Refusal {
+  /** The event it goes out as. */
+  readonly ev: "error" | "denied";
+  /** The `msg` field. */
+  readonly msg: string;
+}
+
+/**
+ * How a table entry ends: `closed` (by the client or the peer), a refusal, or — for a lookup —
+ * its answer. Sent as exactly one terminal event by {@linkcode eventFor}.
+ */
+export type Ending =
+  | { readonly ev: "closed" }
+  | Refusal
+  | { readonly ev: "resolved"; readonly addrs: string[] };
+
+/** The `closed` ending. */
+export const CLOSED: Ending = Object.freeze({ ev: "closed" });
+
+/** An `error` refusal with message `msg`. */
+export function fail(msg: string): Refusal {
+  return { ev: "error", msg };
+}
+
+/** A `denied` refusal with the policy's reason `msg`. */
+export function deny(msg: string): Refusal {
+  return { ev: "denied", msg };
+}
+
+/**
+ * The wire event for an ending or refusal of `id` — the only place the session builds `closed`,
+ * `error`, `denied` and `resolved` events (DESIGN.md §4: every socket ends with exactly one).
+ */
+export function eventFor(id: number, ending: Ending): WireEvent {
+  switch (ending.ev) {
+    case "closed":
+      return { ev: "closed", id };
+    case "resolved":
+      return { ev: "resolved", id, addrs: ending.addrs };
+    default:
+      return { ev: ending.ev, id, msg: ending.msg };
+  }
+}
+
+/** The common part of every table entry, as the session sees it when releasing one. */
+export interface EntryInfo {
   /** The id the entry is registered under. */
   readonly id: number;
-  /** What the entry is. */
-  readonly kind: "stream" | "udp" | "listener" | "lookup";
   /** Whether the entry holds a `max_connections` slot (pending dials, sockets, listeners). */
   counted: boolean;
   /** Destination or local address, for logs. */
-  dest: string;
+  readonly dest: string;
   /** Payload bytes client → network. */
-  bytesUp: number;
+  readonly bytesUp: number;
   /** Payload bytes network → client. */
-  bytesDown: number;
-  /** Queues payload for the peer (`send`). */
-  send(data: Uint8Array): void;
-  /** Sends a datagram to `addr:port` (`send_to`; UDP sockets only). */
-  sendTo?(addr: string, port: number, data: Uint8Array): void;
-  /** The client's `close`. */
-  close(): void;
-  /** Ends the entry once, emitting `ev` unless undefined. */
-  finish(ev: WireEvent | undefined): void;
+  readonly bytesDown: number;
 }
 
-/** What a session lends its sockets. */
+/** What a session lends the entries of its table. */
 export interface SessionContext {
   /** Session limits. */
   readonly limits: Readonly<SessionLimits>;
@@ -54,23 +93,31 @@ export interface SessionContext {
   readonly bandwidth: SessionBandwidth;
   /** The session's logger. */
   readonly log: Logger;
-  /** Sends an event in the session's current framing (dropped once the WebSocket is gone). */
-  emit(ev: WireEvent): void;
   /**
-   * Sends a `data` event whose payload is `frame[9, 9 + n)`; `frame[0, 9)` is free for the
-   * binary header, so binary framing sends without copying the payload.
+   * Sends a non-terminal event (`connected`, `listening`, `accepted`, `udp_bound`, `data_from`) in
+   * the session's current framing; dropped once the WebSocket is gone.
    */
-  emitData(id: number, frame: Uint8Array, n: number): void;
-  /** Resolves once the WebSocket's buffered amount is at or below the high-water mark. */
+  emit(ev: WireEvent): void;
+  /** Sends a refusal for `id` that does not end it (e.g. one dropped datagram). */
+  report(id: number, refusal: Refusal): void;
+  /**
+   * Sends a `data` event for `payload`, a view that has `HEADER_BYTES` (9) bytes of headroom in
+   * its buffer just before it, so binary framing writes its header there and sends without a copy.
+   */
+  emitData(id: number, payload: Uint8Array): void;
+  /** Resolves once the WebSocket's buffered amount allows more reads (backpressure). */
   drained(signal: AbortSignal): Promise<void>;
   /** Takes `bytes` from the session's queue budget; false when it would exceed it. */
   reserveQueue(bytes: number): boolean;
   /** Gives back queue budget. */
   releaseQueue(bytes: number): void;
   /** Logs that a socket opened. */
-  opened(entry: SocketEntry): void;
-  /** Removes an ended entry from the table, frees its slot once and emits `ev`. */
-  release(entry: SocketEntry, ev: WireEvent | undefined): void;
+  opened(entry: EntryInfo): void;
+  /**
+   * Removes an ended entry from the table, frees its slot once and sends `eventFor(ending)`
+   * (nothing when `ending` is undefined: the session itself is ending).
+   */
+  release(entry: EntryInfo, ending: Ending | undefined): void;
   /** Keeps a task so the session can await it when it ends. */
   track(task: Promise<void>): void;
 }

@@ -14,28 +14,22 @@
  */
 import { canonicalIp, parseTarget, type Policy } from "../policy/mod.ts";
 import type { DatagramConn } from "../transport/mod.ts";
-import type { WireEvent } from "../protocol/mod.ts";
-import type { SessionContext, SocketEntry } from "./types.ts";
-import { hostPort, resolveChecked, withTimeout } from "./resolve.ts";
+import { formatHostPort } from "../protocol/mod.ts";
+import { CLOSED, deny, fail, type SessionContext } from "./types.ts";
+import { resolveChecked, withTimeout } from "./resolve.ts";
 import { describe, WireError } from "./wire_errors.ts";
+import { Entry } from "./_entry.ts";
 
-/** A client's UDP socket through the proxy. */
-export class UdpSocket implements SocketEntry {
+/**
+ * A client's UDP socket through the proxy. Bandwidth: each datagram passes the session's limiter
+ * chain whole (a datagram cannot be split into throttle pieces).
+ */
+export class UdpSocket extends Entry {
   /** Kind tag for the socket table. */
   readonly kind = "udp";
-  /** Holds a `max_connections` slot until released. */
-  counted = true;
-  /** Default peer as `ip:port` once resolved. */
-  dest: string;
-  /** Payload bytes sent. */
-  bytesUp = 0;
-  /** Payload bytes received and delivered. */
-  bytesDown = 0;
 
-  readonly #ctx: SessionContext;
   readonly #policy: Policy;
-  readonly #abort = new AbortController();
-  #state: "opening" | "open" | "done" = "opening";
+  #state: "opening" | "open" = "opening";
   #conn: DatagramConn | undefined;
   #family: 4 | 6 = 4;
   #defaultPeer: { ip: string; port: number } | undefined;
@@ -54,15 +48,9 @@ export class UdpSocket implements SocketEntry {
    * @param policy the session's policy (checked for every destination).
    * @param dest requested `addr:port`, for logs.
    */
-  constructor(readonly id: number, ctx: SessionContext, policy: Policy, dest: string) {
-    this.#ctx = ctx;
+  constructor(id: number, ctx: SessionContext, policy: Policy, dest: string) {
+    super(id, ctx, dest, true);
     this.#policy = policy;
-    this.dest = dest;
-  }
-
-  /** True until the socket ended. */
-  get live(): boolean {
-    return this.#state !== "done";
   }
 
   /**
@@ -72,43 +60,39 @@ export class UdpSocket implements SocketEntry {
   async open(addr: string, port: number): Promise<void> {
     const target = parseTarget(addr);
     if (target.kind === "invalid") {
-      return this.finish({
-        ev: "error",
-        id: this.id,
-        msg: WireError.invalidAddress(addr, target.reason),
-      });
+      return this.end(fail(WireError.invalidAddress(addr, target.reason)));
     }
     const outcome = await withTimeout(
-      this.#abort.signal,
+      this.signal,
       this.#policy.connectionTimeoutMs,
       async (signal, timedOut) => {
         try {
-          return await resolveChecked(target, port, this.#policy, this.#ctx.transport, signal);
+          return await resolveChecked(target, port, this.#policy, this.ctx.transport, signal);
         } catch {
           return timedOut()
-            ? { ok: false as const, ev: "error" as const, msg: WireError.timedOut() }
+            ? { ok: false as const, refusal: fail(WireError.timedOut()) }
             : undefined;
         }
       },
     );
     if (!this.live || outcome === undefined) return;
-    if (!outcome.ok) return this.finish({ ev: outcome.ev, id: this.id, msg: outcome.msg });
+    if (!outcome.ok) return this.end(outcome.refusal);
     const first = outcome.ips[0] ?? "";
     const ip = canonicalIp(first) ?? first;
     this.#family = ip.includes(":") ? 6 : 4;
     this.#defaultPeer = { ip, port };
     this.#peers.add(peerKey(ip, port));
-    this.dest = hostPort(ip, port);
+    this.dest = formatHostPort(ip, port);
     try {
-      this.#conn = this.#ctx.transport.openUdp(this.#family);
+      this.#conn = this.ctx.transport.openUdp(this.#family);
     } catch (e) {
-      return this.finish({ ev: "error", id: this.id, msg: WireError.udpFailed(describe(e)) });
+      return this.end(fail(WireError.udpFailed(describe(e))));
     }
     this.#state = "open";
-    this.#ctx.opened(this);
+    this.ctx.opened(this);
     const local = this.#conn.addr as Deno.NetAddr;
-    this.#ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
-    this.#ctx.track(this.#receiveLoop(this.#conn));
+    this.ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
+    this.ctx.track(this.#receiveLoop(this.#conn));
     const early = this.#early;
     this.#early = [];
     this.#earlyBytes = 0;
@@ -117,9 +101,9 @@ export class UdpSocket implements SocketEntry {
 
   /** Queues `op` until the socket is open; false (after answering `error`) when over the bound. */
   #deferred(bytes: number, op: () => void): boolean {
-    if (this.#state !== "opening") return false;
-    if (this.#earlyBytes + bytes > this.#ctx.limits.maxSocketQueueBytes) {
-      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpNotBound(this.id) });
+    if (this.#state !== "opening" || !this.live) return false;
+    if (this.#earlyBytes + bytes > this.ctx.limits.maxSocketQueueBytes) {
+      this.ctx.report(this.id, fail(WireError.udpNotBound(this.id)));
     } else {
       this.#earlyBytes += bytes;
       this.#early.push(op);
@@ -142,40 +126,32 @@ export class UdpSocket implements SocketEntry {
     if (!this.#checkSize(data)) return;
     const target = parseTarget(addr);
     if (target.kind === "invalid") {
-      this.#ctx.emit({
-        ev: "error",
-        id: this.id,
-        msg: WireError.invalidAddress(addr, target.reason),
-      });
+      this.ctx.report(this.id, fail(WireError.invalidAddress(addr, target.reason)));
       return;
     }
     if (target.kind === "ip") {
       const verdict = this.#policy.checkTarget(target, port);
       if (!verdict.allowed) {
-        return this.#ctx.emit({ ev: "denied", id: this.id, msg: verdict.reason });
+        return this.ctx.report(this.id, deny(verdict.reason));
       }
       return this.#sendDatagram(data, target.ip, port);
     }
     // A name: resolve once under the dial timeout, check every address, send to a checked one.
-    this.#ctx.track(
-      withTimeout(this.#abort.signal, this.#policy.connectionTimeoutMs, async (signal) => {
+    this.ctx.track(
+      withTimeout(this.signal, this.#policy.connectionTimeoutMs, async (signal) => {
         let outcome;
         try {
-          outcome = await resolveChecked(target, port, this.#policy, this.#ctx.transport, signal);
+          outcome = await resolveChecked(target, port, this.#policy, this.ctx.transport, signal);
         } catch {
-          if (this.live) this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.timedOut() });
+          if (this.live) this.ctx.report(this.id, fail(WireError.timedOut()));
           return;
         }
         if (!this.live) return;
-        if (!outcome.ok) return this.#ctx.emit({ ev: outcome.ev, id: this.id, msg: outcome.msg });
+        if (!outcome.ok) return this.ctx.report(this.id, outcome.refusal);
         const found = outcome.ips.find((a) => a.includes(":") === (this.#family === 6));
         const ip = found === undefined ? undefined : canonicalIp(found) ?? found;
         if (ip === undefined) {
-          return this.#ctx.emit({
-            ev: "error",
-            id: this.id,
-            msg: WireError.udpFamily(addr, this.#family),
-          });
+          return this.ctx.report(this.id, fail(WireError.udpFamily(addr, this.#family)));
         }
         this.#sendDatagram(data, ip, port);
       }),
@@ -183,13 +159,9 @@ export class UdpSocket implements SocketEntry {
   }
 
   #checkSize(data: Uint8Array): boolean {
-    const max = this.#ctx.limits.maxDatagramBytes;
+    const max = this.ctx.limits.maxDatagramBytes;
     if (data.byteLength <= max) return true;
-    this.#ctx.emit({
-      ev: "error",
-      id: this.id,
-      msg: WireError.datagramTooLarge(data.byteLength, max),
-    });
+    this.ctx.report(this.id, fail(WireError.datagramTooLarge(data.byteLength, max)));
     return false;
   }
 
@@ -197,44 +169,40 @@ export class UdpSocket implements SocketEntry {
     const conn = this.#conn;
     if (conn === undefined || !this.#checkSize(data)) return;
     if ((ip.includes(":") ? 6 : 4) !== this.#family) {
-      this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.udpFamily(ip, this.#family) });
+      this.ctx.report(this.id, fail(WireError.udpFamily(ip, this.#family)));
       return;
     }
-    const limit = this.#ctx.limits.maxSocketQueueBytes;
+    const limit = this.ctx.limits.maxSocketQueueBytes;
     if (this.#pendingBytes + data.byteLength > limit) {
-      this.#ctx.emit({
-        ev: "error",
-        id: this.id,
-        msg: WireError.datagramDropped("send queue full"),
-      });
+      this.ctx.report(this.id, fail(WireError.datagramDropped("send queue full")));
       return;
     }
     this.#peers.add(peerKey(ip, port));
     this.#pendingBytes += data.byteLength;
     this.#sendChain = this.#sendChain.then(async () => {
       try {
-        const { up } = this.#ctx.bandwidth;
-        if (this.live && up.buckets.length > 0) await up.take(data.byteLength, this.#abort.signal);
+        const { up } = this.ctx.bandwidth;
+        if (this.live && up.buckets.length > 0) await up.take(data.byteLength, this.signal);
         if (this.live) {
           await conn.send(data, { transport: "udp", hostname: ip, port });
           this.bytesUp += data.byteLength;
         }
       } catch (e) {
         if (this.live) {
-          this.#ctx.emit({ ev: "error", id: this.id, msg: WireError.datagramDropped(describe(e)) });
+          this.ctx.report(this.id, fail(WireError.datagramDropped(describe(e))));
         }
       } finally {
         this.#pendingBytes -= data.byteLength;
       }
     });
-    this.#ctx.track(this.#sendChain);
+    this.ctx.track(this.#sendChain);
   }
 
   async #receiveLoop(conn: DatagramConn): Promise<void> {
-    const signal = this.#abort.signal;
+    const signal = this.signal;
     while (this.live) {
       try {
-        await this.#ctx.drained(signal);
+        await this.ctx.drained(signal);
       } catch {
         return;
       }
@@ -247,14 +215,14 @@ export class UdpSocket implements SocketEntry {
       } catch (e) {
         if (!this.live) return;
         if (e instanceof Error && (e.name === "BadResource" || e.name === "Interrupted")) {
-          return this.finish({ ev: "error", id: this.id, msg: WireError.udpFailed(describe(e)) });
+          return this.end(fail(WireError.udpFailed(describe(e))));
         }
         // ICMP errors (e.g. port unreachable) surface here on some systems: not fatal.
-        this.#ctx.log.debug("udp receive error", { id: this.id, error: describe(e) });
+        this.ctx.log.debug("udp receive error", { id: this.id, error: describe(e) });
         continue;
       }
       if (!this.live) return;
-      const { down } = this.#ctx.bandwidth;
+      const { down } = this.ctx.bandwidth;
       if (down.buckets.length > 0) {
         try {
           await down.take(data.byteLength, signal);
@@ -264,33 +232,29 @@ export class UdpSocket implements SocketEntry {
       }
       const ip = canonicalIp(from.hostname) ?? from.hostname;
       if (!this.#peers.has(peerKey(ip, from.port))) {
-        this.#ctx.log.debug("udp datagram from an unknown peer dropped", {
+        this.ctx.log.debug("udp datagram from an unknown peer dropped", {
           id: this.id,
-          from: hostPort(ip, from.port),
+          from: formatHostPort(ip, from.port),
         });
         continue;
       }
       this.bytesDown += data.byteLength;
-      this.#ctx.emit({ ev: "data_from", id: this.id, data, addr: ip, port: from.port });
+      this.ctx.emit({ ev: "data_from", id: this.id, data, addr: ip, port: from.port });
     }
   }
 
   /** The client's `close`: closes the socket and answers `closed`. */
   close(): void {
-    this.finish({ ev: "closed", id: this.id });
+    this.end(CLOSED);
   }
 
-  /** Ends the socket once, emitting `ev` unless undefined. */
-  finish(ev: WireEvent | undefined): void {
-    if (this.#state === "done") return;
-    this.#state = "done";
-    this.#abort.abort();
+  /** Closes the datagram socket. */
+  protected teardown(): void {
     try {
       this.#conn?.close();
     } catch {
       // already closed
     }
-    this.#ctx.release(this, ev);
   }
 }
 

@@ -1,0 +1,30 @@
+/**
+ * The one `host:port` formatter of the project: the text form of a socket address, as the wire
+ * protocol's `accepted.remote` field carries it (wasmnet 0.1.3: `1.2.3.4:5678`, `[::1]:5678`) and as
+ * logs, policy reasons and error messages show it. Pure and browser-safe.
+ *
+ * @module
+ */
+
+/**
+ * Formats `host` and `port` as `host:port`, with an IPv6 address in brackets (RFC 3986 §3.2.2
+ * `IP-literal`): `formatHostPort("::1", 80)` is `[::1]:80`, `formatHostPort("10.0.0.1", 22)` is
+ * `10.0.0.1:22`, `formatHostPort("example.com", 443)` is `example.com:443`. A host that is already
+ * bracketed is not bracketed again. Any host containing `:` is taken to be IPv6 (a host name
+ * never contains one).
+ *
+ * @param host an IPv4 or IPv6 address (any spelling, with or without a `%zone`) or a host name.
+ * @param port a port number (0-65535); printed as given.
+ * @returns the `host:port` text.
+ *
+ * @example
+ * ```ts
+ * import { formatHostPort } from "./host_port.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(formatHostPort("::1", 8080), "[::1]:8080");
+ * assert.equal(formatHostPort("127.0.0.1", 8080), "127.0.0.1:8080");
+ * ```
+ */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,68 @@
+/**
+ * The base of every session table entry: the once-only end path.
+ *
+ * @module
+ */
+import type { Ending, EntryInfo, SessionContext } from "./types.ts";
+
+/**
+ * A socket, listener or pending lookup in a session's table. Whatever ends it — the client's
+ * `close`, the peer, an error, the policy, the session closing — goes through
+ * {@linkcode Entry.end}, which runs once: it aborts the entry's signal (cancelling dials, pumps,
+ * lookups and limiter waits), lets the subclass release its resources, then has the session free
+ * the id and the `max_connections` slot and send the one terminal event.
+ */
+export abstract class Entry implements EntryInfo {
+  /** What the entry is (the discriminant of the session's table union). */
+  abstract readonly kind: "stream" | "udp" | "listener" | "lookup";
+  /** Whether the entry holds a `max_connections` slot; cleared exactly once on release. */
+  counted: boolean;
+  /** Destination or local address, for logs. */
+  dest: string;
+  /** Payload bytes client → network. */
+  bytesUp = 0;
+  /** Payload bytes network → client. */
+  bytesDown = 0;
+  /** The owning session's services. */
+  protected readonly ctx: SessionContext;
+  readonly #abort = new AbortController();
+
+  /**
+   * @param id the id the entry is registered under.
+   * @param ctx the owning session's services.
+   * @param dest destination or local address, for logs.
+   * @param counted whether the entry takes a `max_connections` slot.
+   */
+  constructor(readonly id: number, ctx: SessionContext, dest: string, counted: boolean) {
+    this.ctx = ctx;
+    this.dest = dest;
+    this.counted = counted;
+  }
+
+  /** True until the entry ended. */
+  get live(): boolean {
+    return !this.#abort.signal.aborted;
+  }
+
+  /** Aborts when the entry ends: every wait of the entry listens to it. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** The client's `close`. */
+  abstract close(): void;
+
+  /**
+   * Ends the entry once and sends the event for `ending` (none when undefined: the session is
+   * ending). Later calls do nothing.
+   */
+  end(ending: Ending | undefined): void {
+    if (!this.live) return;
+    this.#abort.abort();
+    this.teardown();
+    this.ctx.release(this, ending);
+  }
+
+  /** Releases the entry's resources (sockets, timers, queues); called once, from `end`. */
+  protected abstract teardown(): void;
+}
