@@ -25,11 +25,10 @@ export {
   DEFAULT_DENY_TOKEN,
 } from "./default_deny.ts";
 export { PolicyError } from "./policy_error.ts";
+export { Policy, type Verdict } from "./policy.ts";
 export {
   MAX_BANDWIDTH_LIMIT,
   MAX_CONNECTIONS_LIMIT,
   MAX_TIMEOUT_SECS,
-  Policy,
   type PolicyConfig,
-  type Verdict,
-} from "./policy.ts";
+} from "./policy_config.ts";

@@ -1,34 +1,33 @@
-// The policy engine: validated config → compiled rules → verdicts.
-// Pure and browser-safe (no Deno.*).
+/**
+ * The policy engine's public face: the {@linkcode Policy} class and its {@linkcode Verdict}s.
+ * Every check parses and normalises its input, asks the one decision function (`_decide.ts`) for
+ * an outcome, and words that outcome for its context (connect, lookup, resolved address, lookup
+ * answer, bind) with the phrasing table below. Config loading and validation live in
+ * `policy_config.ts`. Pure and browser-safe (no `Deno.*`).
+ *
+ * @module
+ */
 
-import { parse as parseToml, TomlError } from "smol-toml";
+import { formatIp, type IpBytes } from "./_ip.ts";
+import { formatPortRange, portMatches, type Rule } from "./_rule.ts";
 import {
-  type Cidr,
-  cidrContains,
-  embeddedIpv4,
-  formatCidr,
-  formatIp,
-  type IpBytes,
-} from "./_ip.ts";
+  ANY_PORT,
+  decide,
+  isAllowed,
+  isPermissive,
+  type Outcome,
+  type PortSpec,
+  type Subject,
+} from "./_decide.ts";
 import {
-  domainMatches,
-  everyPort,
-  formatPortRange,
-  nameMatches,
-  netMatches,
-  parseCidr,
-  parsePortList,
-  parseRule,
-  portMatches,
-  type PortRange,
-  type Rule,
-} from "./_rule.ts";
-import {
-  DEFAULT_DENY_NAME_RULES,
-  DEFAULT_DENY_RANGES,
-  DEFAULT_DENY_TOKEN,
-} from "./default_deny.ts";
-import { PolicyError } from "./policy_error.ts";
+  ALLOW_ALL_CONFIG,
+  compile,
+  type CompiledPolicy,
+  configFromObject,
+  configFromToml,
+  type PolicyConfig,
+  show,
+} from "./policy_config.ts";
 import { formatHostPort, type HostParse, parseHost, parseTarget, type Target } from "./target.ts";
 
 /**
@@ -52,199 +51,6 @@ export interface Verdict {
   /** One human-readable line for logs and the wire `denied` event. */
   reason: string;
 }
-
-/**
- * A policy configuration: the `[network]` table of a policy file, in camelCase.
- *
- * | field | TOML key | default | meaning |
- * | --- | --- | --- | --- |
- * | `deny` | `deny` | `["@default"]` | rules that refuse a target; deny wins over allow; `"*"` = deny-all mode |
- * | `allow` | `allow` | `["*"]` | rules that admit a target |
- * | `bindPorts` | `bind_ports` | `"3000-9999"` | ports `bind` may use: `"3000-9999"`, `"3000,8080"`, mixed; `""` = none |
- * | `bindAddrs` | `bind_addrs` | `["127.0.0.1", "::1"]` | IPs/CIDRs `bind` may use (new; wasmnet had none) |
- * | `maxConnections` | `max_connections` | `50` | per session: pending dials + sockets + listeners, 1-1000000 |
- * | `maxBandwidthMbps` | `max_bandwidth_mbps` | `10` | per session, megabits per second, 0-1000000; `0` or `undefined` = unlimited |
- * | `maxServerBandwidthMbps` | `max_server_bandwidth_mbps` | `0` | whole server, per direction, Mbps (new); `0`/`undefined` = unlimited |
- * | `connectionTimeoutSecs` | `connection_timeout_secs` | `30` | dial timeout in seconds, 1-86400 |
- *
- * Defaults equal the Rust wasmnet 0.1.3 defaults except the deny list, which is the much longer
- * {@linkcode DEFAULT_DENY} plus {@linkcode DEFAULT_DENY_NAMES} (the `@default` token).
- */
-export interface PolicyConfig {
-  /** Deny rules (TOML `deny`); `"@default"` expands to the built-in list, `"*"` = deny-all. */
-  deny: string[];
-  /** Allow rules (TOML `allow`); `"*"` = everything not denied. */
-  allow: string[];
-  /** Ports `bind` may use (TOML `bind_ports`): `"3000-9999"`, `"3000,8080"`, mixed; `""` = none. */
-  bindPorts: string;
-  /** IPs/CIDRs `bind` may use (TOML `bind_addrs`). */
-  bindAddrs: string[];
-  /** Per-session cap on pending dials + sockets + listeners (TOML `max_connections`). */
-  maxConnections: number;
-  /** Per-session cap in megabits per second (TOML `max_bandwidth_mbps`); `undefined` = unlimited. */
-  maxBandwidthMbps: number | undefined;
-  /**
-   * Cap on the whole server's traffic per direction, all sessions together, in megabits per second
-   * (TOML `max_server_bandwidth_mbps`; new, wasmnet had only its one server-wide bucket);
-   * `undefined` = unlimited.
-   */
-  maxServerBandwidthMbps: number | undefined;
-  /** Dial timeout in seconds (TOML `connection_timeout_secs`). */
-  connectionTimeoutSecs: number;
-}
-
-/** TOML key → config field. */
-const TOML_KEYS: Readonly<Record<string, keyof PolicyConfig>> = {
-  deny: "deny",
-  allow: "allow",
-  bind_ports: "bindPorts",
-  bind_addrs: "bindAddrs",
-  max_connections: "maxConnections",
-  max_bandwidth_mbps: "maxBandwidthMbps",
-  max_server_bandwidth_mbps: "maxServerBandwidthMbps",
-  connection_timeout_secs: "connectionTimeoutSecs",
-};
-const CONFIG_KEYS: Readonly<Record<keyof PolicyConfig, string>> = {
-  deny: "deny",
-  allow: "allow",
-  bindPorts: "bind_ports",
-  bindAddrs: "bind_addrs",
-  maxConnections: "max_connections",
-  maxBandwidthMbps: "max_bandwidth_mbps",
-  maxServerBandwidthMbps: "max_server_bandwidth_mbps",
-  connectionTimeoutSecs: "connection_timeout_secs",
-};
-
-const DEFAULT_CONFIG: Readonly<PolicyConfig> = {
-  deny: [DEFAULT_DENY_TOKEN],
-  allow: ["*"],
-  bindPorts: "3000-9999",
-  bindAddrs: ["127.0.0.1", "::1"],
-  maxConnections: 50,
-  maxBandwidthMbps: 10,
-  maxServerBandwidthMbps: undefined,
-  connectionTimeoutSecs: 30,
-};
-
-/** Upper bound of `max_connections` (and the value {@linkcode Policy.allowAll} uses is 10000). */
-export const MAX_CONNECTIONS_LIMIT = 1_000_000;
-/** Upper bound of `max_bandwidth_mbps`. */
-export const MAX_BANDWIDTH_LIMIT = 1_000_000;
-/** Upper bound of `connection_timeout_secs` (one day; keeps the timer within `setTimeout` range). */
-export const MAX_TIMEOUT_SECS = 86_400;
-
-interface Special {
-  readonly rule: string;
-  readonly note: string;
-  readonly net: Cidr;
-}
-
-function mustCidr(text: string): Cidr {
-  const c = parseCidr(text);
-  if (!c.ok) throw new Error(`bad built-in CIDR ${text}: ${c.reason}`);
-  return c.value;
-}
-
-const SPECIAL: readonly Special[] = DEFAULT_DENY_RANGES.map((r) => ({
-  rule: r.rule,
-  note: r.note,
-  net: mustCidr(r.rule),
-}));
-
-const NOTES: ReadonlyMap<string, string> = new Map([
-  ...SPECIAL.map((s): [string, string] => [formatCidr(s.net), s.note]),
-  ...DEFAULT_DENY_NAME_RULES.map((r): [string, string] => [r.rule, r.note]),
-]);
-const noteFor = (key: string): string | undefined => NOTES.get(key);
-
-const DEFAULT_RULES: readonly Rule[] = [
-  ...SPECIAL.map((s): Rule => ({
-    kind: "net",
-    text: s.rule,
-    net: s.net,
-    ports: undefined,
-    note: s.note,
-  })),
-  ...DEFAULT_DENY_NAME_RULES.map((r): Rule => ({
-    kind: "domain",
-    text: r.rule,
-    name: r.rule,
-    subdomainsOnly: false,
-    ports: undefined,
-    note: r.note,
-  })),
-];
-
-interface Compiled {
-  readonly denyAll: boolean;
-  readonly allowAny: boolean;
-  readonly deny: readonly Rule[];
-  readonly allow: readonly Rule[];
-  readonly bindPorts: readonly PortRange[];
-  readonly bindAddrs: ReadonlyArray<{ readonly text: string; readonly net: Cidr }>;
-}
-
-interface Candidate {
-  readonly ip: IpBytes;
-  readonly via: string | undefined;
-}
-
-interface Hit {
-  readonly rule: Rule | Special;
-  readonly via: Candidate | undefined;
-}
-
-function show(v: unknown): string {
-  let s: string;
-  if (typeof v === "string") s = JSON.stringify(v);
-  else if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") s = String(v);
-  else if (v === undefined || v === null) s = String(v);
-  else if (v instanceof Date) s = Number.isNaN(v.getTime()) ? "a date" : v.toISOString();
-  else if (Array.isArray(v)) s = `[${v.map(show).join(", ")}]`;
-  else s = "a table";
-  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
-}
-
-function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function describeRule(rule: Rule | Special): string {
-  const note = "kind" in rule ? (rule.kind === "any" ? undefined : rule.note) : rule.note;
-  const text = ruleText(rule);
-  return `rule ${JSON.stringify(text)}${note === undefined ? "" : ` (${note})`}`;
-}
-
-function describeSpecial(s: Special): string {
-  return `default-deny range ${JSON.stringify(s.rule)} (${s.note})`;
-}
-
-function ruleText(rule: Rule | Special): string {
-  return "kind" in rule ? rule.text : rule.rule;
-}
-
-function viaText(c: Candidate | undefined): string {
-  return c?.via === undefined ? "" : ` via its embedded ${c.via} IPv4 address ${formatIp(c.ip)}`;
-}
-
-function candidates(ip: IpBytes): Candidate[] {
-  return [{ ip, via: undefined }, ...embeddedIpv4(ip)];
-}
-
-function validPort(port: number, min: number): boolean {
-  return typeof port === "number" && Number.isInteger(port) && port >= min && port <= 65535;
-}
-
-function invalidPort(port: number, min: number): Verdict {
-  return {
-    allowed: false,
-    rule: "invalid-port",
-    reason: `port ${show(port)} is not valid (expected an integer from ${min} to 65535)`,
-  };
-}
-
-const SPECIAL_HINT =
-  "in allow-list mode only an allow IP/CIDR rule admits special-purpose addresses";
 
 /**
  * A compiled, immutable network policy. Construct with {@linkcode Policy.defaults},
@@ -287,10 +93,9 @@ const SPECIAL_HINT =
 export class Policy {
   /** The validated configuration (defaults filled in; `maxBandwidthMbps` 0 → `undefined`). */
   readonly config: Readonly<PolicyConfig>;
-  readonly #compiled: Compiled;
-  readonly #disabled: boolean;
+  readonly #compiled: CompiledPolicy;
 
-  private constructor(config: PolicyConfig, compiled: Compiled, disabled: boolean) {
+  private constructor(config: Readonly<PolicyConfig>, compiled: CompiledPolicy) {
     this.config = Object.freeze({
       ...config,
       deny: Object.freeze([...config.deny]) as string[],
@@ -298,7 +103,6 @@ export class Policy {
       bindAddrs: Object.freeze([...config.bindAddrs]) as string[],
     });
     this.#compiled = compiled;
-    this.#disabled = disabled;
   }
 
   /**
@@ -317,17 +121,7 @@ export class Policy {
    * never exhaust file descriptors), bandwidth unlimited, timeout 30 s.
    */
   static allowAll(): Policy {
-    const config: PolicyConfig = {
-      deny: [],
-      allow: ["*"],
-      bindPorts: "0-65535",
-      bindAddrs: ["0.0.0.0/0", "::/0"],
-      maxConnections: 10_000,
-      maxBandwidthMbps: undefined,
-      maxServerBandwidthMbps: undefined,
-      connectionTimeoutSecs: 30,
-    };
-    return new Policy(config, compile(config, "<allow-all>"), true);
+    return new Policy(ALLOW_ALL_CONFIG, compile(ALLOW_ALL_CONFIG, "<allow-all>", true));
   }
 
   /**
@@ -341,19 +135,8 @@ export class Policy {
    *   rule, port list or bind address.
    */
   static fromConfig(config: Partial<PolicyConfig>, source = "<config>"): Policy {
-    const input: Record<string, unknown> = config;
-    for (const key of Object.keys(input)) {
-      if (!Object.hasOwn(CONFIG_KEYS, key)) {
-        throw new PolicyError(
-          source,
-          `unknown key ${JSON.stringify(key)} (expected one of: ${
-            Object.keys(CONFIG_KEYS).join(", ")
-          })`,
-        );
-      }
-    }
-    const full = validate(input, source);
-    return new Policy(full, compile(full, source), false);
+    const full = configFromObject(config, source);
+    return new Policy(full, compile(full, source, false));
   }
 
   /**
@@ -370,51 +153,8 @@ export class Policy {
    *   `… network.bind_ports = "9999-3000" is not a valid port list (range 9999-3000 is reversed)`.
    */
   static fromToml(text: string, source: string): Policy {
-    let doc: Record<string, unknown>;
-    try {
-      doc = parseToml(text);
-    } catch (e) {
-      if (e instanceof TomlError) {
-        const first = (e.message.split("\n")[0] ?? "").replace(/^Invalid TOML document:\s*/, "");
-        throw new PolicyError(
-          source,
-          `TOML syntax error at line ${e.line}, column ${e.column}: ${first}`,
-          { cause: e },
-        );
-      }
-      throw new PolicyError(source, `cannot parse TOML: ${String(e)}`, { cause: e });
-    }
-    for (const key of Object.keys(doc)) {
-      if (key !== "network") {
-        throw new PolicyError(
-          source,
-          `unknown key ${JSON.stringify(key)} (expected only a [network] table)`,
-        );
-      }
-    }
-    const network = doc["network"];
-    if (network === undefined) return Policy.fromConfig({}, source);
-    if (!isTable(network)) {
-      throw new PolicyError(
-        source,
-        `network = ${show(network)} is not valid (expected a [network] table)`,
-      );
-    }
-    const input: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(network)) {
-      const field = TOML_KEYS[key];
-      if (field === undefined) {
-        throw new PolicyError(
-          source,
-          `unknown key ${JSON.stringify(`network.${key}`)} (expected one of: ${
-            Object.keys(TOML_KEYS).join(", ")
-          })`,
-        );
-      }
-      input[field] = value;
-    }
-    const full = validate(input, source);
-    return new Policy(full, compile(full, source), false);
+    const full = configFromToml(text, source);
+    return new Policy(full, compile(full, source, false));
   }
 
   /** Maximum simultaneous pending dials, sockets and listeners per session. */
@@ -442,16 +182,15 @@ export class Policy {
    * literal addresses. An allowed name must then pass {@linkcode Policy.checkResolved} for each
    * address it resolves to. `port` must be an integer 1-65535.
    * A hand-built `target` is re-normalised, so `{ kind: "name", name: "127.1" }` is checked as
-   * `127.0.0.1`. Never throws.
+   * `127.0.0.1`. Never throws. (DESIGN.md §5: every spelling normalised, deny wins; `send_to`
+   * destinations are checked with it too.)
    */
   checkTarget(target: Target, port: number): Verdict {
     if (!validPort(port, 1)) return invalidPort(port, 1);
     const raw = target.kind === "ip" ? target.ip : target.name;
     const host = parseHost(raw);
     if (!host.ok) return invalidTarget(raw, host.reason);
-    if (this.#disabled) return allowAll(displayTarget(host), port);
-    if (host.ip !== undefined) return this.#checkIp(host.ip, port);
-    return this.#checkName(host.name, port);
+    return this.#phrase(connect(host, port), subjectOf(host), port);
   }
 
   /**
@@ -460,7 +199,8 @@ export class Policy {
    * a {@linkcode DEFAULT_DENY} range also needs an allow IP/CIDR rule that covers it (see the class
    * documentation). The Rust wasmnet checked resolved addresses against the deny list only, and in
    * deny-all mode not at all. `ip` is any accepted spelling; `port` an integer 1-65535.
-   * Never throws.
+   * Never throws. (DESIGN.md §5: checks apply to every resolved address; in deny-all mode an
+   * allowed name must still resolve only to allowed addresses.)
    */
   checkResolved(name: string, ip: string, port: number): Verdict {
     if (!validPort(port, 1)) return invalidPort(port, 1);
@@ -468,49 +208,9 @@ export class Policy {
     if (!nameHost.ok) return invalidTarget(name, nameHost.reason);
     const addr = parseHost(ip);
     if (!addr.ok || addr.ip === undefined) return invalidAddress(ip);
-    if (this.#disabled) return allowAll(displayTarget(addr), port);
-    if (nameHost.ip !== undefined) return this.#checkIp(addr.ip, port);
-    const nameVerdict = this.#checkName(nameHost.name, port);
-    if (!nameVerdict.allowed) return nameVerdict;
-    const hp = `${nameHost.name}:${port}`;
-    const addrText = formatIp(addr.ip);
-    const cands = candidates(addr.ip);
-    const hit = this.#denyHit(cands, port);
-    if (hit !== undefined) {
-      return {
-        allowed: false,
-        rule: ruleText(hit.rule),
-        reason: `${hp} resolved to ${addrText}, which is denied by ${describeRule(hit.rule)}${
-          viaText(hit.via)
-        }`,
-      };
-    }
-    if (this.#permissive) {
-      return { allowed: true, rule: "*", reason: `${hp} (${addrText}) is allowed by rule "*"` };
-    }
-    const netRule = this.#allowNet(addr.ip, port);
-    if (netRule !== undefined) {
-      return {
-        allowed: true,
-        rule: netRule.text,
-        reason: `${hp} (${addrText}) is allowed by rule ${JSON.stringify(netRule.text)}`,
-      };
-    }
-    const special = specialHit(cands);
-    if (special !== undefined) {
-      return {
-        allowed: false,
-        rule: special.rule.rule,
-        reason: `${hp} resolved to ${addrText}, which is in ${describeSpecial(special.rule)}${
-          viaText(special.via)
-        }; ${SPECIAL_HINT}`,
-      };
-    }
-    return {
-      allowed: true,
-      rule: nameVerdict.rule,
-      reason: `${hp} (${addrText}) is allowed by rule ${JSON.stringify(nameVerdict.rule)}`,
-    };
+    if (nameHost.ip !== undefined) return this.#phrase(connect(addr, port), subjectOf(addr), port);
+    const subject: Subject = { kind: "resolved", name: nameHost.name, ip: addr.ip };
+    return this.#phrase(resolved(nameHost.name, addr.ip, port), subject, port);
   }
 
   /**
@@ -525,7 +225,8 @@ export class Policy {
    * allow-list mode an address in a {@linkcode DEFAULT_DENY} range again needs an allow IP/CIDR
    * rule that covers it. A hand-built `target` is re-normalised. An allowed name's answers must
    * then pass {@linkcode Policy.checkLookupAnswer}. An allowed lookup admits no connection:
-   * `connect` and `send_to` still run the port-specific checks. Never throws.
+   * `connect` and `send_to` still run the port-specific checks. Never throws. (DESIGN.md §5:
+   * `resolve` names are policy-checked.)
    *
    * @example
    * ```ts
@@ -541,9 +242,7 @@ export class Policy {
     const raw = target.kind === "ip" ? target.ip : target.name;
     const host = parseHost(raw);
     if (!host.ok) return invalidTarget(raw, host.reason);
-    if (this.#disabled) return lookupAllowAll(displayTarget(host));
-    if (host.ip !== undefined) return this.#lookupIp(host.ip);
-    return this.#lookupName(host.name);
+    return this.#phrase(lookup(hostText(host)), subjectOf(host), ANY_PORT);
   }
 
   /**
@@ -553,7 +252,8 @@ export class Policy {
    * rule without a port (or with every port) covers it or an IPv4 address it embeds, or — in
    * allow-list mode — when it lies in a {@linkcode DEFAULT_DENY} range (by itself or its embedded
    * IPv4) that no allow IP/CIDR rule (on any port) covers. If `name` is a literal IP, only `ip`
-   * is checked. `ip` is any accepted spelling. Never throws.
+   * is checked. `ip` is any accepted spelling. Never throws. (DESIGN.md §5: checks apply to every
+   * resolved address, here before the client sees it.)
    *
    * @example
    * ```ts
@@ -569,51 +269,19 @@ export class Policy {
     if (!nameHost.ok) return invalidTarget(name, nameHost.reason);
     const addr = parseHost(ip);
     if (!addr.ok || addr.ip === undefined) return invalidAddress(ip);
-    if (this.#disabled) return lookupAllowAll(displayTarget(addr));
-    if (nameHost.ip !== undefined) return this.#lookupIp(addr.ip);
-    const nameVerdict = this.#lookupName(nameHost.name);
-    if (!nameVerdict.allowed) return nameVerdict;
-    const subject = `lookup of ${nameHost.name}`;
-    const addrText = formatIp(addr.ip);
-    const cands = candidates(addr.ip);
-    const hit = this.#lookupDenyHit(cands);
-    if (hit !== undefined) {
-      return {
-        allowed: false,
-        rule: ruleText(hit.rule),
-        reason: `${subject} answered ${addrText}, which is denied by ${describeRule(hit.rule)}${
-          viaText(hit.via)
-        }`,
-      };
+    if (nameHost.ip !== undefined) {
+      return this.#phrase(lookup(hostText(addr)), subjectOf(addr), ANY_PORT);
     }
-    const admit = (rule: string): Verdict => ({
-      allowed: true,
-      rule,
-      reason: `${subject} may return ${addrText}: allowed by rule ${JSON.stringify(rule)}`,
-    });
-    if (this.#permissive) return admit("*");
-    const netRule = this.#compiled.allow.find((r) =>
-      r.kind === "net" && cidrContains(r.net, addr.ip)
-    );
-    if (netRule !== undefined) return admit(netRule.text);
-    const special = specialHit(cands);
-    if (special !== undefined) {
-      return {
-        allowed: false,
-        rule: special.rule.rule,
-        reason: `${subject} answered ${addrText}, which is in ${describeSpecial(special.rule)}${
-          viaText(special.via)
-        }; ${SPECIAL_HINT}`,
-      };
-    }
-    return admit(nameVerdict.rule);
+    const subject: Subject = { kind: "resolved", name: nameHost.name, ip: addr.ip };
+    return this.#phrase(answer(nameHost.name, addr.ip), subject, ANY_PORT);
   }
 
   /**
    * Checks a `bind`: `port` (integer 0-65535) must lie in `bind_ports` and `ip` (any accepted
    * spelling; names are refused) in a `bind_addrs` entry. `0.0.0.0` and `::` are allowed only if
    * an entry covers them. Reasons follow wasmnet: `port 80 not in allowed bind range (3000-9999)`.
-   * Never throws.
+   * `bind_addrs` is decided as an allow list of IP/CIDR rules, by the same decision function as
+   * the other checks. Never throws. (DESIGN.md §5: `bind` addresses are policy-checked.)
    */
   checkBind(ip: string, port: number): Verdict {
     if (!validPort(port, 0)) return invalidPort(port, 0);
@@ -625,33 +293,26 @@ export class Policy {
         reason: `bind address ${show(ip)} is not an IP address`,
       };
     }
-    const addrText = formatIp(addr.ip);
-    if (this.#disabled) return allowAll(displayTarget(addr), port);
-    const c = this.#compiled;
-    if (!c.bindPorts.some((r) => portMatches(r, port))) {
-      const ranges = c.bindPorts.map(formatPortRange).join(",") || "none";
+    const { bind, bindPorts } = this.#compiled;
+    // Ports first, for wasmnet's message. (Under allow-all, bind_ports is 0-65535: always passes.)
+    if (!bindPorts.some((r) => portMatches(r, port))) {
       return {
         allowed: false,
         rule: "bind_ports",
-        reason: `port ${port} not in allowed bind range (${ranges})`,
-      };
-    }
-    const entry = c.bindAddrs.find((a) => cidrContains(a.net, addr.ip));
-    if (entry === undefined) {
-      return {
-        allowed: false,
-        rule: "bind_addrs",
-        reason: `address ${addrText} not in allowed bind addresses (${
-          c.bindAddrs.map((a) => a.text).join(", ") || "none"
+        reason: `port ${port} not in allowed bind range (${
+          bindPorts.map(formatPortRange).join(",") || "none"
         })`,
       };
     }
+    const outcome = decide(bind, { kind: "ip", ip: addr.ip }, port);
+    if (isAllowed(outcome)) return phraseOutcome(bound(addr, port, this.config.bindPorts), outcome);
+    // The bind rule set has no deny rules and no `*`: the only refusal is "no allow rule".
     return {
-      allowed: true,
-      rule: entry.text,
-      reason: `bind to ${formatHostPort(displayTarget(addr), port)} is allowed by bind_ports ${
-        JSON.stringify(this.config.bindPorts)
-      } and bind_addrs ${JSON.stringify(entry.text)}`,
+      allowed: false,
+      rule: "bind_addrs",
+      reason: `address ${formatIp(addr.ip)} not in allowed bind addresses (${
+        bind.allow.map((r) => r.text).join(", ") || "none"
+      })`,
     };
   }
 
@@ -704,8 +365,8 @@ export class Policy {
     if (canonical !== bare) lines.push(`${host} is read as ${canonical}`);
     const verdict = port === undefined ? this.checkLookup(parsed) : this.checkTarget(parsed, port);
     lines.push(`${prefix}${verdict.allowed ? "allowed" : "denied"}: ${verdict.reason}`);
-    if (parsed.kind === "name" && verdict.allowed && !this.#disabled) {
-      const special = this.#permissive
+    if (parsed.kind === "name" && verdict.allowed && !this.#compiled.rules.allowAll) {
+      const special = isPermissive(this.#compiled.rules)
         ? ""
         : ", and an address in a default-deny range needs an allow IP/CIDR rule";
       lines.push(
@@ -719,182 +380,179 @@ export class Policy {
     return lines.join("\n");
   }
 
-  get #permissive(): boolean {
-    return this.#compiled.allowAny && !this.#compiled.denyAll;
+  /** Decides `subject` on `port` with the connect/lookup rules and words it with `phrasing`. */
+  #phrase(phrasing: Phrasing, subject: Subject, port: PortSpec): Verdict {
+    return phraseOutcome(phrasing, decide(this.#compiled.rules, subject, port));
   }
+}
 
-  /** First deny rule hit: `*:PORTS` rules, then the address itself, then each embedded IPv4. */
-  #denyHit(cands: readonly Candidate[], port: number): Hit | undefined {
-    for (const rule of this.#compiled.deny) {
-      if (rule.kind === "any" && portMatches(rule.ports, port)) return { rule, via: undefined };
-    }
-    for (const c of cands) {
-      for (const rule of this.#compiled.deny) {
-        if (rule.kind === "net" && netMatches(rule, c.ip, port)) return { rule, via: c };
-      }
-    }
-    return undefined;
-  }
+// ── Phrasing: one small table per context, turning an Outcome into a Verdict ──
 
-  /** First port-less (or every-port) deny rule hit: `*:1-65535`, then the address, then each embedded IPv4. */
-  #lookupDenyHit(cands: readonly Candidate[]): Hit | undefined {
-    const deny = this.#compiled.deny.filter((r) => everyPort(r.ports));
-    const any = deny.find((r) => r.kind === "any");
-    if (any !== undefined) return { rule: any, via: undefined };
-    for (const c of cands) {
-      for (const rule of deny) {
-        if (rule.kind === "net" && cidrContains(rule.net, c.ip)) return { rule, via: c };
-      }
-    }
-    return undefined;
-  }
+/**
+ * How one context words each {@linkcode Outcome}. Arguments are ready-made fragments:
+ * `denied` gets `rule "10.0.0.0/8" (private-use, RFC 1918)` plus any `via …` tail, `allowed` the
+ * JSON-quoted rule text, `special` `default-deny range "…" (…)…; <hint>`, `refused` why no allow
+ * rule admitted the subject.
+ */
+interface Phrasing {
+  readonly denied: (rule: string) => string;
+  readonly allowed: (rule: string) => string;
+  readonly special: (range: string) => string;
+  readonly refused: (why: string) => string;
+  /** The whole reason when the policy is disabled (`--no-policy`). */
+  readonly allowAll: string;
+  /** How the name's own outcome is worded, for a resolved address whose name is refused. */
+  readonly name?: Phrasing;
+}
 
-  #lookupIp(ip: IpBytes): Verdict {
-    const subject = `lookup of ${formatIp(ip)}`;
-    const cands = candidates(ip);
-    const hit = this.#lookupDenyHit(cands);
-    if (hit !== undefined) {
+const DISABLED = "is allowed: policy checks are disabled (allow-all)";
+
+/** Connect / send_to of a name or a literal address: `10.0.0.1:80 is denied by rule "…"`. */
+function connect(host: Host, port: number): Phrasing {
+  const hp = formatHostPort(displayTarget(host), port);
+  return {
+    denied: (rule) => `${hp} is denied by ${rule}`,
+    allowed: (rule) => `${hp} is allowed by rule ${rule}`,
+    special: (range) => `${hp} is in ${range}`,
+    refused: (why) => `${hp} is denied: ${why}`,
+    allowAll: `${hp} ${DISABLED}`,
+  };
+}
+
+/** Resolve of a name or a literal address: `lookup of example.com is allowed by rule "*"`. */
+function lookup(text: string): Phrasing {
+  const subject = `lookup of ${text}`;
+  return {
+    denied: (rule) => `${subject} is denied by ${rule}`,
+    allowed: (rule) => `${subject} is allowed by rule ${rule}`,
+    special: (range) => `${subject} is denied: the address is in ${range}`,
+    refused: (why) => `${subject} is denied: ${why}`,
+    allowAll: `${subject} ${DISABLED}`,
+  };
+}
+
+/** An address a name resolved to, before a dial: `example.com:443 resolved to 10.1.1.1, …`. */
+function resolved(name: string, ip: IpBytes, port: number): Phrasing {
+  const hp = `${name}:${port}`;
+  const addr = formatIp(ip);
+  return {
+    denied: (rule) => `${hp} resolved to ${addr}, which is denied by ${rule}`,
+    allowed: (rule) => `${hp} (${addr}) is allowed by rule ${rule}`,
+    special: (range) => `${hp} resolved to ${addr}, which is in ${range}`,
+    refused: (why) => `${hp} resolved to ${addr}, which is denied: ${why}`,
+    allowAll: `${formatHostPort({ kind: "ip", ip: addr, family: ip.family }, port)} ${DISABLED}`,
+    name: connect({ ok: true, name }, port),
+  };
+}
+
+/** An answer of a `resolve`: `lookup of example.com may return 93.184.216.34: allowed by …`. */
+function answer(name: string, ip: IpBytes): Phrasing {
+  const subject = `lookup of ${name}`;
+  const addr = formatIp(ip);
+  return {
+    denied: (rule) => `${subject} answered ${addr}, which is denied by ${rule}`,
+    allowed: (rule) => `${subject} may return ${addr}: allowed by rule ${rule}`,
+    special: (range) => `${subject} answered ${addr}, which is in ${range}`,
+    refused: (why) => `${subject} answered ${addr}, which is denied: ${why}`,
+    allowAll: `lookup of ${addr} ${DISABLED}`,
+    name: lookup(name),
+  };
+}
+
+/** An allowed bind (refusals are worded by `checkBind` itself, as in wasmnet). */
+function bound(host: Host, port: number, bindPorts: string): Phrasing {
+  const hp = formatHostPort(displayTarget(host), port);
+  return {
+    ...connect(host, port),
+    allowed: (rule) =>
+      `bind to ${hp} is allowed by bind_ports ${JSON.stringify(bindPorts)} and bind_addrs ${rule}`,
+  };
+}
+
+const SPECIAL_HINT =
+  "in allow-list mode only an allow IP/CIDR rule admits special-purpose addresses";
+
+/** Words `outcome` with `p`; the verdict's `rule` is the deciding rule or fixed word. */
+function phraseOutcome(p: Phrasing, outcome: Outcome): Verdict {
+  switch (outcome.kind) {
+    case "allow-all":
+      return { allowed: true, rule: "allow-all", reason: p.allowAll };
+    case "allowed-by":
+      return { allowed: true, rule: outcome.rule, reason: p.allowed(JSON.stringify(outcome.rule)) };
+    case "denied-by": {
+      const { rule, via } = outcome;
       return {
         allowed: false,
-        rule: ruleText(hit.rule),
-        reason: `${subject} is denied by ${describeRule(hit.rule)}${viaText(hit.via)}`,
+        rule: rule.text,
+        reason: p.denied(`${describeRule(rule)}${viaText(via)}`),
       };
     }
-    if (this.#permissive) return allowedBy(subject, { kind: "any", text: "*", ports: undefined });
-    const netRule = this.#compiled.allow.find((r) => r.kind === "net" && cidrContains(r.net, ip));
-    if (netRule !== undefined) return allowedBy(subject, netRule);
-    const anyRule = this.#compiled.allow.find((r) => r.kind === "any");
-    if (anyRule !== undefined) {
-      const special = specialHit(cands);
-      if (special !== undefined) {
-        return {
-          allowed: false,
-          rule: special.rule.rule,
-          reason: `${subject} is denied: the address is in ${describeSpecial(special.rule)}${
-            viaText(special.via)
+    case "special-range": {
+      const { range, via } = outcome;
+      return {
+        allowed: false,
+        rule: range.rule,
+        reason: p.special(
+          `default-deny range ${JSON.stringify(range.rule)} (${range.note})${
+            viaText(via)
           }; ${SPECIAL_HINT}`,
-        };
-      }
-      return allowedBy(subject, anyRule);
+        ),
+      };
     }
-    return this.#noAllow(subject);
-  }
-
-  #lookupName(name: string): Verdict {
-    const subject = `lookup of ${name}`;
-    for (const rule of this.#compiled.deny) {
-      if (!everyPort(rule.ports)) continue;
-      if (rule.kind === "any" || (rule.kind === "domain" && nameMatches(rule, name))) {
-        return {
-          allowed: false,
-          rule: rule.text,
-          reason: `${subject} is denied by ${describeRule(rule)}`,
-        };
-      }
-    }
-    if (this.#permissive) return allowedBy(subject, { kind: "any", text: "*", ports: undefined });
-    const rule = this.#compiled.allow.find((r) =>
-      r.kind === "any" || (r.kind === "domain" && nameMatches(r, name))
-    );
-    return rule === undefined ? this.#noAllow(subject) : allowedBy(subject, rule);
-  }
-
-  #allowNet(ip: IpBytes, port: number): Rule | undefined {
-    return this.#compiled.allow.find((r) => r.kind === "net" && netMatches(r, ip, port));
-  }
-
-  #noAllow(hp: string): Verdict {
-    return this.#compiled.denyAll
-      ? {
+    case "no-allow-rule":
+      return { allowed: false, rule: "no-allow-rule", reason: p.refused("no allow rule matches") };
+    case "default-deny":
+      return {
         allowed: false,
         rule: "default-deny",
-        reason: `${hp} is denied: "*" in deny (deny-all mode) and no allow rule matches`,
-      }
-      : { allowed: false, rule: "no-allow-rule", reason: `${hp} is denied: no allow rule matches` };
-  }
-
-  #checkIp(ip: IpBytes, port: number): Verdict {
-    const hp = formatHostPort({ kind: "ip", ip: formatIp(ip), family: ip.family }, port);
-    const cands = candidates(ip);
-    const hit = this.#denyHit(cands, port);
-    if (hit !== undefined) {
-      return {
-        allowed: false,
-        rule: ruleText(hit.rule),
-        reason: `${hp} is denied by ${describeRule(hit.rule)}${viaText(hit.via)}`,
+        reason: p.refused('"*" in deny (deny-all mode) and no allow rule matches'),
       };
+    case "name-refused":
+      return phraseOutcome(p.name ?? p, outcome.name);
+    default: {
+      const never: never = outcome;
+      return never;
     }
-    if (this.#permissive) {
-      return { allowed: true, rule: "*", reason: `${hp} is allowed by rule "*"` };
-    }
-    const netRule = this.#allowNet(ip, port);
-    if (netRule !== undefined) return allowedBy(hp, netRule);
-    const anyRule = this.#compiled.allow.find((r) =>
-      r.kind === "any" && portMatches(r.ports, port)
-    );
-    if (anyRule !== undefined) {
-      const special = specialHit(cands);
-      if (special !== undefined) {
-        return {
-          allowed: false,
-          rule: special.rule.rule,
-          reason: `${hp} is in ${describeSpecial(special.rule)}${
-            viaText(special.via)
-          }; ${SPECIAL_HINT}`,
-        };
-      }
-      return allowedBy(hp, anyRule);
-    }
-    return this.#noAllow(hp);
-  }
-
-  #checkName(name: string, port: number): Verdict {
-    const hp = `${name}:${port}`;
-    for (const rule of this.#compiled.deny) {
-      if (
-        (rule.kind === "domain" && domainMatches(rule, name, port)) ||
-        (rule.kind === "any" && portMatches(rule.ports, port))
-      ) {
-        return {
-          allowed: false,
-          rule: rule.text,
-          reason: `${hp} is denied by ${describeRule(rule)}`,
-        };
-      }
-    }
-    if (this.#permissive) {
-      return { allowed: true, rule: "*", reason: `${hp} is allowed by rule "*"` };
-    }
-    const rule = this.#compiled.allow.find((r) =>
-      (r.kind === "domain" && domainMatches(r, name, port)) ||
-      (r.kind === "any" && portMatches(r.ports, port))
-    );
-    return rule === undefined ? this.#noAllow(hp) : allowedBy(hp, rule);
   }
 }
 
-function allowedBy(hp: string, rule: Rule): Verdict {
-  return {
-    allowed: true,
-    rule: rule.text,
-    reason: `${hp} is allowed by rule ${JSON.stringify(rule.text)}`,
-  };
+function describeRule(rule: Rule): string {
+  const note = rule.kind === "any" ? undefined : rule.note;
+  return `rule ${JSON.stringify(rule.text)}${note === undefined ? "" : ` (${note})`}`;
 }
 
-function allowAll(target: Target, port: number): Verdict {
-  return {
-    allowed: true,
-    rule: "allow-all",
-    reason: `${formatHostPort(target, port)} is allowed: policy checks are disabled (allow-all)`,
-  };
+function viaText(via: { readonly ip: IpBytes; readonly via: string } | undefined): string {
+  return via === undefined ? "" : ` via its embedded ${via.via} IPv4 address ${formatIp(via.ip)}`;
 }
 
-function lookupAllowAll(target: Target): Verdict {
-  const text = target.kind === "ip" ? target.ip : target.name;
+// ── Input checks shared by the public methods ──
+
+/** A successfully parsed host: IP bytes (IPv4-mapped already unmapped) or a normalised name. */
+type Host = HostParse & { ok: true };
+
+function subjectOf(host: Host): Subject {
+  return host.ip !== undefined ? { kind: "ip", ip: host.ip } : { kind: "name", name: host.name };
+}
+
+function hostText(host: Host): string {
+  return host.ip !== undefined ? formatIp(host.ip) : host.name;
+}
+
+function displayTarget(host: Host): Target {
+  return host.ip !== undefined
+    ? { kind: "ip", ip: formatIp(host.ip), family: host.ip.family }
+    : { kind: "name", name: host.name };
+}
+
+function validPort(port: number, min: number): boolean {
+  return typeof port === "number" && Number.isInteger(port) && port >= min && port <= 65535;
+}
+
+function invalidPort(port: number, min: number): Verdict {
   return {
-    allowed: true,
-    rule: "allow-all",
-    reason: `lookup of ${text} is allowed: policy checks are disabled (allow-all)`,
+    allowed: false,
+    rule: "invalid-port",
+    reason: `port ${show(port)} is not valid (expected an integer from ${min} to 65535)`,
   };
 }
 
@@ -905,145 +563,4 @@ function invalidAddress(ip: string): Verdict {
 
 function invalidTarget(raw: unknown, reason: string): Verdict {
   return { allowed: false, rule: "invalid-target", reason: `${show(raw)} ${reason}` };
-}
-
-function displayTarget(host: HostParse & { ok: true }): Target {
-  return host.ip !== undefined
-    ? { kind: "ip", ip: formatIp(host.ip), family: host.ip.family }
-    : { kind: "name", name: host.name };
-}
-
-function specialHit(cands: readonly Candidate[]): { rule: Special; via: Candidate } | undefined {
-  for (const c of cands) {
-    for (const s of SPECIAL) if (cidrContains(s.net, c.ip)) return { rule: s, via: c };
-  }
-  return undefined;
-}
-
-function fail(source: string, key: string, value: unknown, what: string): never {
-  throw new PolicyError(source, `network.${key} = ${show(value)} is not ${what}`);
-}
-
-function stringList(source: string, key: string, value: unknown): string[] {
-  if (!Array.isArray(value)) fail(source, key, value, "valid (expected an array of strings)");
-  const list: unknown[] = value;
-  return list.map((item, i) => {
-    if (typeof item !== "string") fail(source, `${key}[${i}]`, item, "valid (expected a string)");
-    return item;
-  });
-}
-
-function integer(
-  source: string,
-  key: string,
-  value: unknown,
-  min: number,
-  max: number,
-  hint = "",
-): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    fail(source, key, value, `valid (expected an integer from ${min}${hint} to ${max})`);
-  }
-  return value;
-}
-
-function validate(input: Record<string, unknown>, source: string): PolicyConfig {
-  const has = (k: keyof PolicyConfig): boolean => Object.hasOwn(input, k);
-  const config: PolicyConfig = {
-    ...DEFAULT_CONFIG,
-    deny: [...DEFAULT_CONFIG.deny],
-    allow: [...DEFAULT_CONFIG.allow],
-    bindAddrs: [...DEFAULT_CONFIG.bindAddrs],
-  };
-  if (has("deny")) config.deny = stringList(source, "deny", input["deny"]);
-  if (has("allow")) config.allow = stringList(source, "allow", input["allow"]);
-  if (has("bindPorts")) {
-    const v = input["bindPorts"];
-    if (typeof v !== "string") {
-      fail(source, "bind_ports", v, 'valid (expected a string like "3000-9999")');
-    }
-    config.bindPorts = v;
-  }
-  if (has("bindAddrs")) config.bindAddrs = stringList(source, "bind_addrs", input["bindAddrs"]);
-  if (has("maxConnections")) {
-    config.maxConnections = integer(
-      source,
-      "max_connections",
-      input["maxConnections"],
-      1,
-      MAX_CONNECTIONS_LIMIT,
-    );
-  }
-  for (const field of ["maxBandwidthMbps", "maxServerBandwidthMbps"] as const) {
-    if (!has(field)) continue;
-    const v = input[field];
-    const n = v === undefined
-      ? 0
-      : integer(source, CONFIG_KEYS[field], v, 0, MAX_BANDWIDTH_LIMIT, " (unlimited)");
-    config[field] = n === 0 ? undefined : n; // 0 = unlimited
-  }
-  if (has("connectionTimeoutSecs")) {
-    config.connectionTimeoutSecs = integer(
-      source,
-      "connection_timeout_secs",
-      input["connectionTimeoutSecs"],
-      1,
-      MAX_TIMEOUT_SECS,
-    );
-  }
-  return config;
-}
-
-function compileRules(source: string, key: "deny" | "allow", list: readonly string[]): {
-  rules: Rule[];
-  star: boolean;
-} {
-  const rules: Rule[] = [];
-  let star = false;
-  list.forEach((raw, i) => {
-    const text = raw.trim();
-    if (text === DEFAULT_DENY_TOKEN) {
-      if (key !== "deny") {
-        fail(
-          source,
-          `${key}[${i}]`,
-          raw,
-          `a valid rule (${DEFAULT_DENY_TOKEN} is only valid in deny)`,
-        );
-      }
-      rules.push(...DEFAULT_RULES);
-      return;
-    }
-    if (text === "*") {
-      star = true;
-      return;
-    }
-    const r = parseRule(text, noteFor);
-    if (!r.ok) fail(source, `${key}[${i}]`, raw, `a valid rule (${r.reason})`);
-    rules.push(r.value);
-  });
-  return { rules, star };
-}
-
-function compile(config: PolicyConfig, source: string): Compiled {
-  const deny = compileRules(source, "deny", config.deny);
-  const allow = compileRules(source, "allow", config.allow);
-  const ports = parsePortList(config.bindPorts);
-  if (!ports.ok) {
-    fail(source, "bind_ports", config.bindPorts, `a valid port list (${ports.reason})`);
-  }
-  const bindAddrs = config.bindAddrs.map((raw, i) => {
-    const text = raw.trim();
-    const c = parseCidr(text);
-    if (!c.ok) fail(source, `bind_addrs[${i}]`, raw, `a valid bind address (${c.reason})`);
-    return { text, net: c.value };
-  });
-  return {
-    denyAll: deny.star,
-    allowAny: allow.star,
-    deny: deny.rules,
-    allow: allow.rules,
-    bindPorts: ports.value,
-    bindAddrs,
-  };
 }
