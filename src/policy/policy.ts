@@ -28,7 +28,8 @@ import {
   type PolicyConfig,
   show,
 } from "./policy_config.ts";
-import { formatHostPort, type HostParse, parseHost, parseTarget, type Target } from "./target.ts";
+import { formatHostPort } from "../protocol/host_port.ts";
+import { type HostParse, parseHost, parseTarget, type Target } from "./target.ts";
 
 /**
  * The outcome of a policy check. Checks never throw. (The Rust wasmnet returned
@@ -409,7 +410,7 @@ const DISABLED = "is allowed: policy checks are disabled (allow-all)";
 
 /** Connect / send_to of a name or a literal address: `10.0.0.1:80 is denied by rule "…"`. */
 function connect(host: Host, port: number): Phrasing {
-  const hp = formatHostPort(displayTarget(host), port);
+  const hp = formatHostPort(hostText(host), port);
   return {
     denied: (rule) => `${hp} is denied by ${rule}`,
     allowed: (rule) => `${hp} is allowed by rule ${rule}`,
@@ -440,7 +441,7 @@ function resolved(name: string, ip: IpBytes, port: number): Phrasing {
     allowed: (rule) => `${hp} (${addr}) is allowed by rule ${rule}`,
     special: (range) => `${hp} resolved to ${addr}, which is in ${range}`,
     refused: (why) => `${hp} resolved to ${addr}, which is denied: ${why}`,
-    allowAll: `${formatHostPort({ kind: "ip", ip: addr, family: ip.family }, port)} ${DISABLED}`,
+    allowAll: `${formatHostPort(addr, port)} ${DISABLED}`,
     name: connect({ ok: true, name }, port),
   };
 }
@@ -461,7 +462,7 @@ function answer(name: string, ip: IpBytes): Phrasing {
 
 /** An allowed bind (refusals are worded by `checkBind` itself, as in wasmnet). */
 function bound(host: Host, port: number, bindPorts: string): Phrasing {
-  const hp = formatHostPort(displayTarget(host), port);
+  const hp = formatHostPort(hostText(host), port);
   return {
     ...connect(host, port),
     allowed: (rule) =>
@@ -536,12 +537,6 @@ function subjectOf(host: Host): Subject {
 
 function hostText(host: Host): string {
   return host.ip !== undefined ? formatIp(host.ip) : host.name;
-}
-
-function displayTarget(host: Host): Target {
-  return host.ip !== undefined
-    ? { kind: "ip", ip: formatIp(host.ip), family: host.ip.family }
-    : { kind: "name", name: host.name };
 }
 
 function validPort(port: number, min: number): boolean {
