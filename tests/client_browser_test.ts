@@ -7,37 +7,9 @@ import assert from "node:assert/strict";
 import { Policy, setLogLevel, startServer } from "../mod.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
+import { launchChromium, requireChromium } from "./helpers/browser.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
-
-// playwright-core's bundled `is-wsl` probes /proc/sys/fs/binfmt_misc/WSLInterop when the module
-// loads, which Deno only allows under --allow-all; this variable defers that probe (it is never
-// needed for a local Chromium), so the test runs with the test task's narrower permissions.
-Deno.env.set("__IS_WSL_TEST__", "1");
-const { chromium } = await import("playwright-core");
-
-const CHROMIUM = Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-function requireChromium(): void {
-  try {
-    Deno.statSync(CHROMIUM);
-  } catch {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ` +
-        "(or point WASMNET_CHROMIUM at a Chromium binary). The browser test does not skip.",
-    );
-  }
-}
 
 // Runs in the page (plain JS). Each function returns a JSON-able result the test asserts on.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wasmnet client</title>
@@ -153,11 +125,7 @@ Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB st
       }
       return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
     });
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];
