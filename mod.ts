@@ -18,6 +18,7 @@ import { main } from "./src/cli/main.ts";
 
 export { main } from "./src/cli/main.ts";
 export {
+  type AppOptions,
   createApp,
   type ServerOptions,
   SessionRegistry,

@@ -47,6 +47,11 @@ export interface ServeFlags {
   maxSessions: number | undefined;
   /** `--allow-origin ORIGIN` (repeatable): web origins allowed to open sessions (default: any). */
   allowedOrigins: string[];
+  /**
+   * `--demo` / `--no-demo`: serve the demo page at `/`. Default: on when `host` is a loopback
+   * address ({@linkcode isLoopbackHost}), off otherwise (so off on the default `0.0.0.0`).
+   */
+  demo: boolean;
 }
 
 /** A parsed command line. */
@@ -83,6 +88,8 @@ Flags:
       --max-sessions N         most WebSocket sessions at once; more get 503 (default: no limit)
       --allow-origin ORIGIN    only pages from ORIGIN (e.g. https://app.example.com) may open
                                sessions; repeatable (default: any origin)
+      --demo, --no-demo        serve (or not) a demo page at / that opens sockets through this
+                               server (default: on when --host is loopback, else off)
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
   -h, --help                   show this help
   -V, --version                show the version
@@ -155,6 +162,8 @@ export function parseCommand(args: string[]): Command {
         "ca-cert": { type: "string", multiple: true },
         "allow-origin": { type: "string", multiple: true },
         "max-sessions": { type: "string" },
+        demo: { type: "boolean" },
+        "no-demo": { type: "boolean" },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -177,6 +186,7 @@ export function parseCommand(args: string[]): Command {
   if (v.policy !== undefined && v["no-policy"]) {
     throw new CliError("--policy and --no-policy cannot be used together");
   }
+  if (v.demo && v["no-demo"]) throw new CliError("--demo and --no-demo cannot be used together");
   return {
     kind: "serve",
     flags: {
@@ -214,8 +224,36 @@ export function parseCommand(args: string[]): Command {
       caCertFiles: v["ca-cert"] ?? [],
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
       maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
+      demo: v.demo ?? (v["no-demo"] ? false : isLoopbackHost(v.host ?? "0.0.0.0")),
     },
   };
+}
+
+/**
+ * Whether `host` (a `--host` value) is a loopback address: `localhost`, an IPv4 address in
+ * 127.0.0.0/8 (dotted quad), or `::1` in any IPv6 spelling (brackets allowed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isLoopbackHost } from "./args.ts";
+ * assert.equal(isLoopbackHost("127.0.0.1"), true);
+ * assert.equal(isLoopbackHost("[0:0::1]"), true);
+ * assert.equal(isLoopbackHost("0.0.0.0"), false);
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/\.$/, "");
+  if (h === "localhost") return true;
+  const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255);
+  const v6 = h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
+  if (!v6.includes(":")) return false;
+  try {
+    return new URL(`http://[${v6}]/`).hostname === "[::1]";
+  } catch {
+    return false;
+  }
 }
 
 function origin(raw: string): string {

@@ -81,6 +81,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     policy,
     transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
     signal: controller.signal,
+    demo: flags.demo,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),

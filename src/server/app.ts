@@ -12,6 +12,7 @@ import { denoTransport, type Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
+import { demoResponse } from "./demo/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
 
 const log = getLogger("server");
@@ -60,6 +61,19 @@ export interface WasmnetOptions {
    * gets 503, so file descriptors stay bounded at about `maxSessions × max_connections × 2`.
    */
   maxSessions?: number;
+}
+
+/** Options of {@linkcode createApp} (and `startServer`): the session options plus the app's own. */
+export interface AppOptions extends WasmnetOptions {
+  /**
+   * Serve the demo page (default false): a plain `GET /` answers a small page that opens TCP/TLS
+   * sockets, sends text or hex, resolves names and shows policy denials and throughput through a
+   * WebSocket to this same server; `GET /demo/*` answers its script, style sheet and the bundled
+   * client. Each response carries a strict `Content-Security-Policy`, `nosniff` and
+   * `Cache-Control: no-cache`. WebSocket upgrades on every path, `/` included, still start
+   * sessions. With `allowedOrigins` set, list the server's own origin for the page to connect.
+   */
+  demo?: boolean;
 }
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
@@ -227,11 +241,12 @@ export function wasmnet(
 /**
  * The stand-alone wasmnet app: `GET /healthz` answers JSON
  * `{ "status": "ok", "version": "0.2.0", "sessions": 3 }`; a WebSocket upgrade on any other
- * path starts a session (wasmnet clients connect to `ws://host:9000` with any path); any other
+ * path starts a session (wasmnet clients connect to `ws://host:9000` with any path); with
+ * `demo`, a plain `GET /` answers the demo page (see {@linkcode AppOptions.demo}); any other
  * request gets 426 Upgrade Required.
  */
 export function createApp(
-  options: WasmnetOptions = {},
+  options: AppOptions = {},
   registry: SessionRegistry = new SessionRegistry(),
 ): Hono {
   const app = new Hono();
@@ -244,6 +259,12 @@ export function createApp(
         sessions: registry.size,
       }),
   );
+  if (options.demo) {
+    app.get("*", async (c, next) => {
+      const page = isUpgrade(c) ? undefined : demoResponse(c.req.path);
+      return page ?? await next();
+    });
+  }
   app.all("*", wasmnet(options, registry), (c) => {
     c.header("Upgrade", "websocket");
     return c.text("wasmnet: this endpoint expects a WebSocket upgrade\n", 426);

@@ -3,5 +3,11 @@
  *
  * @module
  */
-export { createApp, SessionRegistry, wasmnet, type WasmnetOptions } from "./app.ts";
+export {
+  type AppOptions,
+  createApp,
+  SessionRegistry,
+  wasmnet,
+  type WasmnetOptions,
+} from "./app.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";

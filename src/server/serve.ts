@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createApp, SessionRegistry, type WasmnetOptions } from "./app.ts";
+import { type AppOptions, createApp, SessionRegistry } from "./app.ts";
 import { getLogger } from "../log/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
@@ -11,7 +11,7 @@ import { formatHostPort } from "../protocol/mod.ts";
 const log = getLogger("server");
 
 /** Options of {@linkcode startServer}. */
-export interface ServerOptions extends WasmnetOptions {
+export interface ServerOptions extends AppOptions {
   /** Address to listen on (default `0.0.0.0`). */
   hostname?: string;
   /** Port to listen on (default 9000; 0 picks a free port). */
@@ -72,6 +72,7 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
     ? `[${addr.hostname}]`
     : addr.hostname;
   log.info("listening", { addr: formatHostPort(addr.hostname, addr.port) });
+  if (options.demo) log.info("demo page", { url: `http://${host}:${addr.port}/` });
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
