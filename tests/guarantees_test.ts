@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { delay, until } from "./helpers/wait.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
-import { startTcpEcho } from "./helpers/echo_servers.ts";
+import { startTcpEcho, startTcpSink } from "./helpers/echo_servers.ts";
 import {
   decodeEvent,
   encodeRequestBinary,
@@ -328,6 +328,28 @@ for (const framing of FRAMINGS) {
     await settle(client, 100);
     assert.deepEqual(client.queuedFor(1), [], "nothing after closed");
     await until(() => echo.live === 0, "the peer sees the close");
+  });
+
+  Deno.test(`guarantee: sends then close at once: every byte reaches the peer (${framing})`, async () => {
+    await using sink = await startTcpSink();
+    await using server = await startTestServer();
+    await using client = await TestClient.open(server.url, framing);
+    for (let id = 1; id <= 20; id++) {
+      const before = sink.bytes;
+      await client.connect(id, "127.0.0.1", sink.port);
+      // One small send, then the close in the same tick: the up pump is mid-write when the close
+      // arrives (the browser client's accept path does exactly this).
+      const size = id % 2 === 0 ? 4 : 64 * 1024;
+      client.send({ op: "send", id, data: randomBytes(size) });
+      client.send({ op: "close", id });
+      assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
+      const want = before + size;
+      await until(
+        () => sink.bytes >= want,
+        `socket ${id}: ${want - sink.bytes} bytes lost at close`,
+      );
+    }
+    await until(() => sink.live === 0, "the sink sees every close");
   });
 
   Deno.test(`guarantee: a second close gets unknown id (${framing})`, async () => {

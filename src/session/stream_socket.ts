@@ -169,7 +169,8 @@ export class StreamSocket extends Entry {
       return this.ctx.report(this.id, fail(WireError.closing(this.id)));
     }
     this.#state = "closing";
-    if (this.#queue.length === 0 && !this.#tls) return this.end(CLOSED);
+    // `queuedBytes` counts chunks still queued and the one the up pump is writing.
+    if (this.queuedBytes === 0 && !this.#tls) return this.end(CLOSED);
     this.#lingerTimer = setTimeout(() => this.end(CLOSED), this.ctx.limits.closeLingerMs);
     this.#wake();
   }
