@@ -2,7 +2,6 @@
 // Pure and browser-safe (no Deno.*).
 
 import { formatIp, type IpBytes, parseCanonicalIpv4, parseIpv6, unmap } from "./_ip.ts";
-import { formatHostPort as formatHostPortText } from "../protocol/host_port.ts";
 
 /**
  * A connection target after normalisation.
@@ -147,12 +146,4 @@ function validateName(host: string): HostParse {
     }
   }
   return { ok: true, name };
-}
-
-/**
- * `host:port` text of a parsed target for messages: IPv6 in brackets (`[::1]:80`), names and IPv4
- * bare (the protocol module's formatter, applied to a {@linkcode Target}).
- */
-export function formatHostPort(target: Target, port: number): string {
-  return formatHostPortText(target.kind === "ip" ? target.ip : target.name, port);
 }
