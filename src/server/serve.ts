@@ -64,15 +64,13 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
     },
   }, app.fetch);
   const addr = http.addr;
-  const host = addr.hostname === "0.0.0.0"
-    ? "127.0.0.1"
-    : addr.hostname === "::"
-    ? "[::1]"
-    : addr.hostname.includes(":")
-    ? `[${addr.hostname}]`
-    : addr.hostname;
+  // Where a client on this machine reaches the server (a wildcard address is not dialable).
+  const reach = formatHostPort(
+    addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname,
+    addr.port,
+  );
   log.info("listening", { addr: formatHostPort(addr.hostname, addr.port) });
-  if (options.demo) log.info("demo page", { url: `http://${host}:${addr.port}/` });
+  if (options.demo) log.info("demo page", { url: `http://${reach}/` });
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
@@ -87,7 +85,7 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
   options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   return Promise.resolve({
     addr: { hostname: addr.hostname, port: addr.port },
-    url: `ws://${host}:${addr.port}/`,
+    url: `ws://${reach}/`,
     get sessions() {
       return registry.size;
     },
