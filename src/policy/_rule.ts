@@ -1,7 +1,7 @@
 // Private: the rule grammar (deny/allow entries, port ranges, bind addresses).
 // Pure and browser-safe (no Deno.*).
 
-import { type Cidr, cidrContains, formatCidr, type IpBytes, parseIpv6, unmap } from "./_ip.ts";
+import { type Cidr, formatCidr, type IpBytes, parseIpv6, unmap } from "./_ip.ts";
 import { parseHost } from "./target.ts";
 
 /** An inclusive port range; a single port has `lo === hi`. */
@@ -35,7 +35,7 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 const PORT = /^\d{1,5}$/;
 
 /** Parses `443` or `8000-8999` (0-65535). */
-export function parsePortRange(text: string): Parsed<PortRange> {
+function parsePortRange(text: string): Parsed<PortRange> {
   const dash = text.indexOf("-");
   const loText = dash < 0 ? text : text.slice(0, dash);
   const hiText = dash < 0 ? text : text.slice(dash + 1);
@@ -196,15 +196,6 @@ export function parseRule(text: string, noteFor: NoteLookup): Parsed<Rule> {
   };
 }
 
-/** Whether a domain rule covers `name` (already normalised) on `port`. */
-export function domainMatches(
-  rule: { name: string; subdomainsOnly: boolean; ports: PortRange | undefined },
-  name: string,
-  port: number,
-): boolean {
-  return portMatches(rule.ports, port) && nameMatches(rule, name);
-}
-
 /** Whether a domain rule covers `name` (already normalised) on some port: its ports ignored. */
 export function nameMatches(
   rule: { name: string; subdomainsOnly: boolean },
@@ -217,15 +208,6 @@ export function nameMatches(
 /** Whether a rule's port part covers every port a client can dial (none, `1-65535`, `0-65535`). */
 export function everyPort(ports: PortRange | undefined): boolean {
   return ports === undefined || (ports.lo <= 1 && ports.hi === 65535);
-}
-
-/** Whether a network rule covers `ip` on `port`. */
-export function netMatches(
-  rule: { net: Cidr; ports: PortRange | undefined },
-  ip: IpBytes,
-  port: number,
-): boolean {
-  return portMatches(rule.ports, port) && cidrContains(rule.net, ip);
 }
 
 /** `3000-9999` / `443` text of a range. */
