@@ -1,10 +1,12 @@
 /**
- * The real `wasmnet` command as a subprocess (`deno run -A mod.ts ...`): flags, exit codes, the
- * listening log line, `/healthz`, graceful exit on SIGTERM/SIGINT, `check-policy`.
+ * The real `wasmnet` command as a subprocess (`deno run -A mod.ts ...`, narrower permissions, and
+ * the `bin/wasmnet` launcher): flags, exit codes and their one-line errors, the listening log line,
+ * `/healthz`, graceful exit on SIGTERM/SIGINT, `check-policy`.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
@@ -16,14 +18,43 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** How a test starts wasmnet: a program and the arguments that go before wasmnet's own. */
+interface Launch {
+  cmd: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+/** `deno run <permissions> mod.ts` (default `-A`). */
+function denoRun(...permissions: string[]): Launch {
+  return {
+    cmd: Deno.execPath(),
+    args: ["run", ...(permissions.length ? permissions : ["-A"]), "mod.ts"],
+  };
+}
+
+/**
+ * The `bin/wasmnet` launcher (or a symlink to it), with a PATH whose `deno` is the one running
+ * this test (2.9.6), so the launcher uses it and never installs one.
+ */
+function launcher(path = join(ROOT, "bin", "wasmnet")): Launch {
+  return { cmd: path, args: [], env: { PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin` } };
+}
+
 /** Runs the CLI to completion. */
-async function run(
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runWith(denoRun(), ...args);
+}
+
+/** Runs the CLI, started as `how` says, to completion. */
+async function runWith(
+  how: Launch,
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "mod.ts", ...args],
+  const out = await new Deno.Command(how.cmd, {
+    args: [...how.args, ...args],
     cwd: ROOT,
-    env: ENV,
+    env: { ...ENV, ...how.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -40,11 +71,11 @@ class CliProcess implements AsyncDisposable {
   readonly #pumps: Promise<void>[];
   #status: Promise<Deno.CommandStatus>;
 
-  constructor(args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "mod.ts", ...args],
+  constructor(args: string[], how: Launch = denoRun()) {
+    this.child = new Deno.Command(how.cmd, {
+      args: [...how.args, ...args],
       cwd: ROOT,
-      env: ENV,
+      env: { ...ENV, ...how.env },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -187,11 +218,90 @@ Deno.test("cli: --policy with a bad key exits 1 naming the key", async () => {
   }
 });
 
-Deno.test("cli: a port in use exits 1", async () => {
-  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { code, stderr } = await run("-p", String(taken.addr.port), "-H", "127.0.0.1");
+for (
+  const [raw, reason] of [
+    ["a b", "contains whitespace or control characters"],
+    ["999.1.1.1", "is not a valid host name or IPv4 address"],
+    ["", "is empty"],
+    ["10.0.0.1:80", "contains ':' (give the port separately)"],
+  ] as const
+) {
+  Deno.test(`cli: --host ${JSON.stringify(raw)} exits 2 with one line and no stack`, async () => {
+    const { code, stdout, stderr } = await run("--host", raw, "-p", "0");
+    assert.equal(code, 2, stderr);
+    assert.equal(stdout, "");
+    assert.equal(
+      stderr,
+      `wasmnet: invalid value for --host: ${JSON.stringify(raw)} ${reason} (expected an IP ` +
+        "address or host name, e.g. 0.0.0.0, 127.0.0.1, ::1 or localhost) (see --help)\n",
+    );
+  });
+}
+
+Deno.test("cli: --host accepts any IP spelling and listens on its canonical form", async () => {
+  await using proc = new CliProcess(["-p", "0", "-H", "127.1"]);
+  await proc.port(); // waits for `listening addr=127.0.0.1:PORT`
+  proc.child.kill("SIGTERM");
+  assert.equal((await proc.exit()).code, 0, proc.output);
+});
+
+/** Whether this machine can listen on `hostname` (IPv6 loopback may be missing in containers). */
+function canListen(hostname: string): boolean {
+  try {
+    Deno.listen({ hostname, port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+for (
+  const [hostname, shown] of [["127.0.0.1", "127.0.0.1"], ["::1", "[::1]"]] as const
+) {
+  Deno.test({
+    name: `cli: a port in use on ${hostname} exits 1 with one line naming ${shown}:PORT`,
+    ignore: !canListen(hostname),
+    fn: async () => {
+      using taken = Deno.listen({ hostname, port: 0 });
+      const port = taken.addr.port;
+      // --no-policy and a pool flag would each log a line before listening if it were not deferred.
+      const { code, stdout, stderr } = await run(
+        "-p",
+        String(port),
+        "-H",
+        hostname,
+        "--no-policy",
+        "--pool-per-key",
+        "2",
+      );
+      assert.equal(code, 1, stderr);
+      assert.equal(stdout, "");
+      assert.equal(stderr, `wasmnet: cannot listen on ${shown}:${port}: address already in use\n`);
+    },
+  });
+}
+
+Deno.test("cli: an address not on this machine exits 1 with one line naming it", async () => {
+  const { code, stdout, stderr } = await run("-p", "0", "-H", "192.0.2.1");
   assert.equal(code, 1, stderr);
-  assert.match(stderr, /cannot listen/);
+  assert.equal(stdout, "");
+  assert.equal(stderr, "wasmnet: cannot listen on 192.0.2.1:0: cannot assign requested address\n");
+});
+
+Deno.test("cli: --help and the server need no env permission (WASMNET_LOG counts as unset)", async () => {
+  const help = await runWith(denoRun("--allow-net", "--allow-read"), "--help");
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^wasmnet/);
+  assert.equal(help.stderr, "");
+  // WASMNET_LOG=error is set but unreadable, so the default level (info) logs `listening`.
+  await using proc = new CliProcess(
+    ["-p", "0", "-H", "127.0.0.1"],
+    { ...denoRun("--allow-net", "--allow-read"), env: { WASMNET_LOG: "error" } },
+  );
+  await proc.port();
+  proc.child.kill("SIGTERM");
+  assert.equal((await proc.exit()).code, 0, proc.output);
+  assert.doesNotMatch(proc.output, /NotCapable|env access|Error/);
 });
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -235,7 +345,7 @@ Deno.test("cli: SIGTERM with a live session and proxied socket exits 0 and close
 Deno.test("cli: --no-policy warns that checks are off", async () => {
   await using proc = new CliProcess(["-p", "0", "-H", "127.0.0.1", "--no-policy"]);
   await proc.port();
-  assert.match(proc.output, /policy checks disabled/);
+  await proc.waitFor(/policy checks disabled/);
   proc.child.kill("SIGTERM");
   assert.equal((await proc.exit()).code, 0);
 });
@@ -265,4 +375,74 @@ Deno.test("cli: check-policy with a missing file exits 1", async () => {
   const { code, stderr } = await run("check-policy", "missing.toml");
   assert.equal(code, 1);
   assert.match(stderr, /missing\.toml/);
+});
+
+Deno.test("cli: check-policy with a malformed --explain target exits 2 and still explains the others", async () => {
+  const { code, stdout, stderr } = await run(
+    "check-policy",
+    "policy.example.toml",
+    "--explain",
+    "10.0.0.5:22",
+    "--explain",
+    "example.com:99999",
+    "--explain",
+    "10.0.0.6:22",
+  );
+  assert.equal(code, 2, stderr);
+  assert.equal(
+    stderr,
+    "wasmnet: invalid value for --explain: expected HOST:PORT or HOST (e.g. example.com:443, " +
+      '10.0.0.5:22, [::1]:80 or example.com), got "example.com:99999"\n',
+  );
+  assert.match(stdout, /valid policy/);
+  assert.match(stdout, /^denied: 10\.0\.0\.5:22 /m);
+  assert.match(stdout, /^denied: 10\.0\.0\.6:22 /m);
+});
+
+Deno.test("cli: bin/wasmnet execs Deno: the server is the launched process and exits 0 on SIGTERM", async () => {
+  await using proc = new CliProcess(["--host", "127.0.0.1", "--port", "0"], launcher());
+  const port = await proc.port();
+  // exec, not a child: the launched PID runs the Deno binary itself (read through `readlink`:
+  // Deno's own file APIs need --allow-all for /proc).
+  const exe = await new Deno.Command("readlink", {
+    args: ["-f", `/proc/${proc.child.pid}/exe`],
+    stdout: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(exe.stdout).trim(), Deno.realPathSync(Deno.execPath()));
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  assert.equal((await res.json()).status, "ok");
+  const sent = Date.now();
+  proc.child.kill("SIGTERM");
+  const status = await proc.exit();
+  assert.equal(status.code, 0, proc.output);
+  assert.ok(Date.now() - sent < 5_000, `took ${Date.now() - sent} ms`);
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+Deno.test("cli: bin/wasmnet through a symlink, from another directory, passes every argument", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const link = join(dir, "wasmnet");
+    await Deno.symlink(join(ROOT, "bin", "wasmnet"), link);
+    const how = launcher(link);
+    const out = await new Deno.Command(how.cmd, {
+      args: ["check-policy", join(ROOT, "policy.example.toml"), "--explain", "10.0.0.5:22"],
+      cwd: dir,
+      env: { ...ENV, ...how.env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.match(stdout, /^denied: 10\.0\.0\.5:22 /m);
+    const bad = await runWith(how, "--host", "a b");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^wasmnet: invalid value for --host: "a b" /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { type LogLevel, parseLogLevel } from "../log/mod.ts";
+import { parseTarget } from "../policy/mod.ts";
 
 /** Thrown for a bad command line; `message` is one line meant for the user. */
 export class CliError extends Error {
@@ -19,7 +20,10 @@ export class CliError extends Error {
 
 /** Flags of the `serve` command (the default command). */
 export interface ServeFlags {
-  /** `-H/--host`: address to listen on (default `0.0.0.0`). */
+  /**
+   * `-H/--host`: address to listen on (default `0.0.0.0`): an IP address in canonical form
+   * (`127.1` → `127.0.0.1`, `[::1]` → `::1`) or a normalised host name (`localhost`).
+   */
   host: string;
   /** `-p/--port`: port to listen on (default 9000; 0 = any free port). */
   port: number;
@@ -190,7 +194,7 @@ export function parseCommand(args: string[]): Command {
   return {
     kind: "serve",
     flags: {
-      host: v.host ?? "0.0.0.0",
+      host: listenHost(v.host),
       port: number("--port", v.port, { min: 0, max: 65535, integer: true }) ?? 9000,
       policyFile: v.policy,
       noPolicy: v["no-policy"] ?? false,
@@ -254,6 +258,19 @@ export function isLoopbackHost(host: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** `--host`: any IP spelling or host name the policy's {@linkcode parseTarget} accepts, normalised. */
+function listenHost(raw: string | undefined): string {
+  if (raw === undefined) return "0.0.0.0";
+  const target = parseTarget(raw);
+  if (target.kind === "invalid") {
+    throw new CliError(
+      `invalid value for --host: ${JSON.stringify(raw)} ${target.reason} ` +
+        "(expected an IP address or host name, e.g. 0.0.0.0, 127.0.0.1, ::1 or localhost)",
+    );
+  }
+  return target.kind === "ip" ? target.ip : target.name;
 }
 
 function origin(raw: string): string {

@@ -4,7 +4,7 @@
  * @module
  */
 import { CliError, type Command, HELP, parseCommand, type ServeFlags } from "./args.ts";
-import { getLogger, parseLogLevel, setLogLevel } from "../log/mod.ts";
+import { getLogger, LOG_ENV_VAR, logLevelFromEnv, setLogLevel } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { startServer } from "../server/mod.ts";
 import { denoTransport } from "../transport/mod.ts";
@@ -54,32 +54,52 @@ function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
   return Policy.defaults();
 }
 
-/** `pool` settings from `--pool-per-key` / `--pool-idle-secs` (either enables; defaults 2 and 30). */
-function poolFor(flags: ServeFlags): { pool: { perKey: number; idleSecs: number } } | undefined {
-  if (flags.poolPerKey === undefined && flags.poolIdleSecs === undefined) return undefined;
+/**
+ * `pool` settings from `--pool-per-key` / `--pool-idle-secs` (either enables; defaults 2 and 30),
+ * and the line that reports them (logged only once the server listens).
+ */
+function poolFor(
+  flags: ServeFlags,
+): { options: { pool: { perKey: number; idleSecs: number } } | undefined; report: () => void } {
+  if (flags.poolPerKey === undefined && flags.poolIdleSecs === undefined) {
+    return { options: undefined, report: () => {} };
+  }
   const pool = {
     perKey: flags.poolPerKey ?? DEFAULT_POOL_PER_KEY,
     idleSecs: flags.poolIdleSecs ?? DEFAULT_POOL_IDLE_SECS,
   };
   if (pool.perKey === 0 || pool.idleSecs === 0) {
-    log.info("connection pool disabled (0 given)", pool);
-    return undefined;
+    return {
+      options: undefined,
+      report: () => log.info("connection pool disabled (0 given)", pool),
+    };
   }
-  log.info("connection pool", pool);
-  return { pool };
+  return { options: { pool }, report: () => log.info("connection pool", pool) };
+}
+
+/**
+ * Thrown when the server cannot start listening; `message` is one line naming the address, e.g.
+ * `cannot listen on 127.0.0.1:9000: address already in use` (exit code 1).
+ */
+class ListenFailed extends Error {
+  /** @param message the listen error's one-line message (from `startServer`). */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ListenFailed";
+  }
 }
 
 async function serve(flags: ServeFlags): Promise<number> {
   const policy = await policyFor(flags);
-  if (flags.noPolicy) {
-    log.warn("policy checks disabled (--no-policy): clients may reach any address");
-  } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
+  const caCerts = await readCaCerts(flags);
+  const pool = poolFor(flags);
   const controller = new AbortController();
+  // Nothing is logged before the server listens: a start that fails prints its one error line only.
   const server = await startServer({
     hostname: flags.host,
     port: flags.port,
     policy,
-    transport: denoTransport({ nameServer: flags.dnsServer, caCerts: await readCaCerts(flags) }),
+    transport: denoTransport({ nameServer: flags.dnsServer, caCerts }),
     signal: controller.signal,
     demo: flags.demo,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
@@ -91,8 +111,14 @@ async function serve(flags: ServeFlags): Promise<number> {
     ...(flags.maxMessageBytes !== undefined
       ? { limits: { maxMessageBytes: flags.maxMessageBytes } }
       : {}),
-    ...poolFor(flags),
+    ...pool.options,
+  }).catch((e: unknown) => {
+    throw new ListenFailed((e as Error).message, { cause: e });
   });
+  if (flags.noPolicy) {
+    log.warn("policy checks disabled (--no-policy): clients may reach any address");
+  } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
+  pool.report();
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
   const stop = (): void => controller.abort();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -105,11 +131,23 @@ async function serve(flags: ServeFlags): Promise<number> {
   return 0;
 }
 
+/**
+ * `check-policy FILE --explain T ...`: explains every target in order; a malformed target (one
+ * that {@linkcode Policy.explain} answers with `invalid: ...`) gets one line on stderr instead, the
+ * others are still explained, and the exit code is then 2.
+ */
 async function checkPolicy(file: string, explain: string[]): Promise<number> {
   const policy = await loadPolicyFile(file);
   print("stdout", `${file}: valid policy`);
-  for (const target of explain) print("stdout", policy.explain(target));
-  return 0;
+  let code = 0;
+  for (const target of explain) {
+    const answer = policy.explain(target);
+    if (answer.startsWith("invalid: ")) {
+      print("stderr", `wasmnet: invalid value for --explain: ${answer.slice("invalid: ".length)}`);
+      code = 2;
+    } else print("stdout", answer);
+  }
+  return code;
 }
 
 /**
@@ -127,10 +165,10 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const envLevel = Deno.env.get("WASMNET_LOG");
-    if (envLevel) setLogLevel(parseLogLevel(envLevel));
+    const envLevel = logLevelFromEnv();
+    if (envLevel) setLogLevel(envLevel);
   } catch (e) {
-    print("stderr", `wasmnet: WASMNET_LOG: ${(e as Error).message}`);
+    print("stderr", `wasmnet: ${LOG_ENV_VAR}: ${(e as Error).message}`);
     return 2;
   }
   try {
@@ -159,8 +197,8 @@ export async function main(args: string[]): Promise<number> {
       print("stderr", `wasmnet: ${e.message}`);
       return 1;
     }
-    if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.AddrNotAvailable) {
-      print("stderr", `wasmnet: cannot listen: ${(e as Error).message}`);
+    if (e instanceof ListenFailed) {
+      print("stderr", `wasmnet: ${e.message}`);
       return 1;
     }
     throw e;

@@ -3,8 +3,9 @@
  * `<ISO time> <LEVEL> <logger>: <message> key=value ...`; `error` and `warn` go to stderr, the rest
  * to stdout. Nothing else in wasmnet writes to the console (the `no-console` lint rule is on).
  *
- * The level comes from the `WASMNET_LOG` environment variable (`trace`, `debug`, `info`, `warn`,
- * `error`, `silent`; default `info`) or from {@linkcode setLogLevel}.
+ * The level is `info` until {@linkcode setLogLevel} changes it; the CLI sets it from the
+ * `WASMNET_LOG` environment variable (`trace`, `debug`, `info`, `warn`, `error`, `silent`; read by
+ * {@linkcode logLevelFromEnv}, only when the env permission for it is granted) and `--log-level`.
  *
  * @example
  * ```ts
@@ -86,6 +87,32 @@ export function setLogLevel(level: LogLevel): void {
 /** The current level. */
 export function getLogLevel(): LogLevel {
   return LOG_LEVELS[root.getLevel()] ?? "info";
+}
+
+/** The environment variable that sets the log level. */
+export const LOG_ENV_VAR = "WASMNET_LOG";
+
+/**
+ * The level named by the `WASMNET_LOG` environment variable, or `undefined` when it is unset,
+ * empty, or may not be read. Reading needs Deno's env permission for that variable; when it is not
+ * granted (e.g. `deno run --allow-net --allow-read mod.ts`) the variable counts as unset: the
+ * permission is queried first with `Deno.permissions.querySync`, so this never prompts and never
+ * throws `NotCapable`. Outside Deno it returns `undefined`.
+ *
+ * @throws {TypeError} when the variable holds an unknown level (see {@linkcode parseLogLevel}).
+ *
+ * @example
+ * ```ts
+ * import { logLevelFromEnv } from "./mod.ts";
+ * const level = logLevelFromEnv(); // "debug" with WASMNET_LOG=debug; undefined when unset
+ * ```
+ */
+export function logLevelFromEnv(): LogLevel | undefined {
+  if (typeof Deno === "undefined") return undefined;
+  const status = Deno.permissions.querySync({ name: "env", variable: LOG_ENV_VAR });
+  if (status.state !== "granted") return undefined;
+  const text = Deno.env.get(LOG_ENV_VAR);
+  return text ? parseLogLevel(text) : undefined;
 }
 
 /**

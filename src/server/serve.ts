@@ -42,7 +42,11 @@ export interface WasmnetServer extends AsyncDisposable {
 /**
  * Starts a wasmnet server and resolves once it listens.
  *
- * @throws {Deno.errors.AddrInUse} when the port is taken; other `Deno.errors` for bad addresses.
+ * @throws {Deno.errors.AddrInUse} (as a rejection) when the port is taken; other `Deno.errors`
+ * (`AddrNotAvailable`, `PermissionDenied`, `NotCapable`, ...) or `Error` for addresses that cannot
+ * be listened on or resolved. Each keeps Deno's class and `code`, with a one-line message that
+ * names the address: `cannot listen on 127.0.0.1:9000: address already in use` (IPv6 as
+ * `[::1]:9000`).
  *
  * @example
  * ```ts ignore
@@ -54,15 +58,22 @@ export interface WasmnetServer extends AsyncDisposable {
 export function startServer(options: ServerOptions = {}): Promise<WasmnetServer> {
   const registry = new SessionRegistry();
   const app = createApp(options, registry);
-  const http = Deno.serve({
-    hostname: options.hostname ?? "0.0.0.0",
-    port: options.port ?? 9000,
-    onListen: () => {},
-    onError: (err) => {
-      log.error("http error", { error: String(err) });
-      return new Response("internal error\n", { status: 500 });
-    },
-  }, app.fetch);
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 9000;
+  let http: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    http = Deno.serve({
+      hostname,
+      port,
+      onListen: () => {},
+      onError: (err) => {
+        log.error("http error", { error: String(err) });
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, app.fetch);
+  } catch (err) {
+    return registry.closeAll().then(() => Promise.reject(listenError(err, hostname, port)));
+  }
   const addr = http.addr;
   // Where a client on this machine reaches the server (a wildcard address is not dialable).
   const reach = formatHostPort(
@@ -96,4 +107,21 @@ export function startServer(options: ServerOptions = {}): Promise<WasmnetServer>
     finished: http.finished,
     [Symbol.asyncDispose]: shutdown,
   });
+}
+
+/**
+ * Rewrites a `Deno.serve` failure's message to one line naming the address, keeping its class and
+ * `code`: `Address already in use (os error 98)` becomes
+ * `cannot listen on 127.0.0.1:9000: address already in use`.
+ */
+function listenError(err: unknown, hostname: string, port: number): unknown {
+  if (!(err instanceof Error)) return err;
+  const reason = err.message.replace(/\s*\(os error \d+\)$/, "").replace(/\.$/, "");
+  const hint = err instanceof Deno.errors.PermissionDenied && port < 1024
+    ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    : "";
+  err.message = `cannot listen on ${formatHostPort(hostname, port)}: ${
+    reason.charAt(0).toLowerCase() + reason.slice(1)
+  }${hint}`;
+  return err;
 }
