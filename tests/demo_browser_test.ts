@@ -78,7 +78,7 @@ Deno.test("demo: on: the page and its files with CSP, nosniff, no-cache; upgrade
   assert.equal(bundle.headers.get("x-content-type-options"), "nosniff");
   assert.equal(
     await bundle.text(),
-    await Deno.readTextFile(new URL("wasmnet-client.min.js", DEMO_DIR)),
+    await Deno.readTextFile(new URL("wasmnet-client.js", DEMO_DIR)),
   );
   const files: ReadonlyArray<readonly [string, string, string]> = [
     ["/demo/demo.js", "text/javascript", "demo.js"],
