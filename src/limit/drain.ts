@@ -82,6 +82,7 @@ export class DrainPoller {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         this.#waiters.delete(waiter);
+        if (this.#waiters.size === 0) this.#stopPolling();
         reject(signal?.reason);
       };
       const waiter = {
@@ -107,11 +108,15 @@ export class DrainPoller {
   close(reason?: unknown): void {
     if (this.#closed !== undefined) return;
     this.#closed = { reason };
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stopPolling();
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const w of waiters) reason === undefined ? w.resolve() : w.reject(reason);
+  }
+
+  #stopPolling(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #poll(): void {
