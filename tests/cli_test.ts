@@ -129,30 +129,29 @@ class CliProcess implements AsyncDisposable {
   }
 }
 
-const FLAGS = [
-  "-H",
-  "--host",
-  "-p",
-  "--port",
-  "--policy",
-  "--no-policy",
-  "--max-bandwidth-mbps",
-  "--pool-idle-secs",
-  "--pool-per-key",
-  "-h",
-  "--help",
-  "-V",
-  "--version",
-  "check-policy",
-];
+/** Every flag of README's "Command line" table (first cell of each row that starts with a flag). */
+async function readmeFlags(): Promise<string[]> {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const flags = readme.split("\n")
+    .filter((line) => line.startsWith("| `-"))
+    .flatMap((line) => [...(line.split("|")[1] ?? "").matchAll(/`(-{1,2}[a-zA-Z][\w-]*)/g)])
+    .map((m) => m[1] ?? "");
+  assert.ok(flags.length >= 15, `README's flag table not found (${flags.length} flags)`);
+  return flags;
+}
 
 Deno.test("cli: --help exits 0 and lists every flag", async () => {
   const { code, stdout, stderr } = await run("--help");
   assert.equal(code, 0, stderr);
   assert.match(stdout, /^wasmnet/);
   assert.match(stdout, /Usage:/);
-  for (const flag of FLAGS) {
+  for (const flag of [...await readmeFlags(), "check-policy"]) {
     assert.ok(new RegExp(`(^|[\\s,])${flag}\\b`).test(stdout), `help lacks ${flag}`);
+  }
+  // ...and every long flag of the help is documented in README.
+  const documented = new Set(await readmeFlags());
+  for (const [flag] of stdout.matchAll(/(?<=[\s,])--[a-z][\w-]*/g)) {
+    assert.ok(documented.has(flag), `README's flag table lacks ${flag}`);
   }
   assert.equal(stderr, "");
 });
@@ -445,4 +444,22 @@ Deno.test("cli: bin/wasmnet through a symlink, from another directory, passes ev
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cli: an IPv6 client is logged as [addr]:port (one host:port formatter)", async () => {
+  assert.ok(canListen("::1"), "this test needs IPv6 loopback (::1)");
+  await using proc = new CliProcess(["-p", "0", "-H", "::1", "--no-policy", "--no-demo"]);
+  const port = Number((await proc.waitFor(/listening addr=\[::1\]:(\d+)/))[1]);
+  const ws = new WebSocket(`ws://[::1]:${port}/`);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  const closed = new Promise((resolve) => ws.onclose = resolve);
+  const [line] = await proc.waitFor(/session start .*/);
+  assert.match(line, / client=\[::1\]:\d+$/, line);
+  ws.close();
+  await closed;
+  proc.child.kill("SIGTERM");
+  assert.equal((await proc.exit()).code, 0, proc.output);
 });

@@ -144,7 +144,18 @@ Deno.test("demo: --demo / --no-demo; the default is on only for a loopback --hos
     return command.kind === "serve" && command.flags.demo;
   };
   assert.equal(demo(), false, "default host 0.0.0.0");
-  for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "0:0:0:0:0:0:0:1"]) {
+  for (
+    const host of [
+      "127.0.0.1",
+      "127.1.2.3",
+      "127.1",
+      "0x7f000001",
+      "localhost",
+      "LOCALHOST.",
+      "::1",
+    ]
+      .concat(["[::1]", "0:0:0:0:0:0:0:1"])
+  ) {
     assert.equal(demo("--host", host), true, host);
     assert.equal(demo("--host", host, "--no-demo"), false, host);
   }

@@ -228,7 +228,7 @@ export function parseCommand(args: string[]): Command {
       caCertFiles: v["ca-cert"] ?? [],
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
       maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
-      demo: v.demo ?? (v["no-demo"] ? false : isLoopbackHost(v.host ?? "0.0.0.0")),
+      demo: v.demo ?? (v["no-demo"] ? false : isLoopbackHost(listenHost(v.host))),
     },
   };
 }

@@ -84,11 +84,6 @@ export function setLogLevel(level: LogLevel): void {
   root.setLevel(level, false);
 }
 
-/** The current level. */
-export function getLogLevel(): LogLevel {
-  return LOG_LEVELS[root.getLevel()] ?? "info";
-}
-
 /** The environment variable that sets the log level. */
 export const LOG_ENV_VAR = "WASMNET_LOG";
 
