@@ -69,6 +69,8 @@ export class Fields {
 
 /** Parses JSON text into an object, or throws a ProtocolError. */
 export function parseObject(text: string): Record<string, unknown> {
+  const tooComplex = jsonShapeError(text);
+  if (tooComplex !== undefined) throw new ProtocolError("json", tooComplex);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -79,6 +81,55 @@ export function parseObject(text: string): Record<string, unknown> {
     throw new ProtocolError("json", `expected a JSON object, got ${show(value)}`);
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * Deepest nesting of arrays and objects a JSON message may have: serde_json's default recursion
+ * limit, so every message the Rust wasmnet 0.1.3 accepted is still accepted.
+ */
+export const MAX_JSON_DEPTH = 128;
+/**
+ * Most structural tokens (`{`, `}`, `[`, `]`, `,`, `:` outside strings) a JSON message may have. A
+ * wasmnet message is a small object whose bulk is inside one string (base64 `data`), so this only
+ * refuses messages built to make the parser allocate millions of values.
+ */
+export const MAX_JSON_TOKENS = 4096;
+
+/**
+ * Refuses, before `JSON.parse` runs, a text whose shape no wasmnet message has: nesting deeper than
+ * {@linkcode MAX_JSON_DEPTH} or more than {@linkcode MAX_JSON_TOKENS} structural tokens. One linear
+ * pass that jumps over strings with `indexOf`, so a 4 MB `[[[[…` costs microseconds instead of
+ * seconds of parsing on the event loop. Malformed text it cannot judge (an unterminated string) is
+ * left to `JSON.parse` to report.
+ *
+ * @returns a one-line reason (`nesting deeper than 128 levels`), or undefined when the shape is fine.
+ */
+export function jsonShapeError(text: string): string | undefined {
+  let depth = 0;
+  let tokens = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: jump to its closing quote (one not escaped by a backslash)
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end < 0) return undefined;
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+      i = end;
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) { // { [
+      if (++depth > MAX_JSON_DEPTH) return `nesting deeper than ${MAX_JSON_DEPTH} levels`;
+    } else if (c === 0x7d || c === 0x5d) depth--; // } ]
+    else if (c !== 0x2c && c !== 0x3a) continue; // , :
+    if (++tokens > MAX_JSON_TOKENS) {
+      return `more than ${MAX_JSON_TOKENS} JSON tokens (a message is one small object)`;
+    }
+  }
+  return undefined;
 }
 
 /** A short, safe rendering of a value for an error message (at most 40 characters). */

@@ -2,7 +2,13 @@
 // wasmnet 0.1.3's key order, round trips, id/port/backlog ranges and every refusal message.
 import assert from "node:assert/strict";
 import { decodeEventJson, decodeRequestJson, encodeEventJson, encodeRequestJson } from "./json.ts";
-import { DEFAULT_BACKLOG, MAX_ID, type Request, type WireEvent } from "./messages.ts";
+import {
+  DEFAULT_BACKLOG,
+  MAX_ID,
+  ProtocolError,
+  type Request,
+  type WireEvent,
+} from "./messages.ts";
 
 const te = new TextEncoder();
 
@@ -587,4 +593,32 @@ Deno.test("json: unicode addr, name, remote and msg", (): void => {
     { ev: "resolved", id: 1, addrs: ["ü"] },
   ];
   for (const ev of evs) assert.deepStrictEqual(decodeEventJson(encodeEventJson(ev)), ev);
+});
+
+Deno.test("json request: a shape no message has is refused before parsing", (): void => {
+  const deep = "[".repeat(4_000_000);
+  assert.throws(
+    () => decodeRequestJson(deep),
+    (e: unknown) =>
+      e instanceof ProtocolError &&
+      e.message === "invalid request: nesting deeper than 128 levels",
+  );
+  assert.throws(
+    () => decodeRequestJson(`{"op":"close","id":1,"x":${"[".repeat(129)}${"]".repeat(129)}}`),
+    /nesting deeper than 128 levels/,
+  );
+  assert.throws(
+    () => decodeRequestJson(`[${"1,".repeat(5000)}1]`),
+    /invalid request: more than 4096 JSON tokens \(a message is one small object\)$/,
+  );
+  // Brackets, commas and escaped quotes inside strings are not structure; 128 levels are fine.
+  const inString = '[[[,,::]]] \\" {{{'.repeat(2000);
+  assert.deepStrictEqual(
+    decodeRequestJson(JSON.stringify({ op: "resolve", id: 7, name: inString })),
+    { op: "resolve", id: 7, name: inString },
+  );
+  assert.deepStrictEqual(
+    decodeRequestJson(`{"op":"close","id":1,"x":${"[".repeat(127)}${"]".repeat(127)}}`),
+    { op: "close", id: 1 },
+  );
 });
