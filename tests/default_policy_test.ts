@@ -31,6 +31,8 @@ const DENIED_ADDRS = [
   "[::ffff:127.0.0.1]",
   "::ffff:7f00:1",
   "::127.0.0.1",
+  "::ffff:0:127.0.0.1",
+  "[::ffff:0:7f00:1]",
   "64:ff9b::127.0.0.1",
   "2002:7f00:1::1",
   "0.0.0.0",
@@ -133,3 +135,31 @@ Deno.test("default policy: a public-looking name that resolves to loopback is de
   assert.equal(echo.accepted, 0);
   assert.ok(dns.queries > 0, "the names were resolved through the test DNS server");
 });
+
+for (const framing of ["json", "binary"] as Framing[]) {
+  Deno.test(
+    `default policy: connect_udp and send_to to an IPv4-translated address are denied before any socket (${framing})`,
+    async () => {
+      await using server = await startServer({ hostname: "127.0.0.1", port: 0 });
+      await using client = await TestClient.open(server.url, framing);
+      for (const [id, addr] of [[1, "::ffff:0:127.0.0.1"], [2, "::ffff:0:8.8.8.8"]] as const) {
+        client.send({ op: "connect_udp", id, addr, port: 53 });
+        const ev = await client.nextFor(id);
+        assert.equal(ev.ev, "denied", `connect_udp ${addr}: ${JSON.stringify(ev)}`);
+      }
+      // send_to on an (allowed, public) IPv4 socket: the policy answers, not the family check.
+      client.send({ op: "connect_udp", id: 3, addr: "8.8.8.8", port: 53 }); // nothing is sent to it
+      assert.equal((await client.nextFor(3)).ev, "udp_bound");
+      client.send({
+        op: "send_to",
+        id: 3,
+        addr: "::ffff:0:127.0.0.1",
+        port: 53,
+        data: new Uint8Array([1]),
+      });
+      const ev = await client.nextFor(3);
+      assert.equal(ev.ev, "denied", JSON.stringify(ev));
+      if (ev.ev === "denied") assert.match(ev.msg, /::ffff:0:0:0\/96/);
+    },
+  );
+}

@@ -129,7 +129,7 @@ function v4(bytes: Uint8Array, ...idx: number[]): IpBytes {
 
 /**
  * Every IPv4 address an IPv6 address may carry: IPv4-compatible `::a.b.c.d` (`::/96`, except `::`
- * and `::1`), NAT64 `64:ff9b::/96` (RFC 6052) and local-use `64:ff9b:1::/48` (RFC 8215, all the
+ * and `::1`), IPv4-translated `::ffff:0:a.b.c.d` (`::ffff:0:0:0/96`, RFC 2765 SIIT), NAT64 `64:ff9b::/96` (RFC 6052) and local-use `64:ff9b:1::/48` (RFC 8215, all the
  * RFC 6052 layouts for prefix lengths 48, 56, 64 and 96), 6to4 `2002::/16` (RFC 3056), Teredo
  * `2001::/32` (server and de-obfuscated client, RFC 4380) and ISATAP interface ids (RFC 5214).
  * IPv4-mapped addresses never reach this function: they are normalised to IPv4 first.
@@ -140,6 +140,9 @@ export function embeddedIpv4(ip: IpBytes): EmbeddedIpv4[] {
   const out: EmbeddedIpv4[] = [];
   if (isZero(b, 0, 12) && !(isZero(b, 12, 15) && (b[15] === 0 || b[15] === 1))) {
     out.push({ ip: v4(b, 12, 13, 14, 15), via: "IPv4-compatible" });
+  }
+  if (isZero(b, 0, 8) && b[8] === 0xff && b[9] === 0xff && isZero(b, 10, 12)) {
+    out.push({ ip: v4(b, 12, 13, 14, 15), via: "IPv4-translated" });
   }
   if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b) {
     if (isZero(b, 4, 12)) out.push({ ip: v4(b, 12, 13, 14, 15), via: "NAT64" });

@@ -13,9 +13,15 @@ export const DEFAULT_DENY_TOKEN = "@default";
  * verdict). Sources: the IANA IPv4 and IPv6 Special-Purpose Address Registries, every entry whose
  * "Globally Reachable" is false, plus multicast and the reserved 240/4.
  *
- * Not listed, by design: IPv4-mapped `::ffff:0:0/96` (normalised to IPv4 before matching),
- * NAT64 `64:ff9b::/96` and 6to4 `2002::/16` (globally reachable; their embedded IPv4 is checked
- * instead), and the unallocated remainder of the IPv6 space outside `2000::/3` (not routable).
+ * Every IPv6 form that embeds an IPv4 address (see `embeddedIpv4`) is also checked as that IPv4
+ * address. IPv6 ranges audited (IANA IPv6 Special-Purpose Address Registry; RFC 2765, 4291, 4380,
+ * 5214, 6052, 6146, 7343, 8215): IPv4-mapped `::ffff:0:0/96` is normalised to IPv4 before matching;
+ * IPv4-compatible `::/96`, IPv4-translated `::ffff:0:0:0/96`, local-use NAT64 `64:ff9b:1::/48` and
+ * Teredo (inside `2001::/23`) are denied whole and checked by embedded IPv4; NAT64 `64:ff9b::/96`
+ * and 6to4 `2002::/16` are globally reachable, so only their embedded IPv4 is checked; ISATAP
+ * interface ids are checked by embedded IPv4 wherever they appear; network-specific NAT64 prefixes
+ * (RFC 6146) and 6rd prefixes are chosen by each operator and cannot be recognised. Not listed: the
+ * unallocated remainder of the IPv6 space outside `2000::/3` (not routable).
  */
 export const DEFAULT_DENY_RANGES: ReadonlyArray<{ readonly rule: string; readonly note: string }> =
   [
@@ -43,6 +49,7 @@ export const DEFAULT_DENY_RANGES: ReadonlyArray<{ readonly rule: string; readonl
     { rule: "::/128", note: "unspecified address" },
     { rule: "::1/128", note: "loopback" },
     { rule: "::/96", note: "deprecated IPv4-compatible, RFC 4291" },
+    { rule: "::ffff:0:0:0/96", note: "IPv4-translated (SIIT), RFC 2765; not routable" },
     { rule: "64:ff9b:1::/48", note: "local-use NAT64, RFC 8215" },
     { rule: "100::/64", note: "discard-only, RFC 6666" },
     { rule: "100:0:0:1::/64", note: "dummy prefix, RFC 9780" },

@@ -34,6 +34,12 @@ const TARGET_CASES: readonly TargetCase[] = [
   ["default", "[::ffff:7f00:1]", 80, false, "127.0.0.0/8"],
   ["default", "::127.0.0.1", 80, false, "::/96"],
   [DENY("127.0.0.0/8"), "::127.0.0.1", 80, false, "127.0.0.0/8"],
+  // IPv4-translated (SIIT, RFC 2765): ::ffff:0:a.b.c.d is denied whole and checked as its IPv4
+  ["default", "::ffff:0:127.0.0.1", 80, false, "::ffff:0:0:0/96"],
+  ["default", "[::ffff:0:7f00:1]", 80, false, "::ffff:0:0:0/96"],
+  ["default", "::ffff:0:8.8.8.8", 53, false, "::ffff:0:0:0/96"],
+  [DENY("127.0.0.0/8"), "::ffff:0:127.0.0.1", 80, false, "127.0.0.0/8"],
+  [DENY("10.0.0.0/8"), "0:0:0:0:ffff:0:a00:1", 80, false, "10.0.0.0/8"],
   ["default", "[::1]", 80, false, "::1/128"],
   ["default", "::1", 443, false, "::1/128"],
   ["default", "::", 80, false, "::/128"],
