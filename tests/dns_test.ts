@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { delay, until } from "./helpers/wait.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
@@ -185,3 +186,62 @@ for (const framing of FRAMINGS) {
     assert.equal((await client.nextFor(15)).ev, "denied");
   });
 }
+
+for (const framing of FRAMINGS) {
+  Deno.test(`dns: pending resolves are bounded per session, beyond it error at once (${framing})`, async () => {
+    await using dns = await startZone();
+    await using server = await startTestServer({
+      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+      limits: { maxPendingLookups: 4 },
+    });
+    await using client = await TestClient.open(server.url, framing);
+    for (let id = 1; id <= 6; id++) client.send({ op: "resolve", id, name: "silent.test" });
+    for (const id of [5, 6]) {
+      assert.deepEqual(await client.nextFor(id), {
+        ev: "error",
+        id,
+        msg: "too many pending lookups (limit 4)",
+      });
+    }
+    client.send({ op: "close", id: 1 });
+    assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
+    assert.deepEqual(await resolve(client, 7, "a.test"), ["127.0.0.1", "::1"]);
+    for (let id = 2; id <= 4; id++) {
+      client.send({ op: "close", id });
+      assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
+    }
+  });
+}
+
+Deno.test("dns: lookups in flight are bounded per server (transport maxLookups)", async () => {
+  await using dns = await startZone();
+  await using server = await startTestServer({
+    transport: denoTransport({
+      nameServer: { ipAddr: "127.0.0.1", port: dns.port },
+      maxLookups: 3,
+    }),
+  });
+  await using a = await TestClient.open(server.url);
+  await using b = await TestClient.open(server.url);
+  for (let id = 1; id <= 3; id++) a.send({ op: "resolve", id, name: "silent.test" });
+  await until(() => dns.queries >= 3, "three silent lookups reach the name server");
+  assert.equal(
+    await resolveError(b, 1, "a.test"),
+    'DNS lookup failed for "a.test": too many DNS lookups in flight (limit 3)',
+  );
+  for (let id = 1; id <= 3; id++) {
+    a.send({ op: "close", id });
+    assert.deepEqual(await a.nextFor(id), { ev: "closed", id });
+  }
+  // Closing aborts the queries; their slots come back once the resolver has let go of them.
+  for (let attempt = 0;; attempt++) {
+    b.send({ op: "resolve", id: 2, name: "a.test" });
+    const ev = await b.nextFor(2);
+    if (ev.ev === "resolved") {
+      assert.deepEqual(ev.addrs, ["127.0.0.1", "::1"]);
+      break;
+    }
+    assert.ok(attempt < 200, `no slot came back: ${JSON.stringify(ev)}`);
+    await delay(10);
+  }
+});

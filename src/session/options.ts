@@ -44,6 +44,12 @@ export interface SessionLimits {
    * A larger one is dropped with `error` (`datagram dropped: ...`); the socket stays open.
    */
   maxDatagramBytes: number;
+  /**
+   * Most `resolve` lookups a session may have pending (default 32). One more is answered at once
+   * with `error` (`too many pending lookups (limit N)`). Lookups take no `max_connections` slot, so
+   * this bound holds under `--no-policy` too; the transport also bounds lookups per server.
+   */
+  maxPendingLookups: number;
 }
 
 /** The default {@linkcode SessionLimits}. */
@@ -56,6 +62,7 @@ export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
   closeLingerMs: 5000,
   drainPollMs: 1,
   maxDatagramBytes: 65507,
+  maxPendingLookups: 32,
 });
 
 /** Ids at and above this value (2^52) are reserved for server-assigned `conn_id`s. */

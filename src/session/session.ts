@@ -131,6 +131,8 @@ export class Session implements AsyncDisposable {
   #framing: Framing = "json";
   #nextConnId = SERVER_ID_BASE;
   #slots = 0;
+  /** `resolve` lookups running now (until the lookup task ends, even after `close`). */
+  #lookups = 0;
   #opened = 0;
   #queued = 0;
   #bytesUp = 0;
@@ -389,9 +391,13 @@ export class Session implements AsyncDisposable {
     if (!target) return;
     const verdict = this.#policy.checkLookup(target);
     if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
+    if (this.#lookups >= this.#limits.maxPendingLookups) {
+      return this.#report(id, fail(WireError.tooManyLookups(this.#limits.maxPendingLookups)));
+    }
     const entry = new LookupEntry(id, this.#ctx, name);
     this.#register(entry);
-    this.#track(entry.run(target, this.#policy));
+    this.#lookups++;
+    this.#track(entry.run(target, this.#policy).finally(() => this.#lookups--));
   }
 
   #release(entry: EntryInfo, ending: Ending | undefined): void {

@@ -60,6 +60,8 @@ export const WireError = {
   closing: (id: number): string => `socket ${id} is closing`,
   /** An op the session does not implement on this kind of socket. */
   unsupported: (op: string, why: string): string => `op "${op}" is not supported: ${why}`,
+  /** A `resolve` while the session already has `maxPendingLookups` lookups pending. */
+  tooManyLookups: (limit: number): string => `too many pending lookups (limit ${limit})`,
   /** A WebSocket message above the size limit (prefixed per framing). */
   tooLarge: (bytes: number, limit: number): string =>
     `message of ${bytes} bytes exceeds the limit of ${limit} bytes`,

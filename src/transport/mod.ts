@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { lookupHost } from "./dns.ts";
+import { lookupHost, LookupSlots } from "./dns.ts";
 import { connectTcp } from "./tcp.ts";
 import { upgradeTls } from "./tls.ts";
 import { openUdp } from "./udp.ts";
@@ -18,7 +18,7 @@ export type {
   TlsClientSettings,
   Transport,
 } from "./types.ts";
-export { lookupHost } from "./dns.ts";
+export { lookupHost, LookupSlots } from "./dns.ts";
 export { connectTcp } from "./tcp.ts";
 export { type TlsOptions, upgradeTls } from "./tls.ts";
 export { openUdp } from "./udp.ts";
@@ -30,12 +30,23 @@ export interface DenoTransportOptions {
   nameServer?: NameServer | undefined;
   /** Extra trusted CA certificates (PEM) for `connect_tls`, besides the default root store. */
   caCerts?: readonly string[] | undefined;
+  /**
+   * Most DNS lookups in flight at once for this transport — every session's `resolve`s and the
+   * lookups of connects together — counted until the resolver has finished (default
+   * {@linkcode DEFAULT_MAX_LOOKUPS}). A lookup beyond it fails at once with
+   * `too many DNS lookups in flight (limit N)`.
+   */
+  maxLookups?: number | undefined;
 }
+
+/** Default {@linkcode DenoTransportOptions.maxLookups}: 256 lookups in flight per server. */
+export const DEFAULT_MAX_LOOKUPS = 256;
 
 /** The real transport: Deno's TCP, TLS, UDP, listeners and DNS. */
 export function denoTransport(options: DenoTransportOptions = {}): Transport {
+  const slots = new LookupSlots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS);
   return {
-    lookup: (name, signal) => lookupHost(name, { signal, nameServer: options.nameServer }),
+    lookup: (name, signal) => lookupHost(name, { signal, nameServer: options.nameServer, slots }),
     connectTcp,
     startTls: (conn, serverName, signal) =>
       upgradeTls(conn as Deno.TcpConn, { serverName, caCerts: options.caCerts, signal }),
