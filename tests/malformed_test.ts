@@ -1,7 +1,7 @@
 /**
  * Malformed input: every bad message gets the documented `error` event with id 0 and a message
  * starting `invalid request:` (text) or `invalid binary frame:` (binary), and the session keeps
- * working after each one.
+ * working after each one. A message over the size limit closes the WebSocket with 1009 instead.
  *
  * @module
  */
@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
+import { until } from "./helpers/wait.ts";
 import type { Framing } from "../src/protocol/mod.ts";
 
 const MAX_MESSAGE_BYTES = 4096;
@@ -114,17 +115,6 @@ const JSON_CASES: Case[] = [
     message: '{"op":"resolve","id":1}',
     detail: /^missing field "name"/,
   },
-  {
-    name: "oversize JSON message",
-    message: JSON.stringify({ op: "send", id: 1, data: "A".repeat(MAX_MESSAGE_BYTES) }),
-    detail: /^message of \d+ bytes exceeds the limit of 4096 bytes/,
-  },
-  {
-    // 1500 three-byte characters: 1533 UTF-16 units but 4533 UTF-8 bytes, over the 4096-byte limit.
-    name: "oversize JSON message counted in UTF-8 bytes",
-    message: JSON.stringify({ op: "resolve", id: 1, name: "€".repeat(1500) }),
-    detail: /^message of 4533 bytes exceeds the limit of 4096 bytes/,
-  },
 ];
 
 const ADDR_BAD_UTF8 = [0x00, 0x50, 0xff, 0xfe, 0x41];
@@ -189,6 +179,25 @@ const BINARY_CASES: Case[] = [
     message: frame(0x03, 1, 0, 0, 0, 1, 0),
     detail: /^listen payload must be 0 or 4 bytes/,
   },
+];
+
+/**
+ * Messages over the size limit. The `ws` adapter refuses them as their frames arrive and closes the
+ * WebSocket with 1009 (RFC 6455 §7.4.1, "message too big"); the `Deno.upgradeWebSocket` fallback
+ * (no read backpressure) answers the documented `error` id 0 and keeps the session.
+ */
+const OVERSIZE_CASES: Case[] = [
+  {
+    name: "oversize JSON message",
+    message: JSON.stringify({ op: "send", id: 1, data: "A".repeat(MAX_MESSAGE_BYTES) }),
+    detail: /^message of \d+ bytes exceeds the limit of 4096 bytes/,
+  },
+  {
+    // 1500 three-byte characters: 1533 UTF-16 units but 4533 UTF-8 bytes, over the 4096-byte limit.
+    name: "oversize JSON message counted in UTF-8 bytes",
+    message: JSON.stringify({ op: "resolve", id: 1, name: "€".repeat(1500) }),
+    detail: /^message of 4533 bytes exceeds the limit of 4096 bytes/,
+  },
   {
     name: "oversize binary message",
     message: frame(0x04, 1, ...new Uint8Array(MAX_MESSAGE_BYTES)),
@@ -236,7 +245,7 @@ async function checkCase(
 }
 
 Deno.test("malformed: the table has at least 30 distinct cases", () => {
-  const all = [...JSON_CASES, ...BINARY_CASES];
+  const all = [...JSON_CASES, ...BINARY_CASES, ...OVERSIZE_CASES];
   assert.ok(all.length >= 30, `${all.length} cases`);
   assert.equal(new Set(all.map((c) => c.name)).size, all.length, "case names are unique");
 });
@@ -285,3 +294,28 @@ Deno.test("malformed: a message of exactly the limit is decoded", async () => {
   client.sendRaw(frame(0x04, 1, ...payload));
   assert.deepEqual(await client.collect(1, payload.byteLength), payload);
 });
+
+for (const c of OVERSIZE_CASES) {
+  Deno.test(`malformed ${c.name}: the WebSocket closes with 1009, the server goes on`, async () => {
+    await using echo = await startTcpEcho();
+    await using server = await startTestServer({ limits: { maxMessageBytes: MAX_MESSAGE_BYTES } });
+    await using client = await TestClient.open(server.url, "binary");
+    await client.connect(1, "127.0.0.1", echo.port);
+    client.sendRaw(c.message);
+    await client.closed;
+    assert.equal(client.closeCode, 1009);
+    await until(() => echo.live === 0, "the session's socket is closed with it");
+    await using next = await TestClient.open(server.url, "json");
+    await checkCase(next, JSON_CASES[0] as Case, echo.port, 2);
+  });
+
+  Deno.test(`malformed ${c.name}: without read backpressure, error id 0`, async () => {
+    await using echo = await startTcpEcho();
+    await using server = await startTestServer({
+      limits: { maxMessageBytes: MAX_MESSAGE_BYTES },
+      readBackpressure: false,
+    });
+    await using client = await TestClient.open(server.url, "binary");
+    await checkCase(client, c, echo.port, 11);
+  });
+}

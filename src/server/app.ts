@@ -6,7 +6,12 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { Policy } from "../policy/mod.ts";
-import { Session, type SessionBandwidth, type SessionLimits } from "../session/mod.ts";
+import {
+  Session,
+  type SessionBandwidth,
+  type SessionLimits,
+  type WireChannel,
+} from "../session/mod.ts";
 import { RateLimiter, TokenBucket } from "../limit/mod.ts";
 import { denoTransport, type Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
@@ -76,9 +81,15 @@ export interface AppOptions extends WasmnetOptions {
   demo?: boolean;
 }
 
+/**
+ * Closes a session's WebSocket with a status code and reason (RFC 6455 §7.4), resolving once the
+ * close handshake is over (or given up on).
+ */
+export type CloseChannel = (code: number, reason: string) => Promise<void>;
+
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
 export class SessionRegistry {
-  readonly #sessions = new Map<Session, WebSocket>();
+  readonly #sessions = new Map<Session, CloseChannel>();
   #accepting = true;
   #pool: ConnectionPool | undefined;
 
@@ -113,9 +124,9 @@ export class SessionRegistry {
     return pooledTransport(base, this.#pool);
   }
 
-  /** Adds a session and its WebSocket. */
-  add(session: Session, socket: WebSocket): void {
-    this.#sessions.set(session, socket);
+  /** Adds a session and the function that closes its WebSocket. */
+  add(session: Session, close: CloseChannel): void {
+    this.#sessions.set(session, close);
   }
 
   /** Removes a session (after it closed). */
@@ -131,13 +142,9 @@ export class SessionRegistry {
   async closeAll(): Promise<void> {
     this.#accepting = false;
     const all = [...this.#sessions];
-    await Promise.all(all.map(async ([session, socket]) => {
+    await Promise.all(all.map(async ([session, close]) => {
       await session.close();
-      try {
-        socket.close(1001, "server shutting down");
-      } catch {
-        // already closed
-      }
+      await close(1001, "server shutting down");
     }));
     await this.#pool?.close();
   }
@@ -173,6 +180,66 @@ function isUpgrade(c: Context): boolean {
   return c.req.header("upgrade")?.toLowerCase() === "websocket";
 }
 
+/** Why an upgrade is refused: an HTTP status and a one-line text body. */
+export interface Refusal {
+  /** 403 (origin not allowed) or 503 (shutting down, server full). */
+  readonly status: 403 | 503;
+  /** The response body, one line ending in a newline. */
+  readonly body: string;
+}
+
+/**
+ * The admission rules every server adapter applies to a WebSocket upgrade before it creates a
+ * session: the Origin allow-list, shutdown, and the session cap. Logs each refusal at `warn`.
+ *
+ * @returns a function of the request's `Origin` header (undefined when absent) that returns the
+ *   refusal, or undefined to admit.
+ */
+export function admission(
+  options: WasmnetOptions,
+  registry: SessionRegistry,
+): (origin: string | undefined) => Refusal | undefined {
+  const origins = options.allowedOrigins?.map((o) => o.toLowerCase().replace(/\/+$/, ""));
+  return (origin) => {
+    if (origins && origin !== undefined && !origins.includes(origin.toLowerCase())) {
+      log.warn("upgrade refused: origin not allowed", { origin });
+      return { status: 403, body: `wasmnet: origin ${origin} is not allowed\n` };
+    }
+    if (!registry.accepting) return { status: 503, body: "wasmnet: server shutting down\n" };
+    if (options.maxSessions !== undefined && registry.size >= options.maxSessions) {
+      log.warn("upgrade refused: max sessions reached", { sessions: registry.size });
+      return { status: 503, body: `wasmnet: server full (${options.maxSessions} sessions)\n` };
+    }
+    return undefined;
+  };
+}
+
+/**
+ * Builds the sessions of one server or handler: each call makes a {@linkcode Session} on `channel`
+ * with the shared policy, transport (pooled per registry), bandwidth buckets and limits, and
+ * registers it with `close`. Call the returned session's `close()` when the WebSocket closes, then
+ * `registry.delete(session)`.
+ */
+export function sessionFactory(
+  options: WasmnetOptions,
+  registry: SessionRegistry,
+): (channel: WireChannel, label: string, close: CloseChannel) => Session {
+  const policy = options.policy ?? Policy.defaults();
+  const transport = registry.pooled(options.transport ?? denoTransport(), options.pool);
+  const bandwidth = bandwidthFor(options, policy);
+  return (channel, label, close) => {
+    const session = new Session(channel, {
+      policy,
+      transport,
+      label,
+      bandwidth: bandwidth(),
+      ...(options.limits ? { limits: options.limits } : {}),
+    });
+    registry.add(session, close);
+    return session;
+  };
+}
+
 /**
  * Hono middleware that accepts a wasmnet WebSocket on the route it is mounted on (the equivalent
  * of wasmnet's `handle_ws_upgrade`). A request that is not a WebSocket upgrade is passed to the
@@ -191,22 +258,12 @@ export function wasmnet(
   options: WasmnetOptions = {},
   registry: SessionRegistry = new SessionRegistry(),
 ): MiddlewareHandler {
-  const policy = options.policy ?? Policy.defaults();
-  const transport = registry.pooled(options.transport ?? denoTransport(), options.pool);
-  const bandwidth = bandwidthFor(options, policy);
-  const origins = options.allowedOrigins?.map((o) => o.toLowerCase().replace(/\/+$/, ""));
+  const admit = admission(options, registry);
+  const newSession = sessionFactory(options, registry);
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
-    const origin = c.req.header("origin");
-    if (origins && origin !== undefined && !origins.includes(origin.toLowerCase())) {
-      log.warn("upgrade refused: origin not allowed", { origin });
-      return c.text(`wasmnet: origin ${origin} is not allowed\n`, 403);
-    }
-    if (!registry.accepting) return c.text("wasmnet: server shutting down\n", 503);
-    if (options.maxSessions !== undefined && registry.size >= options.maxSessions) {
-      log.warn("upgrade refused: max sessions reached", { sessions: registry.size });
-      return c.text(`wasmnet: server full (${options.maxSessions} sessions)\n`, 503);
-    }
+    const refused = admit(c.req.header("origin"));
+    if (refused) return c.text(refused.body, refused.status);
     // The client's address must be read before the upgrade takes the request over.
     const label = clientLabel(c);
     let upgraded: { socket: WebSocket; response: Response };
@@ -219,14 +276,14 @@ export function wasmnet(
     }
     const { socket, response } = upgraded;
     socket.binaryType = "arraybuffer";
-    const session = new Session(socket, {
-      policy,
-      transport,
-      label,
-      bandwidth: bandwidth(),
-      ...(options.limits ? { limits: options.limits } : {}),
+    const session = newSession(socket, label, (code, reason) => {
+      try {
+        socket.close(code, reason);
+      } catch {
+        // already closed
+      }
+      return Promise.resolve();
     });
-    registry.add(session, socket);
     socket.onmessage = (e: MessageEvent<string | ArrayBuffer>) => session.handle(e.data);
     socket.onclose = () => {
       void session.close().finally(() => registry.delete(session));

@@ -23,6 +23,16 @@ export interface SessionLimits {
   /** Most bytes all sockets of the session may hold queued together (default 32 MiB). */
   maxSessionQueueBytes: number;
   /**
+   * Upload high-water mark in bytes (default 2 MiB): once the session holds more than this for its
+   * upstream sockets, it asks its channel to stop reading the client's messages (read
+   * backpressure, when the channel supports it); reading resumes at or below
+   * `uploadLowWaterBytes`. Keeps `maxSocketQueueBytes`/`maxSessionQueueBytes` for clients that
+   * ignore TCP backpressure.
+   */
+  uploadHighWaterBytes: number;
+  /** Upload low-water mark in bytes (default 512 KiB): reading resumes at or below it. */
+  uploadLowWaterBytes: number;
+  /**
    * WebSocket high-water mark in bytes (default 4 MiB): while the WebSocket's `bufferedAmount`
    * is above it, the session stops reading its upstream sockets (backpressure); reading resumes
    * once it is at or below half the mark.
@@ -57,6 +67,8 @@ export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = Object.freeze({
   maxMessageBytes: 4 * 1024 * 1024,
   maxSocketQueueBytes: 8 * 1024 * 1024,
   maxSessionQueueBytes: 32 * 1024 * 1024,
+  uploadHighWaterBytes: 2 * 1024 * 1024,
+  uploadLowWaterBytes: 512 * 1024,
   highWaterMarkBytes: 4 * 1024 * 1024,
   maxReadBytes: 256 * 1024,
   closeLingerMs: 5000,

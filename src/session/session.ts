@@ -41,12 +41,27 @@ import { describe, WireError } from "./wire_errors.ts";
 /** An entry of a session's table, discriminated by `kind`. */
 type TableEntry = StreamSocket | UdpSocket | ListenerEntry | LookupEntry;
 
-/** The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it. */
+/**
+ * The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it (without read
+ * backpressure); the server's `ws` adapter adds `pauseReading`/`resumeReading`.
+ */
 export interface WireChannel {
-  /** Sends one message. May throw once the socket is closed (the session ignores that). */
+  /**
+   * Sends one message. May throw once the socket is closed (the session ignores that). The
+   * session never reuses the bytes it passes, so an implementation may keep them without copying.
+   */
   send(data: string | Uint8Array): void;
   /** Bytes queued by `send` and not yet written to the network. */
   readonly bufferedAmount: number;
+  /**
+   * Stops reading the client's messages (so TCP flow control pushes back on the client) until
+   * {@linkcode WireChannel.resumeReading}. Called when the bytes the session holds for upstream
+   * sockets pass `uploadHighWaterBytes`. A channel without it gets no read backpressure: the
+   * queue bounds then end a socket whose client outruns its upstream.
+   */
+  pauseReading?(): void;
+  /** Resumes reading after {@linkcode WireChannel.pauseReading}, once the queue is back under `uploadLowWaterBytes`. */
+  resumeReading?(): void;
 }
 
 /** What a session needs: its policy, network access and limits. */
@@ -138,6 +153,8 @@ export class Session implements AsyncDisposable {
   #bytesUp = 0;
   #bytesDown = 0;
   #closed = false;
+  /** Whether the channel was asked to stop reading (upload backpressure). */
+  #readPaused = false;
   readonly #drain: DrainPoller;
 
   /**
@@ -166,10 +183,18 @@ export class Session implements AsyncDisposable {
       reserveQueue: (bytes) => {
         if (this.#queued + bytes > this.#limits.maxSessionQueueBytes) return false;
         this.#queued += bytes;
+        if (!this.#readPaused && this.#queued > this.#limits.uploadHighWaterBytes) {
+          this.#readPaused = this.#channel.pauseReading !== undefined;
+          this.#channel.pauseReading?.();
+        }
         return true;
       },
       releaseQueue: (bytes) => {
         this.#queued -= bytes;
+        if (this.#readPaused && this.#queued <= this.#limits.uploadLowWaterBytes) {
+          this.#readPaused = false;
+          if (!this.#closed) this.#channel.resumeReading?.();
+        }
       },
       opened: (entry) => {
         this.#opened++;

@@ -233,19 +233,20 @@ export class StreamSocket extends Entry {
   }
 
   /**
-   * Upstream reads into a buffer with `HEADER_BYTES` of headroom (so a binary `data` frame is sent
-   * without copying), waiting before each read while the WebSocket is above its high-water mark.
-   * Reads start at 16 KiB and double while they come back full, up to `max`.
+   * Upstream reads, each into a new buffer with `HEADER_BYTES` of headroom (so a binary `data`
+   * frame is sent without copying, and the channel may keep the bytes), waiting before each read
+   * while the WebSocket is above its high-water mark. Reads start at 16 KiB and double while they
+   * come back full, up to `max`.
    */
   async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
-    let frame = new Uint8Array(HEADER_BYTES + Math.min(FIRST_READ_BYTES, max));
+    let size = Math.min(FIRST_READ_BYTES, max);
     while (this.#state === "open" && this.live) {
       await this.ctx.drained(this.signal);
+      const frame = new Uint8Array(HEADER_BYTES + size);
       const n = await conn.read(frame.subarray(HEADER_BYTES));
       if (n === null) return;
       yield frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
-      const size = frame.byteLength - HEADER_BYTES;
-      if (n === size && size < max) frame = new Uint8Array(HEADER_BYTES + Math.min(max, 2 * size));
+      if (n === size && size < max) size = Math.min(max, 2 * size);
     }
   }
 

@@ -42,7 +42,8 @@ export class TestClient implements AsyncDisposable {
       this.#wake();
     };
     this.#closed = new Promise((resolve) => {
-      ws.addEventListener("close", () => {
+      ws.addEventListener("close", (e: CloseEvent) => {
+        this.closeCode = e.code;
         this.#isClosed = true;
         this.#wake();
         resolve();
@@ -67,6 +68,9 @@ export class TestClient implements AsyncDisposable {
     this.#waiters.clear();
     for (const w of waiters) w();
   }
+
+  /** The close status code (RFC 6455 §7.4), once the WebSocket has closed. */
+  closeCode: number | undefined;
 
   /** True once the server closed the WebSocket. */
   get isClosed(): boolean {
