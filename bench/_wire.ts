@@ -9,6 +9,11 @@
 export const MODE_ECHO = 0x45; // "E"
 /** First byte: sink mode (followed by u64 BE expected total; acks the running total as u64 BE). */
 export const MODE_SINK = 0x53; // "S"
+/**
+ * First byte: upload mode (followed by u64 BE expected total): like sink, but the total is
+ * written back once, when every byte has arrived — a file upload that gets one answer at the end.
+ */
+export const MODE_UPLOAD = 0x55; // "U"
 /** First byte: download mode (followed by u64 BE byte count). */
 export const MODE_DOWNLOAD = 0x44; // "D"
 /** The sink acks at least this often, in bytes. */

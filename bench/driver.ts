@@ -43,6 +43,8 @@ export interface ScenarioResult {
   n: number;
   secs: number;
   errors: number;
+  /** Why the run failed (`loadgen_node.mjs`: the server's `error` message for an upload). */
+  failure?: string;
 }
 
 interface Stream {

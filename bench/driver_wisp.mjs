@@ -3,7 +3,9 @@
  * The Node load generator, for the Wisp peer: drives a Wisp server with the
  * `@mercuryworkshop/wisp-js` package's own client (which needs Node's `ws`), and raw TCP from Node
  * (to show what this generator can do without a proxy). Same scenarios, same upstream modes and
- * the same JSON output line as `driver.ts`.
+ * the same JSON output line as `driver.ts`, plus the free-running upload of `loadgen_node.mjs`
+ * (`{name: "up", free: true}`: no acknowledgements; it sends while the WebSocket buffer plus the
+ * stream's credit-starved queue hold under 4 MiB).
  *
  * Usage: `WISP_JS=/path/to/wisp-js node bench/driver_wisp.mjs '<DriverConfig JSON>'`
  * where `DriverConfig.system` is `{kind:"wisp", url, host, port}` or `{kind:"raw", host, port}`.
@@ -20,9 +22,12 @@ import { createInterface } from "node:readline";
 
 const MODE_ECHO = 0x45;
 const MODE_SINK = 0x53;
+const MODE_UPLOAD = 0x55;
 const MODE_DOWNLOAD = 0x44;
 const CHUNK_BYTES = 64 * 1024;
 const UPLOAD_WINDOW = 4 * 1024 * 1024;
+/** Free-running upload: send while the client's buffers hold less than this. */
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
 const noop = () => {};
 
 function rawSession(host, port) {
@@ -62,12 +67,27 @@ async function wispSession(url, host, port) {
     conn.onopen = resolve;
     conn.onerror = () => reject(new Error("wisp connection error"));
   });
+  // Free-running uploads wait for the client's own sends to complete (as loadgen_node.mjs does):
+  // every WebSocket send of the client gets a completion callback that wakes the waiter.
+  let wake;
+  const sent = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const wsSend = conn.ws.send.bind(conn.ws);
+  conn.ws.send = (data, cb) => wsSend(data, cb ?? sent);
   return {
     open() {
       const s = conn.create_stream(host, port);
       const stream = {
         onData: noop,
         send: (b) => s.send(b),
+        /** Waits while the WebSocket buffer plus the stream's credit-starved queue hold `limit`. */
+        async waitBelow(limit) {
+          const queued = () => s.send_buffer.reduce((n, b) => n + b.byteLength, 0);
+          while (conn.ws.bufferedAmount + queued() >= limit) await new Promise((r) => wake = r);
+        },
         close() {
           s.close();
           return Promise.resolve(); // Wisp has no acknowledgement of a client's CLOSE
@@ -100,6 +120,35 @@ function header(mode, n) {
 }
 
 const CHUNK = new Uint8Array(CHUNK_BYTES).fill(0x62);
+
+/** Free-running upload: no acknowledgements, only the client's buffer bound; one ack at the end. */
+async function uploadFree(s, total) {
+  let acked = 0;
+  let wake;
+  const ack = new Uint8Array(8);
+  let fill = 0;
+  s.onData = (b) => {
+    for (let i = 0; i < b.byteLength; i++) {
+      ack[fill++] = b[i];
+      if (fill === 8) {
+        fill = 0;
+        acked = Number(new DataView(ack.buffer).getBigUint64(0));
+      }
+    }
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  s.send(header(MODE_UPLOAD, total));
+  let sent = 0;
+  while (sent < total) {
+    await s.waitBelow(SEND_HIGH_WATER);
+    const k = Math.min(CHUNK_BYTES, total - sent);
+    s.send(k === CHUNK_BYTES ? CHUNK : CHUNK.subarray(0, k));
+    sent += k;
+  }
+  while (acked < total) await new Promise((r) => wake = r);
+}
 
 async function upload(s, total) {
   let acked = 0;
@@ -158,13 +207,24 @@ function latencies(samples) {
   return { p50Us: at(0.5), p99Us: at(0.99) };
 }
 
-async function throughput(sys, dir, bytes, nStreams, warmup = Math.min(bytes, 16 * 1024 * 1024)) {
+async function throughput(
+  sys,
+  dir,
+  bytes,
+  nStreams,
+  warmup = Math.min(bytes, 16 * 1024 * 1024),
+  free = false,
+) {
   const run = async (total) => {
     const sess = await session(sys);
     const streams = await Promise.all(Array.from({ length: nStreams }, () => sess.open()));
     const per = Math.floor(total / nStreams / CHUNK_BYTES) * CHUNK_BYTES;
     const t0 = performance.now();
-    await Promise.all(streams.map((s) => dir === "up" ? upload(s, per) : download(s, per)));
+    await Promise.all(
+      streams.map((s) =>
+        dir === "down" ? download(s, per) : free ? uploadFree(s, per) : upload(s, per)
+      ),
+    );
     const secs = (performance.now() - t0) / 1000;
     await Promise.all(streams.map((s) => s.close()));
     await sess.close();
@@ -313,7 +373,7 @@ function runScenario(cfg) {
   switch (sc.name) {
     case "up":
     case "down":
-      return throughput(cfg.system, sc.name, sc.bytes, sc.streams, sc.warmup);
+      return throughput(cfg.system, sc.name, sc.bytes, sc.streams ?? 1, sc.warmup, sc.free);
     case "rtt":
       return rtt(cfg.system, sc.size, sc.count);
     case "connect_latency":

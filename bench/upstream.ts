@@ -8,13 +8,22 @@
  * - `S` + u64 N: sink. Bytes are counted; at least every {@linkcode ACK_EVERY} bytes, and when N
  *   bytes have arrived, the running total is written back as a u64 big-endian (the client's
  *   end-to-end flow control and timer).
+ * - `U` + u64 N: upload. Like `S`, but the total is written back only once N bytes have arrived
+ *   (no flow control from the peer: the client's own buffer and TCP are all it has).
  * - `D` + u64 N: writes N bytes, then waits for the client to close.
  *
  * Prints one line `{"tcp":PORT,"ws":PORT}` on stdout once it listens; exits on SIGTERM/SIGINT.
  *
  * @module
  */
-import { ACK_EVERY, CHUNK_BYTES, MODE_DOWNLOAD, MODE_ECHO, MODE_SINK } from "./_wire.ts";
+import {
+  ACK_EVERY,
+  CHUNK_BYTES,
+  MODE_DOWNLOAD,
+  MODE_ECHO,
+  MODE_SINK,
+  MODE_UPLOAD,
+} from "./_wire.ts";
 
 const FILL = new Uint8Array(CHUNK_BYTES).fill(0x61);
 
@@ -43,7 +52,7 @@ class ModeMachine {
       if (at < bytes.byteLength) await this.write(bytes.subarray(at));
       return;
     }
-    if (this.#mode !== MODE_SINK && this.#mode !== MODE_DOWNLOAD) {
+    if (this.#mode !== MODE_SINK && this.#mode !== MODE_UPLOAD && this.#mode !== MODE_DOWNLOAD) {
       throw new Error(`unknown mode ${this.#mode}`);
     }
     if (this.#headerFill < 8) {
@@ -58,7 +67,7 @@ class ModeMachine {
     if (this.#mode === MODE_DOWNLOAD) return; // bytes after the request are ignored
     this.#received += bytes.byteLength - at;
     if (
-      this.#received - this.#lastAck >= ACK_EVERY ||
+      (this.#mode === MODE_SINK && this.#received - this.#lastAck >= ACK_EVERY) ||
       (this.#received >= this.#expected && this.#lastAck < this.#received)
     ) {
       this.#lastAck = this.#received;
