@@ -1,9 +1,15 @@
 /**
- * `deno task bench:profile`: CPU-profiles the wasmnet server process (`deno run --cpu-prof`)
- * while the load generator drives one scenario, then prints the hottest functions by self time
- * and the wasmnet functions by inclusive time, read from the `.cpuprofile` JSON.
+ * `deno task bench:profile`: CPU-profiles the wasmnet server process (`deno run --cpu-prof`, with
+ * the permissions users give it) while a load generator drives one scenario, then prints the
+ * hottest functions by self time and the wasmnet functions by inclusive time, read from the
+ * `.cpuprofile` JSON.
  *
- * Usage: `deno run -A bench/profile.ts [down|up|rtt|sessions] [binary|json] [--mib N]`
+ * Usage: `deno run -A bench/profile.ts [down|up|up_free|rtt|connect_rate|sessions]
+ * [binary|json] [--mib N] [--gen node|deno]`
+ *
+ * The load generator is the bench's Node one (`loadgen_node.mjs`, npm `ws` from
+ * `$WASMNET_BENCH_CACHE`, installed by `deno task bench`) when it is there, else (and always for
+ * `sessions`) the Deno one (`driver.ts`).
  *
  * @module
  */
@@ -97,6 +103,29 @@ async function main(): Promise<void> {
   const framing = (Deno.args[1] ?? "binary") as "binary" | "json";
   const mibArg = Deno.args.indexOf("--mib");
   const mib = mibArg >= 0 ? Number(Deno.args[mibArg + 1]) : 256;
+  const genArg = Deno.args.indexOf("--gen");
+  const modules = `${
+    Deno.env.get("WASMNET_BENCH_CACHE") ?? `${Deno.env.get("HOME")}/.cache/wasmnet-bench`
+  }/node_modules`;
+  let hasNodeWs = false;
+  try {
+    Deno.statSync(`${modules}/ws/package.json`);
+    hasNodeWs = true;
+  } catch {
+    // not installed: the Deno generator
+  }
+  const gen = scenarioName === "sessions"
+    ? "deno"
+    : genArg >= 0
+    ? Deno.args[genArg + 1]
+    : hasNodeWs
+    ? "node"
+    : "deno";
+  if (scenarioName === "up_free" && gen !== "node") {
+    throw new Error(
+      "up_free needs the Node load generator (run deno task bench once to install it)",
+    );
+  }
   const dir = await Deno.makeTempDir({ prefix: "wasmnet-prof-" });
   const upstream = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${HERE}upstream.ts`],
@@ -106,7 +135,9 @@ async function main(): Promise<void> {
   const server = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
       "--cpu-prof",
       `--cpu-prof-dir=${dir}`,
       `${ROOT}mod.ts`,
@@ -124,11 +155,16 @@ async function main(): Promise<void> {
     void upstream.stderr.pipeTo(new WritableStream()).catch(() => {});
     const um = await firstLine(upstream, "stdout", /\{"tcp":(\d+),"ws":(\d+)\}/);
     const sm = await firstLine(server, "stdout", /listening addr=127\.0\.0\.1:(\d+)/);
-    const scenario: ScenarioConfig = scenarioName === "rtt"
-      ? { name: "rtt", size: 64, count: 20000 }
-      : scenarioName === "sessions"
-      ? { name: "sessions", sessions: 200, size: 1000, secs: 5 }
-      : { name: scenarioName as "up" | "down", bytes: mib * 2 ** 20, streams: 1 };
+    const scenario: ScenarioConfig | { name: "up"; bytes: number; streams: 1; free: true } =
+      scenarioName === "rtt"
+        ? { name: "rtt", size: 64, count: 20000 }
+        : scenarioName === "sessions"
+        ? { name: "sessions", sessions: 200, size: 1000, secs: 5 }
+        : scenarioName === "connect_rate"
+        ? { name: "connect_rate", secs: 5, concurrency: 16 }
+        : scenarioName === "up_free"
+        ? { name: "up", bytes: mib * 2 ** 20, streams: 1, free: true }
+        : { name: scenarioName as "up" | "down", bytes: mib * 2 ** 20, streams: 1 };
     const cfg = {
       system: {
         kind: "wasmnet",
@@ -139,11 +175,17 @@ async function main(): Promise<void> {
       },
       scenario,
     };
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${HERE}driver.ts`, JSON.stringify(cfg)],
-      stdout: "piped",
-    }).output();
-    out(`driver: ${dec.decode(r.stdout).trim()}`);
+    const r = gen === "node"
+      ? await new Deno.Command("node", {
+        args: [`${HERE}loadgen_node.mjs`, JSON.stringify(cfg)],
+        env: { WASMNET_BENCH_NODE_MODULES: modules },
+        stdout: "piped",
+      }).output()
+      : await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${HERE}driver.ts`, JSON.stringify(cfg)],
+        stdout: "piped",
+      }).output();
+    out(`load generator (${gen}): ${dec.decode(r.stdout).trim()}`);
   } finally {
     server.kill("SIGINT");
     await server.status;

@@ -1,6 +1,7 @@
 /**
- * Rendering of a benchmark run: the markdown report (tables, ratios to raw TCP, goals) and a
- * self-made SVG chart of throughput and latency by system. Pure: no I/O.
+ * Rendering of a benchmark run: the markdown report (the relay table with ratios to the naive
+ * server, the Deno load generator's tables with ratios to raw TCP, goals) and a self-made SVG
+ * chart of the relay table. Pure: no I/O.
  *
  * @module
  */
@@ -12,7 +13,12 @@ export interface Machine {
   kernel: string;
   deno: string;
   node: string;
+  /** `chromium --version`, or "n/a". */
+  chromium: string;
   memGiB: number;
+  /** `/proc/loadavg` (1, 5, 15 min) when the run started and when it ended. */
+  loadStart: string;
+  loadEnd: string;
 }
 
 /** Median and spread of one metric for one system. */
@@ -23,7 +29,7 @@ export interface Stat {
   n: number;
 }
 
-/** One system's results. */
+/** One system's results from the Deno load generator. */
 export interface Row {
   key: string;
   label: string;
@@ -33,9 +39,30 @@ export interface Row {
   values: Record<string, Stat>;
 }
 
+/** One column of the relay table. */
+export interface RelayColumn {
+  key: string;
+  label: string;
+  /** One WebSocket per proxied socket (no multiplexing). */
+  perSocketWs: boolean;
+  /** The naive column this one's ratio is taken against (none: a naive column). */
+  naive?: string;
+}
+
+/** One cell of the relay table: the successful runs' figures and the failed runs. */
+export interface RelayCell extends Stat {
+  /** Runs that failed (an upload the server refused, a timeout, ...). */
+  failed: number;
+  /** The first failure's message. */
+  failure?: string;
+}
+
 /** Sizes and durations of a run. */
 export interface Params {
+  /** Bytes of each throughput run (Node and Deno load generators). */
   bytes: number;
+  /** Bytes of each browser download. */
+  browserBytes: number;
   rtt: number;
   connLat: number;
   rateSecs: number;
@@ -48,11 +75,18 @@ export interface Params {
 /** Everything a run produced (also written as `latest.json`). */
 export interface Report {
   date: string;
+  /** The commit the server ran from (`abc1234`, plus any uncommitted changes to its files). */
+  revision: string;
   mode: "quick" | "full";
+  /** Repetitions of every relay-table cell. */
   reps: number;
+  /** Repetitions of the Deno load generator's scenarios. */
   otherReps: number;
   params: Params;
   machine: Machine;
+  /** The relay table: metric → column key → cell. */
+  relay: { columns: RelayColumn[]; cells: Record<string, Record<string, RelayCell>> };
+  /** The Deno load generator's systems. */
   rows: Row[];
   memory: Array<{
     system: string;
@@ -63,8 +97,10 @@ export interface Report {
     perSocketKiB: number;
     openSecs: number;
   }>;
-  limiter: Array<{ mbps: number; enforced: boolean; upMbps: number; downMbps: number }>;
+  limiter: Array<{ mbps: number; upMbps: number; downMbps: number }>;
   pool: { status: string };
+  /** The scenarios this run included (`--only`, quick). */
+  ran: string[];
   skipped: Record<string, string>;
   errors: string[];
   notes: string[];
@@ -75,31 +111,44 @@ interface MetricDef {
   key: string;
   title: string;
   unit: string;
-  /** true: bigger is better (ratio = system / raw). */
+  /** true: bigger is better. */
   higher: boolean;
 }
 
-const THROUGHPUT: MetricDef[] = [
-  { key: "up1", title: "upload, 1 socket", unit: "MiB/s", higher: true },
-  { key: "down1", title: "download, 1 socket", unit: "MiB/s", higher: true },
+/** Rows of the relay table. */
+const RELAY: MetricDef[] = [
+  { key: "up_free", title: "upload, 1 socket, free-running", unit: "MiB/s", higher: true },
+  { key: "up_ack", title: "upload, 1 socket, acknowledged", unit: "MiB/s", higher: true },
+  { key: "down", title: "download, 1 socket (Node client)", unit: "MiB/s", higher: true },
+  { key: "down_browser", title: "download, 1 socket (Chromium)", unit: "MiB/s", higher: true },
+  { key: "rtt_p50", title: "64 B round trip p50", unit: "µs", higher: false },
+  { key: "rtt_p99", title: "64 B round trip p99", unit: "µs", higher: false },
+  { key: "conn_rate", title: "connect+close, 16 in flight", unit: "/s", higher: true },
+];
+const THROUGHPUT10: MetricDef[] = [
   { key: "up10", title: "upload, 10 sockets", unit: "MiB/s", higher: true },
   { key: "down10", title: "download, 10 sockets", unit: "MiB/s", higher: true },
 ];
 const LATENCY: MetricDef[] = [
-  { key: "rtt_p50", title: "64 B RTT p50", unit: "µs", higher: false },
-  { key: "rtt_p99", title: "64 B RTT p99", unit: "µs", higher: false },
   { key: "conn_p50", title: "connect p50", unit: "µs", higher: false },
   { key: "conn_p99", title: "connect p99", unit: "µs", higher: false },
-  { key: "conn_rate", title: "connect+close", unit: "/s", higher: true },
   { key: "sess_rate", title: "200 sessions, 1000 B RT", unit: "/s", higher: true },
   { key: "sess_p99", title: "200 sessions p99", unit: "µs", higher: false },
 ];
+/** Ratios closer to 1 than this are reported as a tie. */
+const TIE = 0.05;
 
 function num(x: number): string {
   if (!Number.isFinite(x)) return "–";
   if (Math.abs(x) >= 100) return Math.round(x).toLocaleString("en-US");
   if (Math.abs(x) >= 10) return x.toFixed(1);
   return x.toFixed(2);
+}
+
+function spreadOf(s: Stat): string {
+  return s.n > 1 && s.median !== 0
+    ? ` ±${Math.round(50 * (s.max - s.min) / Math.abs(s.median))}%`
+    : "";
 }
 
 function stat(row: Row | undefined, key: string): number {
@@ -109,14 +158,11 @@ function stat(row: Row | undefined, key: string): number {
 function cell(row: Row, raw: Row | undefined, def: MetricDef): string {
   const s = row.values[def.key];
   if (!s || s.n === 0 || !Number.isFinite(s.median)) return "n/a";
-  const spread = s.n > 1 && s.median !== 0
-    ? ` ±${Math.round(50 * (s.max - s.min) / Math.abs(s.median))}%`
-    : "";
   const r = stat(raw, def.key);
   const ratio = row.key !== "raw" && Number.isFinite(r) && r !== 0
     ? ` (${(s.median / r).toFixed(2)}×)`
     : "";
-  return `${num(s.median)}${spread}${ratio}`;
+  return `${num(s.median)}${spreadOf(s)}${ratio}`;
 }
 
 function table(rows: Row[], raw: Row | undefined, defs: MetricDef[]): string {
@@ -127,6 +173,90 @@ function table(rows: Row[], raw: Row | undefined, defs: MetricDef[]): string {
   );
   return [head, sep, ...body].join("\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// the relay table
+
+function relayMedian(rep: Report, metric: string, col: string | undefined): number {
+  const c = col === undefined ? undefined : rep.relay.cells[metric]?.[col];
+  return c && c.n > 0 ? c.median : NaN;
+}
+
+function relayCellText(rep: Report, def: MetricDef, col: RelayColumn): string {
+  const c = rep.relay.cells[def.key]?.[col.key];
+  if (!c) return "–";
+  const runs = c.n + c.failed;
+  if (c.n === 0) {
+    return `**fails** ${c.failed}/${runs}: ${(c.failure ?? "").slice(0, 70)}`;
+  }
+  const base = relayMedian(rep, def.key, col.naive);
+  const ratio = col.naive && Number.isFinite(base) && base !== 0
+    ? ` (${(c.median / base).toFixed(2)}×)`
+    : "";
+  const failed = c.failed ? ` ⚠ ${c.failed}/${runs} failed: ${(c.failure ?? "").slice(0, 50)}` : "";
+  return `${num(c.median)}${spreadOf(c)}${ratio}${failed}`;
+}
+
+function relayTable(rep: Report): string {
+  const cols = rep.relay.columns;
+  const head = `| row | ${cols.map((c) => `${c.label}${c.perSocketWs ? "¹" : ""}`).join(" | ")} |`;
+  const sep = `| --- | ${cols.map(() => "---:").join(" | ")} |`;
+  const body = RELAY.filter((d) => rep.relay.cells[d.key]).map((d) =>
+    `| ${d.title} (${d.unit}) | ${cols.map((c) => relayCellText(rep, d, c)).join(" | ")} |`
+  );
+  return [head, sep, ...body].join("\n");
+}
+
+/** One wasmnet-vs-naive comparison of a row. */
+interface Versus {
+  def: MetricDef;
+  col: RelayColumn;
+  naive: RelayColumn;
+  value: number;
+  base: number;
+  /** value / base. */
+  ratio: number;
+  /** > 0: wasmnet better by that fraction; < 0: worse. */
+  gain: number;
+  /** Whether the two min–max ranges overlap (the difference is within run-to-run noise). */
+  overlap: boolean;
+}
+
+function versus(rep: Report): Versus[] {
+  const out: Versus[] = [];
+  for (const col of rep.relay.columns) {
+    if (!col.key.startsWith("wasmnet") || !col.naive) continue;
+    const naive = rep.relay.columns.find((c) => c.key === col.naive);
+    if (!naive) continue;
+    for (const def of RELAY) {
+      const a = rep.relay.cells[def.key]?.[col.key];
+      const b = rep.relay.cells[def.key]?.[naive.key];
+      if (!a || !b || a.n === 0 || b.n === 0) continue;
+      const ratio = a.median / b.median;
+      out.push({
+        def,
+        col,
+        naive,
+        value: a.median,
+        base: b.median,
+        ratio,
+        gain: def.higher ? ratio - 1 : 1 / ratio - 1,
+        overlap: a.min <= b.max && b.min <= a.max,
+      });
+    }
+  }
+  return out;
+}
+
+function versusLine(v: Versus): string {
+  const pct = Math.round(Math.abs(v.gain) * 100);
+  return `${v.def.title}: ${v.col.label} ${num(v.value)} vs ${v.naive.label} ${num(v.base)} ` +
+    `${v.def.unit} (${v.ratio.toFixed(2)}×, ${v.gain < 0 ? "worse" : "better"} by ${pct}%` +
+    `${v.overlap ? "; the min–max ranges overlap" : ""})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// goals
 
 interface Goal {
   goal: string;
@@ -139,157 +269,153 @@ interface Goal {
 
 function goals(rep: Report): Goal[] {
   const by = (k: string): Row | undefined => rep.rows.find((r) => r.key === k);
-  const raw = by("raw");
-  const bin = by("wasmnet-bin");
-  const json = by("wasmnet-json");
-  const wsk = by("websockify");
-  const wisp = by("wisp");
-  const ratio = (a: Row | undefined, b: Row | undefined, k: string): number =>
-    stat(a, k) / stat(b, k);
+  const r = (metric: string, a: string, b: string): number =>
+    relayMedian(rep, metric, a) / relayMedian(rep, metric, b);
+  const legacy = (a: string, b: string, k: string): number => stat(by(a), k) / stat(by(b), k);
   const mem = rep.memory.find((m) => m.system === "wasmnet-bin");
+  const failedUploads = ["wasmnet-bin", "wasmnet-json"].reduce(
+    (n, k) => n + (rep.relay.cells.up_free?.[k]?.failed ?? NaN),
+    0,
+  );
+  const worst = (framing: string): number => {
+    const vs = versus(rep).filter((v) => v.col.key === `wasmnet-${framing}`);
+    return vs.length ? Math.min(...vs.map((v) => 1 + v.gain)) : NaN;
+  };
+  const g = (
+    goal: string,
+    value: number,
+    cmp: "ge" | "le",
+    target: number,
+    unit = "×",
+  ): Goal => ({ goal, value, target, cmp, unit });
   return [
-    {
-      goal: "binary upload, 1 socket ≥ 75% of raw TCP",
-      value: ratio(bin, raw, "up1"),
-      target: 0.75,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary download, 1 socket ≥ 75% of raw TCP",
-      value: ratio(bin, raw, "down1"),
-      target: 0.75,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary upload ≥ 3× websockify",
-      value: ratio(bin, wsk, "up1"),
-      target: 3,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary upload, 1 socket ≥ Wisp",
-      value: ratio(bin, wisp, "up1"),
-      target: 1,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary download, 1 socket ≥ Wisp",
-      value: ratio(bin, wisp, "down1"),
-      target: 1,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary upload, 10 sockets ≥ Wisp",
-      value: ratio(bin, wisp, "up10"),
-      target: 1,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "binary download, 10 sockets ≥ Wisp",
-      value: ratio(bin, wisp, "down10"),
-      target: 1,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "JSON upload ≥ 50% of binary",
-      value: ratio(json, bin, "up1"),
-      target: 0.5,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "JSON download ≥ 50% of binary",
-      value: ratio(json, bin, "down1"),
-      target: 0.5,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "64 B round trip p50 ≤ 1.5× raw TCP",
-      value: ratio(bin, raw, "rtt_p50"),
-      target: 1.5,
-      cmp: "le",
-      unit: "×",
-    },
-    {
-      goal: "200-session round trips/s ≥ 50% of raw",
-      value: ratio(bin, raw, "sess_rate"),
-      target: 0.5,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "connect+close rate ≥ 50% of raw",
-      value: ratio(bin, raw, "conn_rate"),
-      target: 0.5,
-      cmp: "ge",
-      unit: "×",
-    },
-    {
-      goal: "server memory per idle proxied socket ≤ 50 KiB",
-      value: mem?.perSocketKiB ?? NaN,
-      target: 50,
-      cmp: "le",
-      unit: " KiB",
-    },
+    g("free-running uploads that failed (wasmnet, both framings)", failedUploads, "le", 0, ""),
+    g("binary, worst row vs the naive server (1 = as good)", worst("bin"), "ge", 1 - TIE),
+    g("JSON, worst row vs the naive server (1 = as good)", worst("json"), "ge", 1 - TIE),
+    g(
+      "binary free-running upload ≥ 75% of raw TCP",
+      r("up_free", "wasmnet-bin", "raw"),
+      "ge",
+      0.75,
+    ),
+    g("binary download ≥ 75% of raw TCP", r("down", "wasmnet-bin", "raw"), "ge", 0.75),
+    g(
+      "binary free-running upload ≥ 3× websockify",
+      r("up_free", "wasmnet-bin", "websockify"),
+      "ge",
+      3,
+    ),
+    g("binary free-running upload ≥ Wisp", r("up_free", "wasmnet-bin", "wisp"), "ge", 1),
+    g("binary download ≥ Wisp", r("down", "wasmnet-bin", "wisp"), "ge", 1),
+    g("binary upload, 10 sockets ≥ Wisp", legacy("wasmnet-bin", "wisp", "up10"), "ge", 1),
+    g("binary download, 10 sockets ≥ Wisp", legacy("wasmnet-bin", "wisp", "down10"), "ge", 1),
+    g(
+      "JSON free-running upload ≥ 50% of binary",
+      r("up_free", "wasmnet-json", "wasmnet-bin"),
+      "ge",
+      0.5,
+    ),
+    g("JSON download ≥ 50% of binary", r("down", "wasmnet-json", "wasmnet-bin"), "ge", 0.5),
+    g("64 B round trip p50 ≤ 1.5× raw TCP", r("rtt_p50", "wasmnet-bin", "raw"), "le", 1.5),
+    g("connect+close rate ≥ 50% of raw TCP", r("conn_rate", "wasmnet-bin", "raw"), "ge", 0.5),
+    g(
+      "200-session round trips/s ≥ 50% of raw",
+      legacy("wasmnet-bin", "raw", "sess_rate"),
+      "ge",
+      0.5,
+    ),
+    g("server memory per idle proxied socket ≤ 50 KiB", mem?.perSocketKiB ?? NaN, "le", 50, " KiB"),
   ];
 }
 
 function machineLine(m: Machine): string {
-  return `${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}, Deno ${m.deno}, Node ${m.node}`;
+  return `${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}, Deno ${m.deno}, ` +
+    `Node ${m.node}, ${m.chromium}`;
 }
 
 /** The markdown report. */
 export function renderMarkdown(rep: Report): string {
-  const raw = rep.rows.find((r) => r.key === "raw");
-  const proxies = rep.rows.filter((r) => !r.calibration);
-  const calib = rep.rows.filter((r) => r.calibration || r.key === "raw");
   const p = rep.params;
   const lines: string[] = [];
+  const ran = (s: string): boolean => rep.ran.includes(s);
   lines.push(`# wasmnet benchmark (${rep.mode}) — ${rep.date}`);
   lines.push("");
-  lines.push(
-    `Machine: ${machineLine(rep.machine)}. All on loopback; every server, the upstream peer and`,
-  );
-  lines.push(`each load-generator run are separate processes. Run took ${rep.secs.toFixed(0)} s.`);
+  lines.push(`Machine: ${machineLine(rep.machine)}. Server code: ${rep.revision}.`);
   lines.push("");
   lines.push(
-    `Cells: median of ${rep.reps} runs (throughput 1 socket, RTT) or ${rep.otherReps} runs (the rest), ` +
-      `±half the min–max spread in % of the median, (×) ratio to raw TCP. Throughput runs move ` +
-      `${
-        p.bytes / 2 ** 20
-      } MiB each after an unmeasured 16 MiB warm-up; upload is timed until the ` +
-      `upstream sink acknowledged every byte (4 MiB window), download until the last byte arrived.`,
+    `Load average (1/5/15 min) ${rep.machine.loadStart} at the start, ${rep.machine.loadEnd} at ` +
+      "the end. The machine is shared: figures taken while other work runs are noisy, so compare " +
+      "columns of one run (the repetitions are interleaved across systems), not runs with each " +
+      "other, and read the ± spreads. All on loopback; every server, the upstream peer and each " +
+      `load-generator run are separate processes. Run took ${rep.secs.toFixed(0)} s.`,
   );
   lines.push("");
-  lines.push("## Throughput (MiB/s, higher is better)");
+  lines.push("## wasmnet against a naive relay (Node `ws` load generator and Chromium)");
   lines.push("");
-  lines.push(table(proxies, raw, THROUGHPUT));
-  lines.push("");
-  lines.push("## Latency and concurrency");
-  lines.push("");
-  lines.push(table(proxies, raw, LATENCY));
+  lines.push(relayTable(rep));
   lines.push("");
   lines.push(
-    `RTT: ${p.rtt} sequential echoes of 64 bytes on one socket. Connect: open a socket through ` +
-      `the proxy, one byte echoed end to end (Wisp has no connect acknowledgement, so this is the ` +
-      `common definition of "usable"), close; latency from ${p.connLat} sequential cycles; the rate ` +
-      `from 16 concurrent loops for ${p.rateSecs} s including the wait for every close to complete. ` +
-      `200 sessions: 200 WebSockets (raw: 200 TCP connections) × 1 socket, 1000 B echo in a closed ` +
-      `loop for ${p.sessSecs} s (1000 B, not 1024: Deno's WebSocket client stalls ~44 ms on every ` +
-      `frame payload above 1024 B, Nagle + delayed ACK; a wasmnet 1 KiB send is a 1033 B frame).`,
+    `Cells: median of ${rep.reps} runs, ±half the min–max spread in % of the median, (×) the ` +
+      "ratio to the naive server of the same framing (raw TCP, websockify and Wisp: to naive " +
+      "binary); for latencies above 1× is worse. **fails** k/n: runs that ended with an error.",
   );
   lines.push("");
   lines.push(
-    '¹ One WebSocket per proxied socket (no multiplexing): "10 sockets on one session" is 10 ' +
-      "WebSockets, and each connect includes a WebSocket handshake.",
+    "- **naive**: `bench/naive_server.mjs`, a wasmnet-protocol relay in ~150 lines of Node + " +
+      "npm `ws` over `node:http` (plain `npm install ws`, no `bufferutil`): connect/send/close " +
+      "over TCP in both framings, no policy, no limits; it stops reading the client " +
+      "(`ws.pause()`) while an upstream write is pending and stops reading upstream while more " +
+      "than 4 MiB wait to go to the client. It is the floor: what a user writes in an afternoon.",
+  );
+  lines.push(
+    "- **wasmnet** runs as users run it: `deno run --allow-net --allow-read " +
+      "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL mod.ts --no-policy` (npm `ws` over " +
+      "`node:http`, read backpressure above 2 MiB queued upstream).",
+  );
+  lines.push(
+    "- Load generator: `bench/loadgen_node.mjs`, Node + npm `ws` (a browser-like client: no " +
+      "Nagle stall on large messages, unlike Deno's WebSocket client), one process per run; " +
+      "Wisp through its own client (`driver_wisp.mjs`, same scenarios); raw TCP is `node:net` " +
+      "straight to the upstream peer (the ceiling).",
+  );
+  lines.push(
+    `- **free-running upload**: ${p.bytes / 2 ** 20} MiB in 64 KiB messages, sent while the ` +
+      "client's `bufferedAmount` is under 4 MiB (waiting for its own sends to complete above), " +
+      "nothing acknowledged; timed until the upstream peer reports the last byte. This is what " +
+      "a browser uploading a file does. **acknowledged**: the upstream peer acknowledges every " +
+      "256 KiB and the client keeps at most 4 MiB unacknowledged (the old bench mode).",
+  );
+  lines.push(
+    `- **download**: the upstream peer writes ${p.bytes / 2 ** 20} MiB; timed until the last ` +
+      "byte arrived; JSON `data` events are parsed and their base64 decoded " +
+      `(\`Buffer.from(s, "base64")\`). **Chromium**: ${p.browserBytes / 2 ** 20} MiB into a ` +
+      "page of headless Chromium whose own WebSocket receives the events (JSON: `JSON.parse` + " +
+      "`Uint8Array.fromBase64`, like the wasmnet client), one browser per repetition, a fresh " +
+      "context per column. Every throughput run follows an unmeasured warm-up run.",
+  );
+  lines.push(
+    `- **round trip**: ${p.rtt} sequential 64 B echoes on one socket. **connect+close**: 16 ` +
+      `loops on one session for ${p.rateSecs} s: connect, one byte echoed end to end, close, ` +
+      "until the close completed (`closed`; websockify: a WebSocket per socket).",
+  );
+  lines.push("");
+  const vs = versus(rep);
+  const losses = vs.filter((v) => v.gain < -TIE);
+  const wins = vs.filter((v) => v.gain > TIE);
+  lines.push(`### Where wasmnet loses to the naive server (by more than ${TIE * 100}%)`);
+  lines.push("");
+  if (vs.length === 0) lines.push("Nothing to compare in this run.");
+  else if (losses.length === 0) lines.push("Nowhere.");
+  for (const v of losses) lines.push(`- ${versusLine(v)}`);
+  lines.push("");
+  lines.push(`Where it wins by more than ${TIE * 100}%:`);
+  lines.push("");
+  if (wins.length === 0) lines.push("Nowhere.");
+  for (const v of wins) lines.push(`- ${versusLine(v)}`);
+  lines.push("");
+  lines.push(
+    "¹ One WebSocket per proxied socket (no multiplexing): each connect includes a WebSocket " +
+      "handshake (websockify forks a process per connection).",
   );
   lines.push("");
   lines.push("## Goals (ratios from this run)");
@@ -307,10 +433,47 @@ export function renderMarkdown(rep: Report): string {
     );
   }
   lines.push("");
+  lines.push(
+    "Throughput, round-trip and connect goals use the relay table; 10-socket, 200-session and " +
+      "memory goals the Deno load generator below (full runs; n/a when not run).",
+  );
+  lines.push("");
+  lines.push("## More sockets, connect latency, 200 sessions (Deno load generator)");
+  lines.push("");
+  const raw = rep.rows.find((r) => r.key === "raw");
+  const proxies = rep.rows.filter((r) => !r.calibration);
+  if (rep.rows.length === 0) {
+    lines.push(`Not run (${rep.mode === "quick" ? "full runs only" : "--only"}).`);
+  } else {
+    lines.push(table(proxies, raw, [...THROUGHPUT10, ...LATENCY]));
+    lines.push("");
+    lines.push(
+      `\`bench/driver.ts\` (Deno's WebSocket client), median of ${rep.otherReps} runs, (×) ratio ` +
+        `to raw TCP from the same generator. 10 sockets: ${p.bytes / 2 ** 20} MiB over 10 ` +
+        "sockets of one session (upload acknowledged, 4 MiB window per socket). Connect: open a " +
+        `socket, one byte echoed end to end, close; ${p.connLat} sequential cycles. 200 ` +
+        "sessions: 200 WebSockets (raw: 200 TCP connections) × 1 socket, 1000 B echo in a closed " +
+        `loop for ${p.sessSecs} s (1000 B, not 1024: Deno's WebSocket client stalls ~44 ms on ` +
+        "every frame payload above 1024 B, Nagle + delayed ACK; wasmnet JSON is left out for " +
+        "that reason).",
+    );
+    const calib = rep.rows.filter((r) => r.calibration || r.key === "raw");
+    if (calib.length > 1) {
+      lines.push("");
+      lines.push(table(calib, raw, THROUGHPUT10));
+      lines.push("");
+      lines.push(
+        '"WebSocket, no proxy" is the Deno generator against a WebSocket endpoint of the ' +
+          "upstream peer that answers directly (its ceiling over WebSockets).",
+      );
+    }
+  }
+  lines.push("");
   lines.push("## Server memory with idle proxied sockets");
   lines.push("");
-  if (rep.memory.length === 0) lines.push("Not run.");
-  else {
+  if (rep.memory.length === 0) {
+    lines.push(ran("memory") ? "No figures (see errors)." : "Not run (full runs only).");
+  } else {
     lines.push(
       "| server | sockets | measured | before (KiB) | with sockets (KiB) | per socket (KiB) |",
     );
@@ -325,42 +488,30 @@ export function renderMarkdown(rep: Report): string {
     lines.push("");
     lines.push(
       "A fresh server per system; the baseline is taken after one session opened and closed 50 " +
-        "sockets (warm code paths), the loaded figure 1 s after the last socket opened. Raw TCP has " +
-        "no proxy, so no ratio. Each proxied socket includes its upstream TCP connection.",
+        "sockets (warm code paths), the loaded figure 1 s after the last socket opened. Each " +
+        "proxied socket includes its upstream TCP connection.",
     );
   }
   lines.push("");
   lines.push("## Bandwidth limiter accuracy (`--max-bandwidth-mbps N`, wasmnet binary, 1 socket)");
   lines.push("");
-  if (rep.limiter.length === 0) lines.push("Not run.");
+  if (rep.limiter.length === 0) lines.push("Not run (full runs only).");
   else {
-    lines.push(
-      "| limit (Mbps) | upload (Mbps) | accuracy | download (Mbps) | accuracy | enforced? |",
-    );
-    lines.push("| ---: | ---: | ---: | ---: | ---: | --- |");
+    lines.push("| limit (Mbps) | upload (Mbps) | accuracy | download (Mbps) | accuracy |");
+    lines.push("| ---: | ---: | ---: | ---: | ---: |");
     for (const l of rep.limiter) {
       lines.push(
         `| ${l.mbps} | ${num(l.upMbps)} | ${num(l.upMbps / l.mbps)}× | ${num(l.downMbps)} | ${
           num(l.downMbps / l.mbps)
-        }× | ${l.enforced ? "yes (flag active)" : '**no**: server logs "not built yet"'} |`,
+        }× |`,
       );
     }
     lines.push("");
     lines.push(`Each direction moves ${p.limSecs} s worth of bytes at the limit, without warm-up.`);
   }
   lines.push("");
-  lines.push(`Connection pool (\`--pool-per-key 4 --pool-idle-secs 30\`): ${rep.pool.status}.`);
-  lines.push("");
-  lines.push("## Load generator capability (calibration, not proxies)");
-  lines.push("");
-  lines.push(table(calib, raw, [...THROUGHPUT, LATENCY[0] as MetricDef]));
-  lines.push("");
   lines.push(
-    "raw TCP is the Deno load generator with no proxy: every proxy figure is far below it, so the " +
-      'generator is not the bottleneck for TCP. "WebSocket, no proxy" is the same generator ' +
-      "against a WebSocket endpoint of the upstream peer that answers directly (its upload and " +
-      "download ceilings over WebSockets, including the peer's own sending). Wisp is driven from " +
-      "Node with the package's own client; the Node raw-TCP row is that generator's ceiling.",
+    `Connection pool (\`--pool-per-key 4 --pool-idle-secs 30\`, connect latency above): ${rep.pool.status}.`,
   );
   lines.push("");
   if (Object.keys(rep.skipped).length) {
@@ -397,6 +548,7 @@ function barPanel(
   unit: string,
   groups: string[],
   series: Array<{ label: string; values: number[] }>,
+  legend = true,
 ): string {
   const parts: string[] = [];
   const max = Math.max(1, ...series.flatMap((s) => s.values.filter(Number.isFinite)));
@@ -450,6 +602,7 @@ function barPanel(
       }" font-size="10" text-anchor="middle">${esc(g)}</text>`,
     );
   });
+  if (!legend) return parts.join("\n");
   series.forEach((s, si) => {
     const lx = plotL + si * (plotW / series.length);
     parts.push(
@@ -466,41 +619,59 @@ function barPanel(
   return parts.join("\n");
 }
 
-/** Throughput and latency by system, with the machine description. */
+/** The relay table as bars: throughput, round trip, connect+close, one colour per column. */
 export function renderSvg(rep: Report): string {
   const W = 1000;
-  const rows = rep.rows.filter((r) => !r.calibration);
-  const systemsT = rows.map((r) => r.label);
+  const cols = rep.relay.columns;
+  const series = (defs: MetricDef[]): Array<{ label: string; values: number[] }> =>
+    cols.map((c) => ({ label: c.label, values: defs.map((d) => relayMedian(rep, d.key, c.key)) }));
+  const tputDefs = RELAY.filter((d) => d.unit === "MiB/s");
+  const rttDefs = RELAY.filter((d) => d.unit === "µs");
+  const connDefs = RELAY.filter((d) => d.unit === "/s");
   const tput = barPanel(
     20,
-    50,
+    56,
     W - 40,
-    320,
-    "Throughput (median, MiB/s)",
+    340,
+    "Throughput, 1 socket (median, MiB/s; higher is better)",
     "MiB/s",
-    THROUGHPUT.map((d) => d.title),
-    rows.map((r) => ({ label: r.label, values: THROUGHPUT.map((d) => stat(r, d.key)) })),
+    tputDefs.map((d) => d.title),
+    series(tputDefs),
   );
-  const latDefs = LATENCY.filter((d) => d.unit === "µs");
-  const lat = barPanel(
+  const half = (W - 40) / 2;
+  const rtt = barPanel(
     20,
-    390,
-    W - 40,
-    320,
-    "Latency (median of runs, µs; lower is better)",
+    416,
+    half - 10,
+    340,
+    "64 B round trip (median of runs, µs; lower is better)",
     "µs",
-    latDefs.map((d) => d.title),
-    rows.map((r) => ({ label: r.label, values: latDefs.map((d) => stat(r, d.key)) })),
+    rttDefs.map((d) => d.title.replace("64 B round trip ", "")),
+    series(rttDefs),
+    false,
   );
-  void systemsT;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="740" font-family="sans-serif">
+  const conn = barPanel(
+    30 + half,
+    416,
+    half - 10,
+    340,
+    "connect+close, 16 in flight (/s; higher is better)",
+    "/s",
+    connDefs.map(() => ""),
+    series(connDefs),
+    false,
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="770" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="20" y="22" font-size="16" font-weight="bold">wasmnet benchmark (${rep.mode}, ${
+<text x="20" y="22" font-size="16" font-weight="bold">wasmnet against a naive relay (${rep.mode}, ${
     esc(rep.date)
   })</text>
-<text x="20" y="40" font-size="11">${esc(machineLine(rep.machine))}</text>
+<text x="20" y="40" font-size="11">${esc(machineLine(rep.machine))}; load ${
+    esc(rep.machine.loadStart)
+  } → ${esc(rep.machine.loadEnd)}</text>
 ${tput}
-${lat}
+${rtt}
+${conn}
 </svg>
 `;
 }

@@ -1,32 +1,52 @@
 /**
- * `deno task bench`: wasmnet against raw TCP, websockify and a Wisp server, side by side, in one
- * run on loopback. Starts every server and load generator as its own process, interleaves the
- * repetitions across systems, and writes `bench/results/latest.md`, `latest.json` and
- * `chart.svg`. Every process it starts is stopped before it exits (also on Ctrl-C).
+ * `deno task bench`: wasmnet against a naive relay, raw TCP, websockify and a Wisp server, side by
+ * side, in one run on loopback. Starts every server and every load-generator run as its own
+ * process, interleaves the repetitions across systems (in a rotating order), and writes
+ * `bench/results/latest.md`, `latest.json` and `chart.svg`. Every process it starts is stopped
+ * before it exits (also on Ctrl-C).
  *
  * Usage: `deno run -A bench/run.ts [--quick] [--reps N] [--only scenario,scenario]`
  *
- * Peers: `websockify` from the Debian package (`apt-get install -y websockify`); the Wisp server
- * and client from npm (`@mercuryworkshop/wisp-js`, installed on first use into
- * `$WASMNET_BENCH_CACHE`, default `~/.cache/wasmnet-bench`) run under Node. A missing peer is
- * left out with the reason in the report.
+ * - The relay table (`up_free`, `up_ack`, `down`, `browser`, `rtt`, `connect_rate`): the
+ *   independent load generator `loadgen_node.mjs` (Node + npm `ws`, like a browser) against
+ *   every column; `loadgen_browser.ts` (headless Chromium) for the browser download; Wisp through
+ *   its own client (`driver_wisp.mjs`). Each row also gives the ratio to the naive relay
+ *   `naive_server.mjs` (Node + `ws`, no policy, no limits).
+ * - Full runs only (`bench:quick` stays under ~2 minutes): the Deno load generator `driver.ts`
+ *   for 10 sockets per session (`up10`, `down10`), connect latency (`connect`), 200 sessions
+ *   (`sessions`), the pool, server memory with idle sockets (`memory`) and the bandwidth limiter.
+ *
+ * The wasmnet server runs as users run it: `deno run --allow-net --allow-read
+ * --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL mod.ts` (the `ws` adapter with read backpressure).
+ *
+ * Peers: `websockify` from the Debian package (`apt-get install -y websockify`); Chromium from
+ * `/usr/bin/chromium` (or `$WASMNET_CHROMIUM`); the npm packages `ws` (the Node load generator
+ * and the naive relay) and `@mercuryworkshop/wisp-js` (the Wisp server and client), pinned below
+ * and installed on first use with npm into `$WASMNET_BENCH_CACHE` (default
+ * `~/.cache/wasmnet-bench`), run under Node. A missing peer is left out with the reason in the
+ * report.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import type { DriverConfig, ScenarioConfig, ScenarioResult, SystemConfig } from "./driver.ts";
+import type { ScenarioConfig, ScenarioResult } from "./driver.ts";
+import type { BrowserConfig, BrowserSystem } from "./loadgen_browser.ts";
 import {
   type Machine,
   type Params,
+  type RelayCell,
   renderMarkdown,
   renderSvg,
   type Report,
   type Row,
+  type Stat,
 } from "./report.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
 const WISP_VERSION = "0.5.0";
+/** npm `ws` for the Node load generator and the naive relay: the version deno.lock pins for wasmnet. */
+const WS_VERSION = "8.23.0";
 /**
  * Payload of the 200-session round trips: 1000 B, not 1024, because Deno's WebSocket client
  * (this load generator) stalls ~44 ms per message whose frame payload exceeds 1024 B (Nagle +
@@ -253,29 +273,24 @@ function treePssKiB(pid: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// systems
+// servers
 
-interface Sys {
-  key: string;
-  label: string;
-  driver: "deno" | "node";
-  config: SystemConfig | { kind: "wisp"; url: string; host: string; port: number };
-  /** Calibration rows (not a proxy). */
-  calibration?: boolean;
-  /** One WebSocket per socket (no multiplexing). */
-  perSocketWs?: boolean;
+/** The wasmnet server as users run it (`bin/wasmnet`'s permissions: `ws` adapter, read backpressure). */
+const WASMNET_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+];
+
+interface Server {
+  proc: Proc;
+  port: number;
 }
 
-interface Env {
-  upstream: { tcp: number; ws: number };
-  wispDir: string | undefined;
-  skipped: Record<string, string>;
-}
-
-async function startWasmnet(extra: string[] = []): Promise<{ proc: Proc; port: number }> {
+async function startWasmnet(extra: string[] = []): Promise<Server> {
   const proc = start("wasmnet", Deno.execPath(), [
     "run",
-    "-A",
+    ...WASMNET_PERMISSIONS,
     `${ROOT}mod.ts`,
     "-H",
     "127.0.0.1",
@@ -290,7 +305,20 @@ async function startWasmnet(extra: string[] = []): Promise<{ proc: Proc; port: n
   return { proc, port: Number(m[1]) };
 }
 
-async function startWebsockify(upstreamPort: number): Promise<{ proc: Proc; port: number }> {
+/** The naive relay (`naive_server.mjs`), with plain `npm install ws` (no `bufferutil`). */
+async function startNaive(modules: string): Promise<Server> {
+  const proc = start("naive", "node", [
+    `${HERE}naive_server.mjs`,
+    "-H",
+    "127.0.0.1",
+    "-p",
+    "0",
+  ], { WASMNET_BENCH_NODE_MODULES: modules, WS_NO_BUFFER_UTIL: "1" });
+  const m = await waitLine(proc, /listening addr=127\.0\.0\.1:(\d+)/);
+  return { proc, port: Number(m[1]) };
+}
+
+async function startWebsockify(upstreamPort: number): Promise<Server> {
   const port = freePort();
   const proc = start("websockify", "websockify", [
     `127.0.0.1:${port}`,
@@ -300,7 +328,7 @@ async function startWebsockify(upstreamPort: number): Promise<{ proc: Proc; port
   return { proc, port };
 }
 
-async function startWisp(dir: string): Promise<{ proc: Proc; port: number }> {
+async function startWisp(dir: string): Promise<Server> {
   const port = freePort();
   const proc = start("wisp", "node", [
     `${dir}/src/bin/server_cli.mjs`,
@@ -326,21 +354,38 @@ async function which(cmd: string): Promise<string | undefined> {
   }
 }
 
-async function ensureWisp(skipped: Record<string, string>): Promise<string | undefined> {
-  if (!await which("node")) {
-    skipped.wisp = "node is not installed";
+/** Where the Node packages are: `modules` (for `ws`), `wisp` (the wisp-js package directory). */
+interface NodeDeps {
+  modules?: string;
+  wisp?: string;
+}
+
+function installedVersion(dir: string): string | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(`${dir}/package.json`)).version;
+  } catch {
     return undefined;
+  }
+}
+
+/**
+ * Installs the pinned Node packages (wisp-js, ws) once into `$WASMNET_BENCH_CACHE` (default
+ * `~/.cache/wasmnet-bench`) with npm. Records why in `skipped` when Node or npm fails.
+ */
+async function ensureNodeDeps(skipped: Record<string, string>): Promise<NodeDeps> {
+  if (!await which("node")) {
+    skipped.node = "node is not installed: no naive server, Node load generator or Wisp";
+    return {};
   }
   const cache = Deno.env.get("WASMNET_BENCH_CACHE") ??
     `${Deno.env.get("HOME")}/.cache/wasmnet-bench`;
-  const dir = `${cache}/node_modules/@mercuryworkshop/wisp-js`;
-  try {
-    const pkg = JSON.parse(Deno.readTextFileSync(`${dir}/package.json`));
-    if (pkg.version === WISP_VERSION) return dir;
-  } catch {
-    // not installed yet
-  }
-  note(`installing @mercuryworkshop/wisp-js@${WISP_VERSION} into ${cache}`);
+  const modules = `${cache}/node_modules`;
+  const wisp = `${modules}/@mercuryworkshop/wisp-js`;
+  if (
+    installedVersion(`${modules}/ws`) === WS_VERSION &&
+    installedVersion(wisp) === WISP_VERSION
+  ) return { modules, wisp };
+  note(`installing ws@${WS_VERSION} and @mercuryworkshop/wisp-js@${WISP_VERSION} into ${cache}`);
   Deno.mkdirSync(cache, { recursive: true });
   const r = await new Deno.Command("npm", {
     args: [
@@ -349,52 +394,107 @@ async function ensureWisp(skipped: Record<string, string>): Promise<string | und
       cache,
       "--no-audit",
       "--no-fund",
+      "--save-exact",
+      `ws@${WS_VERSION}`,
       `@mercuryworkshop/wisp-js@${WISP_VERSION}`,
     ],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!r.success) {
-    skipped.wisp = `npm install failed: ${dec.decode(r.stderr).trim().split("\n").pop()}`;
-    return undefined;
+    skipped.node = `npm install failed: ${dec.decode(r.stderr).trim().split("\n").pop()}`;
+    return {};
   }
-  return dir;
+  return { modules, wisp };
+}
+
+// ---------------------------------------------------------------------------------------------
+// systems
+
+type ServerName = "wasmnet" | "naive" | "websockify" | "wisp";
+type Ports = Partial<Record<ServerName, number>>;
+
+/** A system under test and how a load generator reaches it. */
+interface Sys {
+  key: string;
+  label: string;
+  /** Which load generator drives it. */
+  gen: "deno" | "node" | "wisp";
+  /** Which server it talks to (its port changes when servers restart); none: the upstream. */
+  server?: ServerName;
+  kind: "raw" | "wasmnet" | "ws1" | "wisp";
+  framing?: "binary" | "json";
+  /** Calibration rows (not a proxy). */
+  calibration?: boolean;
+  /** One WebSocket per socket (no multiplexing). */
+  perSocketWs?: boolean;
+  /** Relay table: the naive column this one is compared with. */
+  naive?: string;
+  /** Relay table: also downloaded through by the browser. */
+  browser?: boolean;
+}
+
+interface Upstream {
+  tcp: number;
+  ws: number;
+}
+
+/** The load generator's `system` for `sys` with the servers' current ports. */
+function systemConfig(sys: Sys, up: Upstream, ports: Ports): Record<string, unknown> {
+  const host = "127.0.0.1";
+  const url = sys.server ? `ws://${host}:${ports[sys.server]}/` : `ws://${host}:${up.ws}/`;
+  switch (sys.kind) {
+    case "raw":
+      return { kind: "raw", host, port: up.tcp };
+    case "ws1":
+      return { kind: "ws1", url };
+    case "wasmnet":
+      return { kind: "wasmnet", url, framing: sys.framing, host, port: up.tcp };
+    case "wisp":
+      return { kind: "wisp", url, host, port: up.tcp };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // running scenarios
 
+interface Ctx {
+  up: Upstream;
+  ports: Ports;
+  deps: NodeDeps;
+}
+
 async function drive(
   sys: Sys,
-  scenario: ScenarioConfig,
-  wispDir?: string,
+  scenario: Record<string, unknown>,
+  ctx: Ctx,
+  timeoutMs = 60_000,
 ): Promise<ScenarioResult> {
-  const cfg = JSON.stringify({ system: sys.config, scenario } as DriverConfig);
-  const p = sys.driver === "deno"
+  const cfg = JSON.stringify({ system: systemConfig(sys, ctx.up, ctx.ports), scenario });
+  const p = sys.gen === "deno"
     ? start(`driver ${sys.key}`, Deno.execPath(), ["run", "-A", `${HERE}driver.ts`, cfg])
+    : sys.gen === "node"
+    ? start(`loadgen ${sys.key}`, "node", [`${HERE}loadgen_node.mjs`, cfg], {
+      WASMNET_BENCH_NODE_MODULES: ctx.deps.modules ?? "",
+    })
     : start(`driver ${sys.key}`, "node", [`${HERE}driver_wisp.mjs`, cfg], {
-      WISP_JS: wispDir ?? "",
+      WISP_JS: ctx.deps.wisp ?? "",
     });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const status = await Promise.race([
       p.child.status,
-      new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 60_000)),
+      new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), timeoutMs)),
     ]);
     clearTimeout(timer);
-    // drain remaining stdout lines
-    for (;;) {
-      const r = await Promise.race([
-        p.lines.next(),
-        new Promise<"tick">((res) => setTimeout(() => res("tick"), 200)),
-      ]);
-      if (r === "tick" || r.done) break;
+    await drainLines(p);
+    if (status === "timeout") {
+      throw new Error(`load generator timed out after ${timeoutMs / 1000} s`);
     }
-    if (status === "timeout") throw new Error("driver timed out after 60 s");
     const last = [...p.log].reverse().find((l) =>
       l.startsWith('{"result"') || l.startsWith('{"error"')
     );
-    if (!last) throw new Error(`driver printed no result: ${p.log.slice(-5).join(" | ")}`);
+    if (!last) throw new Error(`load generator printed no result: ${p.log.slice(-5).join(" | ")}`);
     const parsed = JSON.parse(last) as { result?: ScenarioResult; error?: string };
     if (parsed.error) throw new Error(parsed.error.split("\n")[0]);
     if (!parsed.result) throw new Error("no result");
@@ -405,18 +505,70 @@ async function drive(
   }
 }
 
+/** Reads what is left of a finished process's stdout into its log. */
+async function drainLines(p: Proc): Promise<void> {
+  for (;;) {
+    const r = await Promise.race([
+      p.lines.next(),
+      new Promise<"tick">((res) => setTimeout(() => res("tick"), 200)),
+    ]);
+    if (r === "tick" || r.done) break;
+  }
+}
+
+/** One Chromium run over `systems`; results by key (an `Error` for a failed system). */
+async function driveBrowser(
+  systems: Sys[],
+  bytes: number,
+  ctx: Ctx,
+): Promise<Map<string, ScenarioResult | Error>> {
+  const cfg: BrowserConfig = {
+    bytes,
+    warmup: Math.min(bytes, 8 * 2 ** 20),
+    systems: systems.map((s) => {
+      const c = systemConfig(s, ctx.up, ctx.ports) as unknown as BrowserSystem;
+      return { key: s.key, url: c.url, framing: c.framing, host: c.host, port: c.port };
+    }),
+  };
+  const p = start("browser", Deno.execPath(), [
+    "run",
+    "-A",
+    `${HERE}loadgen_browser.ts`,
+    JSON.stringify(cfg),
+  ]);
+  const out = new Map<string, ScenarioResult | Error>();
+  try {
+    await waitLine(p, /^\{"done":true\}/, 120_000 + systems.length * 30_000);
+  } catch (e) {
+    for (const s of systems) out.set(s.key, e as Error);
+  } finally {
+    await stop(p);
+  }
+  for (const line of p.log) {
+    if (!line.startsWith('{"key"')) continue;
+    const r = JSON.parse(line) as { key: string; result?: ScenarioResult; error?: string };
+    out.set(r.key, r.result ?? new Error(r.error ?? "no result"));
+  }
+  return out;
+}
+
 /** Runs the interactive idle-socket scenario; returns memory per socket (KiB). */
 async function memory(
   sys: Sys,
+  ctx: Ctx,
   serverPid: number,
   sockets: number,
   measure: (pid: number) => number,
-  wispDir?: string,
 ): Promise<{ base: number; loaded: number; perSocketKiB: number; openSecs: number }> {
-  const cfg = JSON.stringify({ system: sys.config, scenario: { name: "idle", sockets } });
-  const p = sys.driver === "deno"
+  const cfg = JSON.stringify({
+    system: systemConfig(sys, ctx.up, ctx.ports),
+    scenario: { name: "idle", sockets },
+  });
+  const p = sys.gen === "deno"
     ? start(`idle ${sys.key}`, Deno.execPath(), ["run", "-A", `${HERE}driver.ts`, cfg])
-    : start(`idle ${sys.key}`, "node", [`${HERE}driver_wisp.mjs`, cfg], { WISP_JS: wispDir ?? "" });
+    : start(`idle ${sys.key}`, "node", [`${HERE}driver_wisp.mjs`, cfg], {
+      WISP_JS: ctx.deps.wisp ?? "",
+    });
   try {
     await waitLine(p, /"phase":"base"/, 60_000);
     const base = measure(serverPid);
@@ -448,24 +600,86 @@ function median(xs: number[]): number {
   return a.length % 2 ? a[m] ?? NaN : ((a[m - 1] ?? 0) + (a[m] ?? 0)) / 2;
 }
 
+function loadavg(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "n/a";
+  }
+}
+
 async function machine(): Promise<Machine> {
   const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown";
-  const node = await new Deno.Command("node", { args: ["--version"] }).output().then(
-    (r) => dec.decode(r.stdout).trim(),
-    () => "n/a",
-  );
+  const version = async (cmd: string, args: string[]): Promise<string> => {
+    try {
+      const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+      return dec.decode(r.stdout).trim().split("\n")[0] ?? "n/a";
+    } catch {
+      return "n/a";
+    }
+  };
   return {
     nproc: navigator.hardwareConcurrency,
     cpu: model,
     kernel: Deno.osRelease(),
     deno: Deno.version.deno,
-    node,
+    node: await version("node", ["--version"]),
+    chromium: (await version(Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium", [
+      "--version",
+    ])).split(" ").slice(0, 2).join(" "),
     memGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
+    loadStart: loadavg(),
+    loadEnd: "",
   };
 }
 
+/** The commit under test, and whether the server's files differ from it (a shared work tree). */
+async function revision(): Promise<string> {
+  const git = async (args: string[]): Promise<string> => {
+    try {
+      const r = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "null" })
+        .output();
+      return r.success ? dec.decode(r.stdout).trimEnd() : "";
+    } catch {
+      return "";
+    }
+  };
+  const head = await git(["rev-parse", "--short", "HEAD"]);
+  if (!head) return "unknown";
+  const dirty = await git(["status", "--porcelain", "--", "mod.ts", "src", "deno.json"]);
+  return dirty
+    ? `${head} + uncommitted changes to ${
+      [...new Set(dirty.split("\n").map((l) => l.slice(3).split("/").slice(0, 2).join("/")))]
+        .join(", ")
+    }`
+    : head;
+}
+
+function statOf(xs: number[]): Stat {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+}
+
 // ---------------------------------------------------------------------------------------------
+
+/** Every name `--only` accepts: the relay table's scenarios, then the Deno driver's. */
+const SCENARIOS = [
+  "up_free",
+  "up_ack",
+  "down",
+  "browser",
+  "rtt",
+  "connect_rate",
+  "up10",
+  "down10",
+  "connect",
+  "sessions",
+  "pool",
+  "memory",
+  "limiter",
+];
+/** The Deno load generator's scenarios: full runs only (`bench:quick` stays short). */
+const DENO_SCENARIOS = new Set(SCENARIOS.slice(6));
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -480,12 +694,17 @@ async function main(): Promise<void> {
   const quick = values.quick ?? false;
   const reps = Number(values.reps ?? (quick ? 3 : 5));
   const only = values.only?.split(",");
-  const want = (s: string): boolean => !only || only.includes(s);
+  for (const name of only ?? []) {
+    if (!SCENARIOS.includes(name)) {
+      throw new Error(`--only: unknown scenario "${name}" (one of ${SCENARIOS.join(", ")})`);
+    }
+  }
+  const want = (s: string): boolean => only ? only.includes(s) : !(quick && DENO_SCENARIOS.has(s));
   const outDir = values.out ?? `${HERE}results`;
-  const heavy = (s: Sys): boolean => !(quick && s.calibration);
   const P: Params = quick
     ? {
       bytes: 64 * 2 ** 20,
+      browserBytes: 32 * 2 ** 20,
       rtt: 2000,
       connLat: 200,
       rateSecs: 1,
@@ -496,6 +715,7 @@ async function main(): Promise<void> {
     }
     : {
       bytes: 256 * 2 ** 20,
+      browserBytes: 128 * 2 ** 20,
       rtt: 10000,
       connLat: 1000,
       rateSecs: 2,
@@ -508,123 +728,199 @@ async function main(): Promise<void> {
   const skipped: Record<string, string> = {};
   const notes: string[] = [];
   const m = await machine();
+  const rev = await revision();
 
   const upstreamProc = start("upstream", Deno.execPath(), ["run", "-A", `${HERE}upstream.ts`]);
   const um = await waitLine(upstreamProc, /^\{"tcp":(\d+),"ws":(\d+)\}/);
-  const upstream = { tcp: Number(um[1]), ws: Number(um[2]) };
-  const host = "127.0.0.1";
+  const up = { tcp: Number(um[1]), ws: Number(um[2]) };
 
-  const wn = await startWasmnet();
-  const systems: Sys[] = [
-    {
-      key: "raw",
-      label: "raw TCP",
-      driver: "deno",
-      config: { kind: "raw", host, port: upstream.tcp },
-    },
+  const deps = await ensureNodeDeps(skipped);
+  const hasWebsockify = await which("websockify") !== undefined;
+  if (!hasWebsockify) {
+    skipped.websockify = "websockify is not installed (apt-get install -y websockify)";
+  }
+  const hasChromium = await which(Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium");
+  if (!hasChromium) {
+    skipped.browser = "Chromium is not installed (apt-get install -y chromium)";
+  }
+
+  // Columns of the relay table (Node load generator), then the Deno driver's systems.
+  const relay: Sys[] = [];
+  const legacy: Sys[] = [
+    { key: "raw", label: "raw TCP", gen: "deno", kind: "raw" },
     {
       key: "wasmnet-bin",
       label: "wasmnet binary",
-      driver: "deno",
-      config: {
-        kind: "wasmnet",
-        url: `ws://${host}:${wn.port}/`,
-        framing: "binary",
-        host,
-        port: upstream.tcp,
-      },
+      gen: "deno",
+      server: "wasmnet",
+      kind: "wasmnet",
+      framing: "binary",
     },
     {
       key: "wasmnet-json",
       label: "wasmnet JSON",
-      driver: "deno",
-      config: {
-        kind: "wasmnet",
-        url: `ws://${host}:${wn.port}/`,
-        framing: "json",
-        host,
-        port: upstream.tcp,
-      },
+      gen: "deno",
+      server: "wasmnet",
+      kind: "wasmnet",
+      framing: "json",
     },
   ];
-  let wsk: { proc: Proc; port: number } | undefined;
-  if (await which("websockify")) {
-    wsk = await startWebsockify(upstream.tcp);
-    systems.push({
+  if (deps.modules) {
+    relay.push(
+      { key: "raw", label: "raw TCP", gen: "node", kind: "raw", naive: "naive-bin" },
+      {
+        key: "wasmnet-bin",
+        label: "wasmnet binary",
+        gen: "node",
+        server: "wasmnet",
+        kind: "wasmnet",
+        framing: "binary",
+        naive: "naive-bin",
+        browser: true,
+      },
+      {
+        key: "naive-bin",
+        label: "naive binary",
+        gen: "node",
+        server: "naive",
+        kind: "wasmnet",
+        framing: "binary",
+        browser: true,
+      },
+      {
+        key: "wasmnet-json",
+        label: "wasmnet JSON",
+        gen: "node",
+        server: "wasmnet",
+        kind: "wasmnet",
+        framing: "json",
+        naive: "naive-json",
+        browser: true,
+      },
+      {
+        key: "naive-json",
+        label: "naive JSON",
+        gen: "node",
+        server: "naive",
+        kind: "wasmnet",
+        framing: "json",
+        browser: true,
+      },
+    );
+    if (hasWebsockify) {
+      relay.push({
+        key: "websockify",
+        label: "websockify",
+        gen: "node",
+        server: "websockify",
+        kind: "ws1",
+        perSocketWs: true,
+        naive: "naive-bin",
+      });
+    }
+  }
+  if (hasWebsockify) {
+    legacy.push({
       key: "websockify",
       label: "websockify",
-      driver: "deno",
-      config: { kind: "ws1", url: `ws://${host}:${wsk.port}/` },
+      gen: "deno",
+      server: "websockify",
+      kind: "ws1",
       perSocketWs: true,
     });
-  } else skipped.websockify = "websockify is not installed (apt-get install -y websockify)";
-  const wispDir = await ensureWisp(skipped);
-  let wisp: { proc: Proc; port: number } | undefined;
-  if (wispDir) {
-    try {
-      wisp = await startWisp(wispDir);
-      systems.push({
-        key: "wisp",
-        label: "Wisp (wisp-js, Node)",
-        driver: "node",
-        config: { kind: "wisp", url: `ws://${host}:${wisp.port}/`, host, port: upstream.tcp },
-      });
-    } catch (e) {
-      skipped.wisp = `the wisp-js server did not start: ${(e as Error).message}`;
-    }
   }
-  systems.push(
-    {
-      key: "ws-direct",
-      label: "loadgen: WebSocket, no proxy",
-      driver: "deno",
-      config: { kind: "ws1", url: `ws://${host}:${upstream.ws}/` },
-      calibration: true,
-      perSocketWs: true,
-    },
-  );
-  if (wispDir) {
-    systems.push({
-      key: "raw-node",
-      label: "loadgen: raw TCP from Node",
-      driver: "node",
-      config: { kind: "raw", host, port: upstream.tcp },
-      calibration: true,
-    });
+  if (deps.wisp) {
+    const wisp: Sys = {
+      key: "wisp",
+      label: "Wisp (wisp-js)",
+      gen: "wisp",
+      server: "wisp",
+      kind: "wisp",
+      naive: "naive-bin",
+    };
+    relay.push(wisp);
+    legacy.push({ ...wisp, label: "Wisp (wisp-js, Node)" });
   }
+  legacy.push({
+    key: "ws-direct",
+    label: "loadgen: WebSocket, no proxy",
+    gen: "deno",
+    kind: "ws1",
+    calibration: true,
+    perSocketWs: true,
+  });
 
   /**
-   * Fresh proxy servers for every scenario, so one scenario's leftovers (tens of thousands of
-   * closed sockets after the connect scenarios) cannot slow or stall the next one.
+   * Fresh servers for every scenario, so one scenario's leftovers (tens of thousands of closed
+   * sockets after the connect scenarios) cannot slow or stall the next one.
    */
-  let live = { wn, wsk, wisp };
+  const live: Partial<Record<ServerName, Server>> = {};
+  const ctx: Ctx = { up, ports: {}, deps };
   const restartServers = async (): Promise<void> => {
-    await Promise.all([live.wn.proc, live.wsk?.proc, live.wisp?.proc].map((p) => p && stop(p)));
-    const nwn = await startWasmnet();
-    const nwsk = live.wsk ? await startWebsockify(upstream.tcp) : undefined;
-    const nwisp = live.wisp && wispDir ? await startWisp(wispDir) : undefined;
-    live = { wn: nwn, wsk: nwsk, wisp: nwisp };
-    for (const sys of systems) {
-      const c = sys.config;
-      if (sys.key.startsWith("wasmnet") && c.kind === "wasmnet" && !sys.key.endsWith("pool")) {
-        c.url = `ws://${host}:${nwn.port}/`;
-      } else if (sys.key === "websockify" && c.kind === "ws1" && nwsk) {
-        c.url = `ws://${host}:${nwsk.port}/`;
-      } else if (sys.key === "wisp" && c.kind === "wisp" && nwisp) {
-        c.url = `ws://${host}:${nwisp.port}/`;
-      }
+    await Promise.all(Object.values(live).map((s) => stop(s.proc)));
+    live.wasmnet = await startWasmnet();
+    if (live.wasmnet.proc.log.some((l) => l.includes("no read backpressure"))) {
+      const msg = "the wasmnet server ran WITHOUT read backpressure (no ws adapter)";
+      if (!notes.includes(msg)) notes.push(msg);
     }
+    if (deps.modules) live.naive = await startNaive(deps.modules);
+    if (hasWebsockify) live.websockify = await startWebsockify(up.tcp);
+    if (deps.wisp) live.wisp = await startWisp(deps.wisp);
+    for (const [k, s] of Object.entries(live)) ctx.ports[k as ServerName] = s.port;
   };
-  const samples = new Map<string, Map<string, number[]>>(); // metric → system → values
+
+  // metric → system → samples; relay and Deno-driver metrics are kept apart.
+  const relaySamples = new Map<string, Map<string, number[]>>();
+  const relayFailures = new Map<string, Map<string, string[]>>();
+  const samples = new Map<string, Map<string, number[]>>();
   const errors: string[] = [];
-  const add = (metric: string, sys: string, v: number | undefined): void => {
-    if (v === undefined || !Number.isFinite(v)) return;
-    let bySys = samples.get(metric);
-    if (!bySys) samples.set(metric, bySys = new Map());
+  const push = <T>(map: Map<string, Map<string, T[]>>, metric: string, sys: string, v: T): void => {
+    let bySys = map.get(metric);
+    if (!bySys) map.set(metric, bySys = new Map());
     const list = bySys.get(sys) ?? [];
     list.push(v);
     bySys.set(sys, list);
   };
+  const add = (metric: string, sys: string, v: number | undefined): void => {
+    if (v !== undefined && Number.isFinite(v)) push(samples, metric, sys, v);
+  };
+  const addRelay = (metric: string, sys: string, v: number | undefined): void => {
+    if (v !== undefined && Number.isFinite(v)) push(relaySamples, metric, sys, v);
+  };
+  const failRelay = (metrics: string[], sys: string, why: string): void => {
+    for (const mt of metrics) push(relayFailures, mt, sys, why);
+  };
+  const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length] as T);
+
+  /** A relay scenario: every rep runs each column once, in a rotated order. */
+  const relayScenario = async (
+    name: string,
+    sc: Record<string, unknown>,
+    metrics: Array<[string, (r: ScenarioResult) => number | undefined]>,
+  ): Promise<void> => {
+    if (!want(name) || relay.length === 0) return;
+    await restartServers();
+    for (let rep = 0; rep < reps; rep++) {
+      for (const sys of rotate(relay, rep)) {
+        try {
+          const r = await drive(sys, sc, ctx);
+          if (r.failure !== undefined) {
+            failRelay(metrics.map(([mt]) => mt), sys.key, r.failure);
+            errors.push(`${name} ${sys.key} rep ${rep + 1}: failed: ${r.failure}`);
+            continue;
+          }
+          for (const [mt, get] of metrics) addRelay(mt, sys.key, get(r));
+          if (r.errors) errors.push(`${name} ${sys.key}: ${r.errors} failed operations`);
+        } catch (e) {
+          failRelay(metrics.map(([mt]) => mt), sys.key, (e as Error).message);
+          errors.push(`${name} ${sys.key} rep ${rep + 1}: ${(e as Error).message}`);
+        }
+      }
+      note(`${name}: rep ${rep + 1}/${reps} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+  };
+
+  /** A Deno-driver scenario (full runs): `n` reps over the legacy systems. */
   const scenario = async (
     name: string,
     sc: ScenarioConfig,
@@ -635,9 +931,9 @@ async function main(): Promise<void> {
     if (!want(name)) return;
     await restartServers();
     for (let rep = 0; rep < n; rep++) {
-      for (const sys of systems.filter(filter)) {
+      for (const sys of legacy.filter(filter)) {
         try {
-          const r = await drive(sys, sc, wispDir);
+          const r = await drive(sys, sc as unknown as Record<string, unknown>, ctx);
           record(sys.key, r);
           if (r.errors) errors.push(`${name} ${sys.key}: ${r.errors} failed operations`);
         } catch (e) {
@@ -647,20 +943,52 @@ async function main(): Promise<void> {
       note(`${name}: rep ${rep + 1}/${n} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
   };
+  const proxyOnly = (s: Sys): boolean => !s.calibration;
 
   try {
-    await scenario(
-      "up",
-      { name: "up", bytes: P.bytes, streams: 1 },
-      reps,
-      (s, r) => add("up1", s, r.rate),
+    // --- the relay table: Node `ws` load generator (and Chromium), every column -------------
+    await relayScenario(
+      "up_free",
+      { name: "up", bytes: P.bytes, streams: 1, free: true },
+      [["up_free", (r) => r.rate]],
     );
-    await scenario(
+    await relayScenario(
+      "up_ack",
+      { name: "up", bytes: P.bytes, streams: 1 },
+      [["up_ack", (r) => r.rate]],
+    );
+    await relayScenario(
       "down",
       { name: "down", bytes: P.bytes, streams: 1 },
-      reps,
-      (s, r) => add("down1", s, r.rate),
+      [["down", (r) => r.rate]],
     );
+    if (want("browser") && hasChromium && relay.some((s) => s.browser)) {
+      await restartServers();
+      const inBrowser = relay.filter((s) => s.browser);
+      for (let rep = 0; rep < reps; rep++) {
+        const results = await driveBrowser(rotate(inBrowser, rep), P.browserBytes, ctx);
+        for (const s of inBrowser) {
+          const r = results.get(s.key);
+          if (r instanceof Error || r === undefined) {
+            const why = r?.message ?? "no result";
+            failRelay(["down_browser"], s.key, why);
+            errors.push(`browser ${s.key} rep ${rep + 1}: ${why}`);
+          } else addRelay("down_browser", s.key, r.rate);
+        }
+        note(`browser: rep ${rep + 1}/${reps} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      }
+    }
+    await relayScenario("rtt", { name: "rtt", size: 64, count: P.rtt }, [
+      ["rtt_p50", (r) => r.p50Us],
+      ["rtt_p99", (r) => r.p99Us],
+    ]);
+    await relayScenario(
+      "connect_rate",
+      { name: "connect_rate", secs: P.rateSecs, concurrency: 16 },
+      [["conn_rate", (r) => r.rate]],
+    );
+
+    // --- the Deno load generator: more sockets, connect latency, sessions (full runs) --------
     await scenario(
       "up10",
       { name: "up", bytes: P.bytes, streams: 10 },
@@ -673,10 +1001,6 @@ async function main(): Promise<void> {
       P.otherReps,
       (s, r) => add("down10", s, r.rate),
     );
-    await scenario("rtt", { name: "rtt", size: 64, count: P.rtt }, reps, (s, r) => {
-      add("rtt_p50", s, r.p50Us);
-      add("rtt_p99", s, r.p99Us);
-    });
     await scenario(
       "connect",
       { name: "connect_latency", count: P.connLat },
@@ -685,14 +1009,7 @@ async function main(): Promise<void> {
         add("conn_p50", s, r.p50Us);
         add("conn_p99", s, r.p99Us);
       },
-      heavy,
-    );
-    await scenario(
-      "connect_rate",
-      { name: "connect_rate", secs: P.rateSecs, concurrency: 16 },
-      P.otherReps,
-      (s, r) => add("conn_rate", s, r.rate),
-      heavy,
+      proxyOnly,
     );
     await scenario(
       "sessions",
@@ -703,122 +1020,71 @@ async function main(): Promise<void> {
         add("sess_p99", s, r.p99Us);
       },
       // JSON: a 1000 B send is a ~1.4 KB text frame, which Deno's WebSocket client stalls on.
-      (s) => heavy(s) && s.key !== "wasmnet-json",
+      (s) => proxyOnly(s) && s.key !== "wasmnet-json",
     );
 
     // Pool: a second wasmnet server with the pool flags.
     let pool: Report["pool"] = { status: "not run" };
     if (want("pool")) {
       const ps = await startWasmnet(["--pool-per-key", "4", "--pool-idle-secs", "30"]);
-      await new Promise((r) => setTimeout(r, 300));
-      const unbuilt = ps.proc.log.some((l) => /pool.*not built yet/.test(l));
-      if (unbuilt) {
-        pool = {
-          status: "n/a: the server logs that --pool-per-key/--pool-idle-secs are not built yet",
-        };
-      } else {
-        const sys: Sys = {
-          key: "wasmnet-bin-pool",
-          label: "wasmnet binary + pool",
-          driver: "deno",
-          config: {
-            kind: "wasmnet",
-            url: `ws://${host}:${ps.port}/`,
-            framing: "binary",
-            host,
-            port: upstream.tcp,
-          },
-        };
-        systems.push(sys);
-        for (let rep = 0; rep < P.otherReps; rep++) {
-          try {
-            const a = await drive(sys, { name: "connect_latency", count: P.connLat });
-            add("conn_p50", sys.key, a.p50Us);
-            add("conn_p99", sys.key, a.p99Us);
-            const b = await drive(sys, { name: "connect_rate", secs: P.rateSecs, concurrency: 16 });
-            add("conn_rate", sys.key, b.rate);
-          } catch (e) {
-            errors.push(`pool rep ${rep + 1}: ${(e as Error).message}`);
-          }
+      const sys: Sys = {
+        key: "wasmnet-bin-pool",
+        label: "wasmnet binary + pool",
+        gen: "deno",
+        server: "wasmnet",
+        kind: "wasmnet",
+        framing: "binary",
+      };
+      legacy.push(sys);
+      const poolCtx: Ctx = { ...ctx, ports: { ...ctx.ports, wasmnet: ps.port } };
+      for (let rep = 0; rep < P.otherReps; rep++) {
+        try {
+          const a = await drive(sys, { name: "connect_latency", count: P.connLat }, poolCtx);
+          add("conn_p50", sys.key, a.p50Us);
+          add("conn_p99", sys.key, a.p99Us);
+        } catch (e) {
+          errors.push(`pool rep ${rep + 1}: ${(e as Error).message}`);
         }
-        pool = { status: "measured" };
       }
+      pool = { status: "measured" };
       await stop(ps.proc);
     }
 
     // Memory with idle proxied sockets: fresh servers, so earlier runs leave nothing behind.
     const mem: Report["memory"] = [];
     if (want("memory")) {
-      const fresh = await startWasmnet();
-      try {
-        const sys = systems.find((s) => s.key === "wasmnet-bin");
-        if (sys) {
-          const r = await memory(
-            {
-              ...sys,
-              config: {
-                ...(sys.config as object),
-                url: `ws://${host}:${fresh.port}/`,
-              } as SystemConfig,
-            },
-            fresh.proc.pid,
-            P.idle,
-            rssKiB,
-          );
-          mem.push({ system: "wasmnet-bin", sockets: P.idle, how: "VmRSS", ...r });
-        }
-      } catch (e) {
-        errors.push(`memory wasmnet: ${(e as Error).message}`);
-      }
-      await stop(fresh.proc);
-      if (wispDir) {
-        const fw = await startWisp(wispDir);
+      await Promise.all(Object.values(live).map((s) => stop(s.proc)));
+      const measureOne = async (
+        key: string,
+        server: Server,
+        sockets: number,
+        how: string,
+        measure: (pid: number) => number,
+      ): Promise<void> => {
+        const sys = legacy.find((s) => s.key === key);
+        if (!sys?.server) return;
         try {
-          const sys = systems.find((s) => s.key === "wisp");
-          if (sys) {
-            const r = await memory(
-              {
-                ...sys,
-                config: {
-                  ...(sys.config as object),
-                  url: `ws://${host}:${fw.port}/`,
-                } as Sys["config"],
-              },
-              fw.proc.pid,
-              P.idle,
-              rssKiB,
-              wispDir,
-            );
-            mem.push({ system: "wisp", sockets: P.idle, how: "VmRSS", ...r });
-          }
+          const own: Ctx = { ...ctx, ports: { ...ctx.ports, [sys.server]: server.port } };
+          const r = await memory(sys, own, server.proc.pid, sockets, measure);
+          mem.push({ system: key, sockets, how, ...r });
         } catch (e) {
-          errors.push(`memory wisp: ${(e as Error).message}`);
+          errors.push(`memory ${key}: ${(e as Error).message}`);
+        } finally {
+          await stop(server.proc);
         }
-        await stop(fw.proc);
+      };
+      await measureOne("wasmnet-bin", await startWasmnet(), P.idle, "VmRSS", rssKiB);
+      if (deps.wisp) {
+        await measureOne("wisp", await startWisp(deps.wisp), P.idle, "VmRSS", rssKiB);
       }
-      if (wsk) {
-        const n = quick ? 100 : 300;
-        const fk = await startWebsockify(upstream.tcp);
-        try {
-          const sys = systems.find((s) => s.key === "websockify");
-          if (sys) {
-            const r = await memory(
-              { ...sys, config: { kind: "ws1", url: `ws://${host}:${fk.port}/` } },
-              fk.proc.pid,
-              n,
-              treePssKiB,
-            );
-            mem.push({
-              system: "websockify",
-              sockets: n,
-              how: "PSS of the process tree (forks per connection)",
-              ...r,
-            });
-          }
-        } catch (e) {
-          errors.push(`memory websockify: ${(e as Error).message}`);
-        }
-        await stop(fk.proc);
+      if (hasWebsockify) {
+        await measureOne(
+          "websockify",
+          await startWebsockify(up.tcp),
+          quick ? 100 : 300,
+          "PSS of the process tree (forks per connection)",
+          treePssKiB,
+        );
       }
     }
 
@@ -827,23 +1093,20 @@ async function main(): Promise<void> {
     if (want("limiter")) {
       for (const mbps of [1, 5, 10]) {
         const ls = await startWasmnet(["--max-bandwidth-mbps", String(mbps)]);
-        await new Promise((r) => setTimeout(r, 300));
-        const enforced = !ls.proc.log.some((l) => /max-bandwidth-mbps.*not built yet/.test(l));
         const bytes = Math.round((mbps * 1e6 / 8) * P.limSecs / 65536) * 65536 || 65536;
-        const sys: SystemConfig = {
+        const sys: Sys = {
+          key: "lim",
+          label: "lim",
+          gen: "deno",
+          server: "wasmnet",
           kind: "wasmnet",
-          url: `ws://${host}:${ls.port}/`,
           framing: "binary",
-          host,
-          port: upstream.tcp,
         };
-        const row: Report["limiter"][number] = { mbps, enforced, upMbps: NaN, downMbps: NaN };
+        const own: Ctx = { ...ctx, ports: { ...ctx.ports, wasmnet: ls.port } };
+        const row: Report["limiter"][number] = { mbps, upMbps: NaN, downMbps: NaN };
         for (const dir of ["up", "down"] as const) {
           try {
-            const r = await drive(
-              { key: "lim", label: "lim", driver: "deno", config: sys },
-              { name: dir, bytes, streams: 1, warmup: 0 },
-            );
+            const r = await drive(sys, { name: dir, bytes, streams: 1, warmup: 0 }, own);
             const measured = (r.rate ?? NaN) * 2 ** 20 * 8 / 1e6;
             if (dir === "up") row.upMbps = measured;
             else row.downMbps = measured;
@@ -857,34 +1120,57 @@ async function main(): Promise<void> {
     }
 
     // Aggregate.
+    const relayCells: Report["relay"]["cells"] = {};
+    for (const metric of new Set([...relaySamples.keys(), ...relayFailures.keys()])) {
+      const cells: Record<string, RelayCell> = {};
+      for (const s of relay) {
+        const xs = relaySamples.get(metric)?.get(s.key) ?? [];
+        const fails = relayFailures.get(metric)?.get(s.key) ?? [];
+        if (xs.length === 0 && fails.length === 0) continue;
+        cells[s.key] = {
+          ...statOf(xs),
+          failed: fails.length,
+          ...(fails.length ? { failure: fails[0] } : {}),
+        };
+      }
+      relayCells[metric] = cells;
+    }
     const metrics = [...samples.keys()];
-    const rows: Row[] = systems.map((s) => ({
-      key: s.key,
-      label: s.label,
-      calibration: s.calibration ?? false,
-      perSocketWs: s.perSocketWs ?? false,
-      driver: s.driver,
-      values: Object.fromEntries(metrics.map((mt) => {
-        const xs = samples.get(mt)?.get(s.key) ?? [];
-        return [mt, {
-          median: median(xs),
-          min: Math.min(...xs),
-          max: Math.max(...xs),
-          n: xs.length,
-        }];
-      })),
-    }));
+    const rows: Row[] = legacy
+      .filter((s) => metrics.some((mt) => samples.get(mt)?.has(s.key)))
+      .map((s) => ({
+        key: s.key,
+        label: s.label,
+        calibration: s.calibration ?? false,
+        perSocketWs: s.perSocketWs ?? false,
+        driver: s.gen === "deno" ? "deno" : "node",
+        values: Object.fromEntries(
+          metrics.map((mt) => [mt, statOf(samples.get(mt)?.get(s.key) ?? [])]),
+        ),
+      }));
+    m.loadEnd = loadavg();
     const report: Report = {
       date: new Date().toISOString(),
+      revision: rev,
       mode: quick ? "quick" : "full",
       reps,
       otherReps: P.otherReps,
       params: P,
       machine: m,
+      relay: {
+        columns: relay.map((s) => ({
+          key: s.key,
+          label: s.label,
+          perSocketWs: s.perSocketWs ?? false,
+          ...(s.naive ? { naive: s.naive } : {}),
+        })),
+        cells: relayCells,
+      },
       rows,
       memory: mem,
       limiter,
       pool,
+      ran: SCENARIOS.filter(want),
       skipped,
       errors,
       notes,
