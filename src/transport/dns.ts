@@ -6,6 +6,7 @@
  */
 import { lookup as systemLookup } from "node:dns/promises";
 import type { NameServer } from "./types.ts";
+import type { Slots } from "./slots.ts";
 
 /** Options of {@linkcode lookupHost}. */
 export interface LookupOptions {
@@ -13,50 +14,12 @@ export interface LookupOptions {
   nameServer?: NameServer | undefined;
   /** Cancels the lookup; the promise rejects with `signal.reason`. */
   signal: AbortSignal;
-  /** Bounds lookups in flight (shared by every lookup of a transport); default: unbounded. */
-  slots?: LookupSlots | undefined;
-}
-
-/**
- * A bound on DNS lookups in flight, counted until the resolver itself has finished (getaddrinfo
- * cannot be cancelled: an abandoned lookup still holds a resolver thread and its sockets until it
- * returns). A lookup beyond the bound fails at once instead of queueing behind the others.
- */
-export class LookupSlots {
-  /** The most lookups in flight at once. */
-  readonly max: number;
-  #inFlight = 0;
-
   /**
-   * @param max the most lookups in flight at once (an integer ≥ 1).
-   * @throws {RangeError} when `max` is not an integer ≥ 1.
+   * Bounds lookups in flight (shared by every lookup of a transport), each held until the resolver
+   * has finished; default: unbounded. Beyond it the lookup fails at once with the slots' error
+   * (`too many DNS lookups in flight (limit N)` for the transport's).
    */
-  constructor(max: number) {
-    if (!(Number.isInteger(max) && max >= 1)) {
-      throw new RangeError(`Cannot bound lookups: max ${max} must be an integer >= 1`);
-    }
-    this.max = max;
-  }
-
-  /** Lookups in flight now (including abandoned ones the resolver has not finished). */
-  get inFlight(): number {
-    return this.#inFlight;
-  }
-
-  /**
-   * Runs `lookup` in a slot that is held until the promise it returns settles.
-   *
-   * @throws {Error} `too many DNS lookups in flight (limit N)` when every slot is taken.
-   */
-  hold<T>(lookup: () => Promise<T>): Promise<T> {
-    if (this.#inFlight >= this.max) {
-      return Promise.reject(new Error(`too many DNS lookups in flight (limit ${this.max})`));
-    }
-    this.#inFlight++;
-    const running = lookup();
-    running.then(() => this.#inFlight--, () => this.#inFlight--);
-    return running;
-  }
+  slots?: Slots | undefined;
 }
 
 /**

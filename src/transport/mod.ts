@@ -3,11 +3,12 @@
  *
  * @module
  */
-import { lookupHost, LookupSlots } from "./dns.ts";
+import { lookupHost } from "./dns.ts";
 import { connectTcp } from "./tcp.ts";
 import { upgradeTls } from "./tls.ts";
 import { openUdp } from "./udp.ts";
 import { listenTcp } from "./listener.ts";
+import { Slots } from "./slots.ts";
 import type { NameServer, Transport } from "./types.ts";
 
 export type {
@@ -18,7 +19,8 @@ export type {
   TlsClientSettings,
   Transport,
 } from "./types.ts";
-export { lookupHost, LookupSlots } from "./dns.ts";
+export { lookupHost } from "./dns.ts";
+export { Slots } from "./slots.ts";
 export { connectTcp } from "./tcp.ts";
 export { type TlsOptions, upgradeTls } from "./tls.ts";
 export { openUdp } from "./udp.ts";
@@ -44,7 +46,7 @@ export const DEFAULT_MAX_LOOKUPS = 256;
 
 /** The real transport: Deno's TCP, TLS, UDP, listeners and DNS. */
 export function denoTransport(options: DenoTransportOptions = {}): Transport {
-  const slots = new LookupSlots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS);
+  const slots = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
   return {
     lookup: (name, signal) => lookupHost(name, { signal, nameServer: options.nameServer, slots }),
     connectTcp,
