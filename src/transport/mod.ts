@@ -21,7 +21,7 @@ export type {
 } from "./types.ts";
 export { lookupHost } from "./dns.ts";
 export { Slots } from "./slots.ts";
-export { connectTcp } from "./tcp.ts";
+export { connectTcp, type ConnectTcpOptions } from "./tcp.ts";
 export { type TlsOptions, upgradeTls } from "./tls.ts";
 export { openUdp } from "./udp.ts";
 export { listenTcp } from "./listener.ts";
@@ -39,17 +39,35 @@ export interface DenoTransportOptions {
    * `too many DNS lookups in flight (limit N)`.
    */
   maxLookups?: number | undefined;
+  /**
+   * Most TCP dials in flight at once for this transport — every session's `connect`s and
+   * `connect_tls`s and the connection pool's dials together (default
+   * {@linkcode DEFAULT_MAX_DIALS}). A dial is counted from `Deno.connect` until it settles, also
+   * after its caller gave up: an abandoned dial to a silent address holds its socket in SYN-SENT
+   * until the kernel gives up (about 127 s on Linux). A dial beyond the bound fails at once with
+   * `too many connection attempts in flight (limit N)` (on the wire:
+   * `connect to IP:PORT failed: too many connection attempts in flight (limit N)`).
+   */
+  maxDials?: number | undefined;
 }
 
 /** Default {@linkcode DenoTransportOptions.maxLookups}: 256 lookups in flight per server. */
 export const DEFAULT_MAX_LOOKUPS = 256;
 
-/** The real transport: Deno's TCP, TLS, UDP, listeners and DNS. */
+/** Default {@linkcode DenoTransportOptions.maxDials}: 1024 TCP dials in flight per server. */
+export const DEFAULT_MAX_DIALS = 1024;
+
+/**
+ * The real transport: Deno's TCP, TLS, UDP, listeners and DNS.
+ *
+ * @throws {RangeError} when `maxLookups` or `maxDials` is not an integer ≥ 1.
+ */
 export function denoTransport(options: DenoTransportOptions = {}): Transport {
   const slots = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
+  const dials = new Slots(options.maxDials ?? DEFAULT_MAX_DIALS, "connection attempts");
   return {
     lookup: (name, signal) => lookupHost(name, { signal, nameServer: options.nameServer, slots }),
-    connectTcp,
+    connectTcp: (ip, port, signal) => connectTcp(ip, port, signal, { slots: dials }),
     startTls: (conn, serverName, signal) =>
       upgradeTls(conn as Deno.TcpConn, { serverName, caCerts: options.caCerts, signal }),
     openUdp,
