@@ -7,7 +7,7 @@ import { CliError, type Command, HELP, parseCommand, type ServeFlags } from "./a
 import { getLogger, LOG_ENV_VAR, logLevelFromEnv, setLogLevel } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { startServer } from "../server/mod.ts";
-import { denoTransport } from "../transport/mod.ts";
+import { denoTransport, parseCaCerts } from "../transport/mod.ts";
 import { DEFAULT_POOL_IDLE_SECS, DEFAULT_POOL_PER_KEY } from "../pool/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
 
@@ -42,6 +42,11 @@ async function readCaCerts(flags: ServeFlags): Promise<string[]> {
     }
     if (!text.includes("-----BEGIN CERTIFICATE-----")) {
       throw new CliError(`--ca-cert file "${file}" holds no PEM certificate`);
+    }
+    try {
+      parseCaCerts([text]); // node:tls would crash on it at the first handshake
+    } catch (e) {
+      throw new CliError(`--ca-cert file "${file}": ${(e as Error).message}`);
     }
     certs.push(text);
   }

@@ -5,7 +5,7 @@
  */
 import { lookupHost } from "./dns.ts";
 import { connectTcp } from "./tcp.ts";
-import { upgradeTls } from "./tls.ts";
+import { tlsContext, upgradeTls } from "./tls.ts";
 import { openUdp } from "./udp.ts";
 import { listenTcp } from "./listener.ts";
 import { Slots } from "./slots.ts";
@@ -22,7 +22,15 @@ export type {
 export { lookupHost } from "./dns.ts";
 export { Slots } from "./slots.ts";
 export { connectTcp, type ConnectTcpOptions } from "./tcp.ts";
-export { type TlsOptions, upgradeTls } from "./tls.ts";
+export {
+  describeTlsFailure,
+  parseCaCerts,
+  TlsConn,
+  tlsContext,
+  TlsError,
+  type TlsOptions,
+  upgradeTls,
+} from "./tls.ts";
 export { openUdp } from "./udp.ts";
 export { listenTcp } from "./listener.ts";
 
@@ -30,7 +38,10 @@ export { listenTcp } from "./listener.ts";
 export interface DenoTransportOptions {
   /** Query this name server directly instead of the system resolver (getaddrinfo). */
   nameServer?: NameServer | undefined;
-  /** Extra trusted CA certificates (PEM) for `connect_tls`, besides the default root store. */
+  /**
+   * Extra trusted CA certificates for `connect_tls`, besides the default root store: PEM texts,
+   * each holding one or more certificates (checked when the transport is made).
+   */
   caCerts?: readonly string[] | undefined;
   /**
    * Most DNS lookups in flight at once for this transport — every session's `resolve`s and the
@@ -58,18 +69,24 @@ export const DEFAULT_MAX_LOOKUPS = 256;
 export const DEFAULT_MAX_DIALS = 1024;
 
 /**
- * The real transport: Deno's TCP, TLS, UDP, listeners and DNS.
+ * The real transport: Deno's TCP, UDP, listeners and DNS, and `node:tls` over the transport's
+ * own TCP connections. Every socket is owned by the transport until it is handed over or closed,
+ * whatever happens (abort before, during or after a dial or handshake; failure; a silent peer).
  *
  * @throws {RangeError} when `maxLookups` or `maxDials` is not an integer ≥ 1.
+ * @throws {TypeError} `Cannot use CA certificate file N: ...` when a `caCerts` entry holds no
+ * certificate or one that does not parse (see {@linkcode parseCaCerts}).
  */
 export function denoTransport(options: DenoTransportOptions = {}): Transport {
-  const slots = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
+  const lookups = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
   const dials = new Slots(options.maxDials ?? DEFAULT_MAX_DIALS, "connection attempts");
+  const caCerts = options.caCerts?.length ? [...options.caCerts] : undefined;
+  tlsContext(caCerts); // checks the CA certificates now, not at the first connect_tls
   return {
-    lookup: (name, signal) => lookupHost(name, { signal, nameServer: options.nameServer, slots }),
+    lookup: (name, signal) =>
+      lookupHost(name, { signal, nameServer: options.nameServer, slots: lookups }),
     connectTcp: (ip, port, signal) => connectTcp(ip, port, signal, { slots: dials }),
-    startTls: (conn, serverName, signal) =>
-      upgradeTls(conn as Deno.TcpConn, { serverName, caCerts: options.caCerts, signal }),
+    startTls: (conn, serverName, signal) => upgradeTls(conn, { serverName, caCerts, signal }),
     openUdp,
     listenTcp,
   };

@@ -5,13 +5,19 @@
  * @module
  */
 
-/** A connected byte stream (TCP or TLS). `Deno.TcpConn` and `Deno.TlsConn` satisfy it. */
+/**
+ * A connected byte stream (TCP or TLS). `Deno.TcpConn`, `Deno.TlsConn` and the transport's
+ * `TlsConn` satisfy it.
+ */
 export interface StreamConn {
   /** Reads into `buffer`; resolves the byte count, or `null` at end of stream. */
   read(buffer: Uint8Array): Promise<number | null>;
   /** Writes some of `data`; resolves the number of bytes written. */
   write(data: Uint8Array): Promise<number>;
-  /** Closes both directions and frees the resource. Throws if already closed. */
+  /**
+   * Closes both directions and frees the resource at once. May throw if already closed (a
+   * `Deno.TcpConn` does; the transport's `TlsConn` does nothing).
+   */
   close(): void;
   /** Half-closes the write side (for TLS: sends close_notify). Optional. */
   closeWrite?(): Promise<void>;
@@ -66,17 +72,22 @@ export interface Transport {
   lookup(name: string, signal: AbortSignal): Promise<string[]>;
   /**
    * Opens a TCP connection to an IP address (never a name: the caller dials the address it
-   * checked) with TCP_NODELAY set.
+   * checked) with TCP_NODELAY set. When the promise rejects, no socket of the dial stays with
+   * the caller (a dial that completes after an abort is closed by the transport).
    *
-   * @throws {Error} (`Deno.errors.ConnectionRefused`, ...) on failure, `signal.reason` on abort.
+   * @throws {Error} (`Deno.errors.ConnectionRefused`, ...) on failure, `too many connection
+   * attempts in flight (limit N)` beyond the transport's dial bound, `signal.reason` on abort.
    */
   connectTcp(ip: string, port: number, signal: AbortSignal): Promise<StreamConn>;
   /**
    * Runs a TLS client handshake over `conn` (from {@linkcode Transport.connectTcp}) with
-   * `serverName` for SNI and certificate verification; closes `conn` on failure.
+   * `serverName` for SNI (none for an IP) and certificate verification. `conn` belongs to the
+   * transport from the call on: it is inside the resolved connection, or closed when the promise
+   * rejects (failure, or abort before or during the handshake).
    *
-   * @throws {Error} `Deno.errors.InvalidData` for certificate problems, other `Deno.errors` for
-   * I/O failures, `signal.reason` on abort.
+   * @throws {Error} on a failed handshake, an error whose message is a short stable detail such
+   * as `certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)` (the real transport's
+   * `TlsError`); `signal.reason` on abort.
    */
   startTls(conn: StreamConn, serverName: string, signal: AbortSignal): Promise<StreamConn>;
   /** Opens a UDP socket on an ephemeral port for the address family. */
