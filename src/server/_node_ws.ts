@@ -29,6 +29,8 @@ const log = getLogger("server");
 
 /** How long shutdown waits for a client to answer the close frame before dropping it, in ms. */
 const CLOSE_HANDSHAKE_MS = 2000;
+/** How long a WebSocket closed for a protocol error (1009, 1007, 1002) lingers unread, in ms. */
+const ERROR_CLOSE_MS = 1000;
 
 /** Whether `ws` may be loaded: it reads `WS_NO_BUFFER_UTIL`, which needs that env permission. */
 export function canUseWs(): boolean {
@@ -148,8 +150,15 @@ export async function listenNodeWs(
         const bytes = data as Buffer; // one Buffer: fragments are joined (binaryType nodebuffer)
         session.handle(isBinary ? bytes : bytes.toString("utf8"));
       });
+      let dropTimer: ReturnType<typeof setTimeout> | undefined;
       ws.on("error", (err: Error & { code?: string }) => {
-        // ws has already sent the close frame (1009 too large, 1007 invalid UTF-8, 1002).
+        // ws has already queued the close frame (1009 too large, 1007 invalid UTF-8, 1002). It
+        // would now read and discard whatever the client still sends until the close handshake
+        // ends (up to 30 s): a hostile client could make it churn through gigabytes. Stop reading
+        // instead (the close frame still goes out), and drop the connection shortly after. ws
+        // resumes the socket on the next tick after an error, so pause after that.
+        setTimeout(() => ws.pause(), 0);
+        dropTimer ??= setTimeout(() => ws.terminate(), ERROR_CLOSE_MS);
         log.info("websocket closed on error", {
           session: session.number,
           code: err.code,
@@ -157,6 +166,7 @@ export async function listenNodeWs(
         });
       });
       ws.once("close", () => {
+        clearTimeout(dropTimer);
         clearInterval(heartbeat);
         void session.close().finally(() => registry.delete(session));
       });

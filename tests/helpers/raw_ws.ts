@@ -82,6 +82,11 @@ export class RawWebSocket {
     await writeAll(this.conn, out);
   }
 
+  /** Writes raw bytes (e.g. a payload after {@linkcode RawWebSocket.sendHeader}), all of them. */
+  writeRaw(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.conn, bytes);
+  }
+
   /** Sends a whole text message. */
   sendText(text: string): Promise<void> {
     return this.send(Opcode.text, new TextEncoder().encode(text));

@@ -1,0 +1,87 @@
+/**
+ * Shared pieces of the adversarial suite: a seeded random source, policy files, and the server's
+ * figures (`/healthz` latency, open file descriptors) printed as the suite runs.
+ *
+ * @module
+ */
+import { delay } from "../helpers/wait.ts";
+import type { ServerProcess } from "../helpers/server_process.ts";
+
+/** A deterministic random source (xorshift32), so a failing run can be replayed. */
+export class Rng {
+  #s: number;
+  /** @param seed any non-zero 32-bit integer. */
+  constructor(seed: number) {
+    this.#s = seed >>> 0 || 1;
+  }
+  /** An integer in [0, 2^32). */
+  u32(): number {
+    let x = this.#s;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#s = x >>> 0;
+    return this.#s;
+  }
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return this.u32() % n;
+  }
+  /** One element of `list`. */
+  pick<T>(list: readonly T[]): T {
+    return list[this.int(list.length)] as T;
+  }
+}
+
+/** Writes a policy file with `toml` into a new temp dir and returns its path. */
+export async function policyFile(toml: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "wasmnet-adversarial-" });
+  const path = `${dir}/policy.toml`;
+  await Deno.writeTextFile(path, toml);
+  return path;
+}
+
+/** The time `/healthz` takes to answer, in ms. */
+export async function healthzMs(port: number): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  await res.body?.cancel();
+  if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+  return performance.now() - t0;
+}
+
+/** `/healthz`'s `sessions` count. */
+export async function liveSessions(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  return ((await res.json()) as { sessions: number }).sessions;
+}
+
+/**
+ * Waits until the server's open file descriptors are back to at most `baseline` (within
+ * `timeoutMs`), and returns the last count.
+ *
+ * @throws {Error} naming the count when they do not come back: a leak.
+ */
+export async function fdsBackTo(
+  server: ServerProcess,
+  baseline: number,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await server.fds();
+    if (n <= baseline) return n;
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: the server holds ${n} fds, ${n - baseline} more than before`);
+    }
+    await delay(100);
+  }
+}
+
+/** Prints one figure line of the suite (the issue asks each part to print its figures). */
+export function report(line: string): void {
+  // deno-lint-ignore no-console -- the suite's figures are its output
+  console.log(`  [adversarial] ${line}`);
+}
