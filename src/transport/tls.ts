@@ -443,15 +443,16 @@ export class TlsConn implements StreamConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sock.on("error", ignore);
-    this.#sock.destroy();
+    this.#sock.destroy(); // its "error" listener (constructor) stays: late errors are ignored
     this.#socket.destroy();
     closeQuietly(this.#conn);
     this.#chunks.length = 0;
     this.#queued = 0;
-    const closed = new Deno.errors.BadResource("the TLS connection is closed");
-    for (const settle of [...this.#writes]) settle(closed);
-    this.#writes.clear();
+    if (this.#writes.size > 0) {
+      const closed = new Deno.errors.BadResource("the TLS connection is closed");
+      for (const settle of [...this.#writes]) settle(closed);
+      this.#writes.clear();
+    }
     this.#wake();
   }
 
