@@ -14,7 +14,7 @@ import { type ConnectionPool, PooledConn } from "./connection_pool.ts";
  * are handed out only for checked addresses. The pool's dial function should be `base.connectTcp`.
  *
  * TLS: `startTls` cannot run over a pooled connection, because the pool keeps a read in flight on
- * it (Deno refuses to start TLS on a TCP stream with a pending read). So the first `startTls` to
+ * it (to see peer closes and banners) and the handshake needs the first bytes. So the first `startTls` to
  * an address excludes it from the pool ({@linkcode ConnectionPool.exclude}); if the connection
  * came from the pool, it is closed and a fresh connection is dialled for the handshake. Later TLS
  * dials to that address bypass the pool.
