@@ -13,10 +13,12 @@ import { startTcpEcho, startTcpSink } from "./helpers/echo_servers.ts";
 import {
   decodeEvent,
   encodeRequestBinary,
+  encodeRequestJson,
   type Framing,
   type WireEvent,
 } from "../src/protocol/mod.ts";
 import { denoTransport, type StreamConn, type Transport } from "../src/transport/mod.ts";
+import { Session } from "../src/session/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
 const enc = new TextEncoder();
@@ -742,6 +744,39 @@ for (const framing of FRAMINGS) {
     },
   );
 }
+
+Deno.test("guarantee: a channel that keeps delivering after pauseReading gets send queue full saying so", async () => {
+  await using peer = new Peer();
+  // A client that ignores backpressure: its channel is asked to stop reading and delivers anyway.
+  const events: WireEvent[] = [];
+  let pauses = 0;
+  const channel = {
+    bufferedAmount: 0,
+    send: (m: string | Uint8Array) => events.push(decodeEvent(m)),
+    pauseReading: () => void pauses++,
+    resumeReading: () => {},
+  };
+  await using session = new Session(channel, {
+    policy: loopbackPolicy({ maxBandwidthMbps: 0 }),
+    transport: denoTransport(),
+    limits: { uploadHighWaterBytes: 64 * 1024, maxSocketQueueBytes: 1024 * 1024 },
+  });
+  session.handle(encodeRequestJson({ op: "connect", id: 1, addr: "127.0.0.1", port: peer.port }));
+  await until(() => events.length > 0, "connected");
+  assert.deepEqual(events.shift(), { ev: "connected", id: 1 });
+  await peer.next(); // accepted, never read
+  for (let i = 0; i < 64 && events.length === 0; i++) {
+    session.handle(encodeRequestJson({ op: "send", id: 1, data: randomBytes(256 * 1024) }));
+    await delay(5);
+  }
+  assert.ok(pauses > 0, "the session asked the channel to stop reading");
+  assert.deepEqual(events, [{
+    ev: "error",
+    id: 1,
+    msg: "send queue full: socket 1 has more than 1048576 bytes waiting for its peer (the client " +
+      "kept sending after the server stopped reading it: it ignores TCP backpressure); socket closed",
+  }]);
+});
 
 // --- backpressure -------------------------------------------------------------------------------
 

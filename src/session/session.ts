@@ -189,6 +189,12 @@ export class Session implements AsyncDisposable {
         }
         return true;
       },
+      overflowReason: () =>
+        this.#channel.pauseReading === undefined
+          ? WireError.noReadBackpressure()
+          : this.#readPaused
+          ? WireError.ignoredBackpressure()
+          : "",
       releaseQueue: (bytes) => {
         this.#queued -= bytes;
         if (this.#readPaused && this.#queued <= this.#limits.uploadLowWaterBytes) {

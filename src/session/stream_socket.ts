@@ -148,10 +148,14 @@ export class StreamSocket extends Entry {
     if (data.byteLength === 0) return;
     const { maxSocketQueueBytes, maxSessionQueueBytes } = this.ctx.limits;
     if (this.queuedBytes + data.byteLength > maxSocketQueueBytes) {
-      return this.end(fail(WireError.queueFull(this.id, maxSocketQueueBytes)));
+      return this.end(
+        fail(WireError.queueFull(this.id, maxSocketQueueBytes, this.ctx.overflowReason())),
+      );
     }
     if (!this.ctx.reserveQueue(data.byteLength)) {
-      return this.end(fail(WireError.sessionQueueFull(this.id, maxSessionQueueBytes)));
+      return this.end(
+        fail(WireError.sessionQueueFull(this.id, maxSessionQueueBytes, this.ctx.overflowReason())),
+      );
     }
     this.queuedBytes += data.byteLength;
     this.#queue.push(data);

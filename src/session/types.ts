@@ -109,6 +109,12 @@ export interface SessionContext {
   drained(signal: AbortSignal): Promise<void>;
   /** Takes `bytes` from the session's queue budget; false when it would exceed it. */
   reserveQueue(bytes: number): boolean;
+  /**
+   * Why a queue bound was reached (for the `send queue full` message): the client kept sending
+   * while the server had stopped reading it, or the channel cannot pause reads; "" otherwise (a
+   * queue bound set below `uploadHighWaterBytes`).
+   */
+  overflowReason(): string;
   /** Gives back queue budget. */
   releaseQueue(bytes: number): void;
   /** Logs that a socket opened. */

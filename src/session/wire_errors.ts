@@ -19,12 +19,23 @@ export const WireError = {
   /** The `addr` or `name` of a request is not a host name or IP address. */
   invalidAddress: (addr: string, reason: string): string =>
     `invalid address ${JSON.stringify(addr.slice(0, 256))}: ${reason}`,
-  /** The socket's queue bound was exceeded; the socket is closed. */
-  queueFull: (id: number, limit: number): string =>
-    `send queue full: socket ${id} has more than ${limit} bytes waiting for its peer; socket closed`,
-  /** The session-wide queue bound was exceeded; the socket is closed. */
-  sessionQueueFull: (id: number, limit: number): string =>
-    `send queue full: the session has more than ${limit} bytes waiting; socket ${id} closed`,
+  /**
+   * The socket's queue bound was exceeded; the socket is closed. `why` says how: the client kept
+   * sending after the server stopped reading its WebSocket (it ignores TCP backpressure), or this
+   * server cannot pause reads.
+   */
+  queueFull: (id: number, limit: number, why = ""): string =>
+    `send queue full: socket ${id} has more than ${limit} bytes waiting for its peer${why}; ` +
+    "socket closed",
+  /** The session-wide queue bound was exceeded; the socket is closed. `why` as for `queueFull`. */
+  sessionQueueFull: (id: number, limit: number, why = ""): string =>
+    `send queue full: the session has more than ${limit} bytes waiting${why}; socket ${id} closed`,
+  /** The `why` of a queue overflow while the server had stopped reading the client. */
+  ignoredBackpressure: (): string =>
+    " (the client kept sending after the server stopped reading it: it ignores TCP backpressure)",
+  /** The `why` of a queue overflow on a channel whose reads cannot be paused. */
+  noReadBackpressure: (): string =>
+    " (this server cannot pause reading the client: see README, Limits)",
   /** The connect did not complete within `connection_timeout_secs`. */
   timedOut: (): string => "connection timed out",
   /** DNS failed. */
