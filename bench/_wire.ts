@@ -1,6 +1,6 @@
 /**
- * Constants shared by the benchmark's upstream peer and load generators (the Node driver
- * `driver_wisp.mjs` repeats them).
+ * Constants shared by the benchmark's upstream peer and load generators (`_scenarios.mjs`, the
+ * Node load generators' scenarios, repeats them: Node cannot import TypeScript).
  *
  * @module
  */
