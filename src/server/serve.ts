@@ -9,6 +9,7 @@ import type { Hono } from "hono";
 import { type AppOptions, createApp, SessionRegistry } from "./app.ts";
 import { canUseWs, listenNodeWs } from "./_node_ws.ts";
 import { getLogger } from "../log/mod.ts";
+import { denoTransport } from "../transport/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
 
@@ -67,7 +68,10 @@ export interface WasmnetServer extends AsyncDisposable {
  * console.log(server.url); // ws://127.0.0.1:40123/
  * ```
  */
-export async function startServer(options: ServerOptions = {}): Promise<WasmnetServer> {
+export async function startServer(given: ServerOptions = {}): Promise<WasmnetServer> {
+  // One transport for the whole server, so its lookup and dial bounds are the server's, whichever
+  // part of the app (the `ws` adapter, the upgrade middleware, the pool) dials through it.
+  const options = { ...given, transport: given.transport ?? denoTransport() };
   const registry = new SessionRegistry();
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 9000;
