@@ -3,7 +3,7 @@
  * use real TCP, TLS, UDP and DNS over one WebSocket, under a policy. Wire-compatible with the
  * Rust wasmnet 0.1.3 protocol.
  *
- * Run it: `deno run -A mod.ts` (flags: `--help`). Use it as a library:
+ * Run it: `deno run -A mod.ts` or `bun run mod.ts` (flags: `--help`). Use it as a library:
  *
  * @example
  * ```ts ignore
@@ -14,19 +14,27 @@
  *
  * @module
  */
-import { main } from "./src/cli/main.ts";
+import { run } from "./src/cli/main.ts";
 
-export { main } from "./src/cli/main.ts";
+export { main, run } from "./src/cli/main.ts";
+export { type StartOptions, startServer } from "./src/cli/start.ts";
+export {
+  currentRuntime,
+  detectRuntime,
+  type Runtime,
+  type RuntimeName,
+} from "./src/cli/runtime.ts";
 export {
   type AppOptions,
   createApp,
+  type ServerAdapter,
   type ServerOptions,
   SessionRegistry,
-  startServer,
-  wasmnet,
   type WasmnetOptions,
   type WasmnetServer,
 } from "./src/server/mod.ts";
+export { canUseWs, denoAdapter, type DenoAdapterOptions, wasmnet } from "./src/server/deno/mod.ts";
+export { bunAdapter } from "./src/server/bun/mod.ts";
 export {
   DEFAULT_SESSION_LIMITS,
   SERVER_ID_BASE,
@@ -38,11 +46,13 @@ export {
 } from "./src/session/mod.ts";
 export { Policy, PolicyError } from "./src/policy/mod.ts";
 export {
-  denoTransport,
   type NameServer,
   type StreamConn,
   type Transport,
+  type TransportOptions,
 } from "./src/transport/mod.ts";
+export { denoTransport } from "./src/transport/deno/mod.ts";
+export { bunTransport } from "./src/transport/bun/mod.ts";
 export { getLogger, type Logger, type LogLevel, setLogLevel } from "./src/log/mod.ts";
 export {
   ConnectionPool,
@@ -54,6 +64,4 @@ export { RateLimiter, TokenBucket } from "./src/limit/mod.ts";
 export * as protocol from "./src/protocol/mod.ts";
 export { PROTOCOL_VERSION, VERSION } from "./src/version.ts";
 
-if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
-}
+if (import.meta.main) await run();

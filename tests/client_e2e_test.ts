@@ -11,7 +11,7 @@ import {
 } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { TestClient } from "./helpers/ws_client.ts";
 import "./helpers/server.ts"; // sets the test log level
 import { startTcpEcho } from "./helpers/echo_servers.ts";
-import { startServer } from "../src/server/mod.ts";
+import { startServer } from "../mod.ts";
 import { Policy } from "../src/policy/mod.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import type { Framing } from "../src/protocol/mod.ts";
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Policy } from "../mod.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import { HELP, isLoopbackHost, parseCommand } from "../src/cli/args.ts";
 import { buildDemo, DEMO_GENERATED } from "../src/server/demo/build.ts";
 import { DEMO_CSP, DEMO_PATHS } from "../src/server/demo/mod.ts";

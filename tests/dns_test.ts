@@ -11,7 +11,7 @@ import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Policy } from "../src/policy/mod.ts";
 import type { WasmnetServer } from "../src/server/mod.ts";
 import type { Framing } from "../src/protocol/mod.ts";

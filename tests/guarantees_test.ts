@@ -17,7 +17,8 @@ import {
   type Framing,
   type WireEvent,
 } from "../src/protocol/mod.ts";
-import { denoTransport, type StreamConn, type Transport } from "../src/transport/mod.ts";
+import type { StreamConn, Transport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import { Session } from "../src/session/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { denoAdapter } from "../src/server/deno/mod.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { until } from "./helpers/wait.ts";
 import type { Framing } from "../src/protocol/mod.ts";
@@ -313,7 +314,7 @@ for (const c of OVERSIZE_CASES) {
     await using echo = await startTcpEcho();
     await using server = await startTestServer({
       limits: { maxMessageBytes: MAX_MESSAGE_BYTES },
-      readBackpressure: false,
+      adapter: denoAdapter({ readBackpressure: false }),
     });
     await using client = await TestClient.open(server.url, "binary");
     await checkCase(client, c, echo.port, 11);

@@ -8,7 +8,8 @@ import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
 import { startTcpEcho, startTlsEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { Policy } from "../src/policy/mod.ts";
-import { denoTransport, type Transport } from "../src/transport/mod.ts";
+import type { Transport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Framing, Request, WireEvent } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];

@@ -7,7 +7,7 @@ import { startTestServer } from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTlsEcho } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import { ConnectionPool, PooledConn } from "../src/pool/mod.ts";
 
 const enc = new TextEncoder();

@@ -11,7 +11,8 @@ import { Hono } from "hono";
 import { TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
-import { SessionRegistry, wasmnet } from "../src/server/mod.ts";
+import { SessionRegistry } from "../src/server/mod.ts";
+import { wasmnet } from "../src/server/deno/mod.ts";
 import { VERSION } from "../src/version.ts";
 
 const enc = new TextEncoder();

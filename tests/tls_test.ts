@@ -11,7 +11,7 @@ import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho, startTcpSink, startTlsEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];

@@ -15,7 +15,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connectTcp, denoTransport, Slots } from "../src/transport/mod.ts";
+import { Slots } from "../src/transport/mod.ts";
+import { connectTcp, denoTransport } from "../src/transport/deno/mod.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";

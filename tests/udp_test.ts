@@ -9,7 +9,7 @@ import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startUdpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/mod.ts";
+import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];

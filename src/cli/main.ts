@@ -7,23 +7,19 @@ import { CliError, type Command, HELP, parseCommand, type ServeFlags } from "./a
 import { getLogger, LOG_ENV_VAR, logLevelFromEnv, setLogLevel } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { startServer } from "../server/mod.ts";
-import { denoTransport, parseCaCerts } from "../transport/mod.ts";
+import { parseCaCerts } from "../transport/mod.ts";
 import { DEFAULT_POOL_IDLE_SECS, DEFAULT_POOL_PER_KEY } from "../pool/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
+import { currentRuntime, type Runtime } from "./runtime.ts";
 
 const log = getLogger("cli");
-const out = new TextEncoder();
-
-function print(stream: "stdout" | "stderr", text: string): void {
-  const s = stream === "stdout" ? Deno.stdout : Deno.stderr;
-  s.writeSync(out.encode(text.endsWith("\n") ? text : `${text}\n`));
-}
 
 /** Reads and parses a policy file. @throws {PolicyError} with a one-line message. */
 export async function loadPolicyFile(path: string): Promise<Policy> {
+  const runtime = await currentRuntime();
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await runtime.readTextFile(path);
   } catch (e) {
     throw new PolicyError(path, `cannot read the file (${(e as Error).message})`, { cause: e });
   }
@@ -31,12 +27,12 @@ export async function loadPolicyFile(path: string): Promise<Policy> {
 }
 
 /** Reads the `--ca-cert` files. @throws {CliError} naming a file that cannot be read. */
-async function readCaCerts(flags: ServeFlags): Promise<string[]> {
+async function readCaCerts(runtime: Runtime, flags: ServeFlags): Promise<string[]> {
   const certs: string[] = [];
   for (const file of flags.caCertFiles) {
     let text: string;
     try {
-      text = await Deno.readTextFile(file);
+      text = await runtime.readTextFile(file);
     } catch (e) {
       throw new CliError(`cannot read --ca-cert file "${file}": ${(e as Error).message}`);
     }
@@ -94,9 +90,9 @@ class ListenFailed extends Error {
   }
 }
 
-async function serve(flags: ServeFlags): Promise<number> {
+async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   const policy = await policyFor(flags);
-  const caCerts = await readCaCerts(flags);
+  const caCerts = await readCaCerts(runtime, flags);
   const pool = poolFor(flags);
   const controller = new AbortController();
   // Nothing is logged before the server listens: a start that fails prints its one error line only.
@@ -104,7 +100,8 @@ async function serve(flags: ServeFlags): Promise<number> {
     hostname: flags.host,
     port: flags.port,
     policy,
-    transport: denoTransport({ nameServer: flags.dnsServer, caCerts }),
+    adapter: runtime.adapter(),
+    transport: runtime.transport({ nameServer: flags.dnsServer, caCerts }),
     signal: controller.signal,
     demo: flags.demo,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
@@ -125,13 +122,11 @@ async function serve(flags: ServeFlags): Promise<number> {
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
   pool.report();
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
-  const stop = (): void => controller.abort();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, stop);
+  const removeSignals = runtime.onStopSignals(() => controller.abort());
   try {
     await server.finished;
   } finally {
-    for (const s of signals) Deno.removeSignalListener(s, stop);
+    removeSignals();
   }
   return 0;
 }
@@ -141,7 +136,11 @@ async function serve(flags: ServeFlags): Promise<number> {
  * that {@linkcode Policy.explain} answers with `invalid: ...`) gets one line on stderr instead, the
  * others are still explained, and the exit code is then 2.
  */
-async function checkPolicy(file: string, explain: string[]): Promise<number> {
+async function checkPolicy(
+  print: (stream: "stdout" | "stderr", text: string) => void,
+  file: string,
+  explain: string[],
+): Promise<number> {
   const policy = await loadPolicyFile(file);
   print("stdout", `${file}: valid policy`);
   let code = 0;
@@ -161,6 +160,9 @@ async function checkPolicy(file: string, explain: string[]): Promise<number> {
  * (e.g. port in use). Errors are printed as one line on stderr: `wasmnet: <message>`.
  */
 export async function main(args: string[]): Promise<number> {
+  const runtime = await currentRuntime();
+  const print = (stream: "stdout" | "stderr", text: string): void =>
+    runtime.write(stream, text.endsWith("\n") ? text : `${text}\n`);
   let command: Command;
   try {
     command = parseCommand(args);
@@ -170,7 +172,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const envLevel = logLevelFromEnv();
+    const envLevel = logLevelFromEnv(runtime.env);
     if (envLevel) setLogLevel(envLevel);
   } catch (e) {
     print("stderr", `wasmnet: ${LOG_ENV_VAR}: ${(e as Error).message}`);
@@ -184,14 +186,14 @@ export async function main(args: string[]): Promise<number> {
       case "version":
         print(
           "stdout",
-          `wasmnet ${VERSION} (protocol ${PROTOCOL_VERSION}, deno ${Deno.version.deno})`,
+          `wasmnet ${VERSION} (protocol ${PROTOCOL_VERSION}, ${runtime.name} ${runtime.version})`,
         );
         return 0;
       case "check-policy":
-        return await checkPolicy(command.file, command.explain);
+        return await checkPolicy(print, command.file, command.explain);
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
-        return await serve(command.flags);
+        return await serve(runtime, command.flags);
     }
   } catch (e) {
     if (e instanceof CliError) {
@@ -208,4 +210,14 @@ export async function main(args: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/**
+ * Runs the command line of the current process (the runtime's arguments) and exits with its
+ * code: the entry point of `mod.ts` on Deno and Bun, and of the compiled binary.
+ */
+export async function run(): Promise<never> {
+  const runtime = await currentRuntime();
+  const code = await main(runtime.args());
+  return runtime.exit(code);
 }

@@ -5,7 +5,7 @@
  *
  * The level is `info` until {@linkcode setLogLevel} changes it; the CLI sets it from the
  * `WASMNET_LOG` environment variable (`trace`, `debug`, `info`, `warn`, `error`, `silent`; read by
- * {@linkcode logLevelFromEnv}, only when the env permission for it is granted) and `--log-level`.
+ * {@linkcode logLevelFromEnv}) and `--log-level`.
  *
  * @example
  * ```ts
@@ -88,25 +88,21 @@ export function setLogLevel(level: LogLevel): void {
 export const LOG_ENV_VAR = "WASMNET_LOG";
 
 /**
- * The level named by the `WASMNET_LOG` environment variable, or `undefined` when it is unset,
- * empty, or may not be read. Reading needs Deno's env permission for that variable; when it is not
- * granted (e.g. `deno run --allow-net --allow-read mod.ts`) the variable counts as unset: the
- * permission is queried first with `Deno.permissions.querySync`, so this never prompts and never
- * throws `NotCapable`. Outside Deno it returns `undefined`.
+ * The level named by the `WASMNET_LOG` environment variable, or `undefined` when it is unset or
+ * empty. `env` reads a variable on the current runtime and answers undefined when it may not be
+ * read (the CLI's runtime module does: on Deno without the env permission for it, the variable
+ * counts as unset and nothing prompts).
  *
  * @throws {TypeError} when the variable holds an unknown level (see {@linkcode parseLogLevel}).
  *
  * @example
  * ```ts
  * import { logLevelFromEnv } from "./mod.ts";
- * const level = logLevelFromEnv(); // "debug" with WASMNET_LOG=debug; undefined when unset
+ * const level = logLevelFromEnv(() => "debug"); // "debug"
  * ```
  */
-export function logLevelFromEnv(): LogLevel | undefined {
-  if (typeof Deno === "undefined") return undefined;
-  const status = Deno.permissions.querySync({ name: "env", variable: LOG_ENV_VAR });
-  if (status.state !== "granted") return undefined;
-  const text = Deno.env.get(LOG_ENV_VAR);
+export function logLevelFromEnv(env: (name: string) => string | undefined): LogLevel | undefined {
+  const text = env(LOG_ENV_VAR);
   return text ? parseLogLevel(text) : undefined;
 }
 

@@ -13,12 +13,11 @@ import {
   type WireChannel,
 } from "../session/mod.ts";
 import { RateLimiter, TokenBucket } from "../limit/mod.ts";
-import { denoTransport, type Transport } from "../transport/mod.ts";
+import type { Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import { demoResponse } from "./demo/mod.ts";
-import { formatHostPort } from "../protocol/mod.ts";
 
 const log = getLogger("server");
 
@@ -26,7 +25,10 @@ const log = getLogger("server");
 export interface WasmnetOptions {
   /** Policy for every session (default: {@linkcode Policy.defaults}, the safe default deny list). */
   policy?: Policy;
-  /** Network access (default: `denoTransport()`: Deno TCP and the system resolver). */
+  /**
+   * Network access: the runtime's transport (`denoTransport()`, `bunTransport()`) or a fake.
+   * Required by {@linkcode sessionFactory}; `startServer` and the CLI pass the runtime's.
+   */
   transport?: Transport;
   /** Per-session limits (defaults: `DEFAULT_SESSION_LIMITS`). */
   limits?: Partial<SessionLimits>;
@@ -167,16 +169,8 @@ function bandwidthFor(options: WasmnetOptions, policy: Policy): () => SessionBan
   });
 }
 
-function clientLabel(c: Context): string {
-  try {
-    const addr = (c.env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
-    return addr ? formatHostPort(addr.hostname, addr.port) : "";
-  } catch {
-    return "";
-  }
-}
-
-function isUpgrade(c: Context): boolean {
+/** Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`). */
+export function isUpgrade(c: Context): boolean {
   return c.req.header("upgrade")?.toLowerCase() === "websocket";
 }
 
@@ -219,13 +213,16 @@ export function admission(
  * with the shared policy, transport (pooled per registry), bandwidth buckets and limits, and
  * registers it with `close`. Call the returned session's `close()` when the WebSocket closes, then
  * `registry.delete(session)`.
+ *
+ * @throws {TypeError} when `options.transport` is not given.
  */
 export function sessionFactory(
   options: WasmnetOptions,
   registry: SessionRegistry,
 ): (channel: WireChannel, label: string, close: CloseChannel) => Session {
   const policy = options.policy ?? Policy.defaults();
-  const transport = registry.pooled(options.transport ?? denoTransport(), options.pool);
+  if (!options.transport) throw new TypeError("sessionFactory needs options.transport");
+  const transport = registry.pooled(options.transport, options.pool);
   const bandwidth = bandwidthFor(options, policy);
   return (channel, label, close) => {
     const session = new Session(channel, {
@@ -241,70 +238,17 @@ export function sessionFactory(
 }
 
 /**
- * Hono middleware that accepts a wasmnet WebSocket on the route it is mounted on (the equivalent
- * of wasmnet's `handle_ws_upgrade`). A request that is not a WebSocket upgrade is passed to the
- * next handler. Each WebSocket gets its own {@linkcode Session}.
- *
- * @example
- * ```ts ignore
- * import { Hono } from "hono";
- * import { wasmnet } from "./mod.ts";
- * const app = new Hono();
- * app.get("/net", wasmnet({}));
- * Deno.serve(app.fetch);
- * ```
- */
-export function wasmnet(
-  options: WasmnetOptions = {},
-  registry: SessionRegistry = new SessionRegistry(),
-): MiddlewareHandler {
-  const admit = admission(options, registry);
-  const newSession = sessionFactory(options, registry);
-  return async (c, next) => {
-    if (!isUpgrade(c)) return await next();
-    const refused = admit(c.req.header("origin"));
-    if (refused) return c.text(refused.body, refused.status);
-    // The client's address must be read before the upgrade takes the request over.
-    const label = clientLabel(c);
-    let upgraded: { socket: WebSocket; response: Response };
-    try {
-      upgraded = Deno.upgradeWebSocket(c.req.raw, {
-        ...(options.idleTimeoutSecs !== undefined ? { idleTimeout: options.idleTimeoutSecs } : {}),
-      });
-    } catch (e) {
-      return c.text(`wasmnet: bad WebSocket upgrade: ${(e as Error).message}\n`, 400);
-    }
-    const { socket, response } = upgraded;
-    socket.binaryType = "arraybuffer";
-    const session = newSession(socket, label, (code, reason) => {
-      try {
-        socket.close(code, reason);
-      } catch {
-        // already closed
-      }
-      return Promise.resolve();
-    });
-    socket.onmessage = (e: MessageEvent<string | ArrayBuffer>) => session.handle(e.data);
-    socket.onclose = () => {
-      void session.close().finally(() => registry.delete(session));
-    };
-    socket.onerror = () => {
-      // The close event follows; nothing to do here.
-    };
-    return response;
-  };
-}
-
-/**
  * The stand-alone wasmnet app: `GET /healthz` answers JSON
- * `{ "status": "ok", "version": "0.2.0", "sessions": 3 }`; a WebSocket upgrade on any other
- * path starts a session (wasmnet clients connect to `ws://host:9000` with any path); with
- * `demo`, a plain `GET /` answers the demo page (see {@linkcode AppOptions.demo}); any other
- * request gets 426 Upgrade Required.
+ * `{ "status": "ok", "version": "0.2.0", "sessions": 3 }`; with `demo`, a plain `GET /` answers
+ * the demo page (see {@linkcode AppOptions.demo}); `upgrade`, when given, is mounted on every
+ * other path (Deno's `wasmnet()` middleware: a WebSocket upgrade on any path starts a session);
+ * any other request gets 426 Upgrade Required. Adapters that upgrade before the app (`ws`,
+ * `Bun.serve`) pass no `upgrade`.
  */
 export function createApp(
   options: AppOptions = {},
   registry: SessionRegistry = new SessionRegistry(),
+  upgrade?: MiddlewareHandler,
 ): Hono {
   const app = new Hono();
   app.get(
@@ -322,10 +266,12 @@ export function createApp(
       return page ?? await next();
     });
   }
-  app.all("*", wasmnet(options, registry), (c) => {
+  const fallback = (c: Context): Response => {
     c.header("Upgrade", "websocket");
     return c.text("wasmnet: this endpoint expects a WebSocket upgrade\n", 426);
-  });
+  };
+  if (upgrade) app.all("*", upgrade, fallback);
+  else app.all("*", fallback);
   app.onError((err, c) => {
     log.error("request failed", { path: c.req.path, error: String(err) });
     return c.text("internal error\n", 500);

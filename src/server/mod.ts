@@ -1,13 +1,19 @@
 /**
- * The wasmnet HTTP server: Hono app, WebSocket upgrade handler, start/stop.
+ * The wasmnet HTTP server, runtime-neutral: the Hono app, admission and session factory, the
+ * adapter seam and start/stop. The runtime adapters are `server/deno/` and `server/bun/`.
  *
  * @module
  */
 export {
+  admission,
   type AppOptions,
+  type CloseChannel,
   createApp,
+  isUpgrade,
+  type Refusal,
+  sessionFactory,
   SessionRegistry,
-  wasmnet,
   type WasmnetOptions,
 } from "./app.ts";
+export type { Listening, ListenRequest, ServerAdapter } from "./adapter.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";

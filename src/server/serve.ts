@@ -1,15 +1,14 @@
 /**
- * Starting and stopping a stand-alone wasmnet server: the Hono app for plain HTTP and a WebSocket
- * adapter for sessions — `node:http` + npm `ws` (read backpressure, see `_node_ws.ts`), or
- * `Deno.serve` + `Deno.upgradeWebSocket` when `ws` may not be loaded.
+ * Starting and stopping a stand-alone wasmnet server, on any runtime: the Hono app for plain HTTP
+ * and the runtime's {@linkcode ServerAdapter} for sessions (given by the caller; the CLI's runtime
+ * module picks it).
  *
  * @module
  */
-import type { Hono } from "hono";
 import { type AppOptions, createApp, SessionRegistry } from "./app.ts";
-import { canUseWs, listenNodeWs } from "./_node_ws.ts";
+import type { Listening, ServerAdapter } from "./adapter.ts";
 import { getLogger } from "../log/mod.ts";
-import { denoTransport } from "../transport/mod.ts";
+import type { Transport } from "../transport/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
 
@@ -23,14 +22,13 @@ export interface ServerOptions extends AppOptions {
   port?: number;
   /** Shuts the server down when aborted. */
   signal?: AbortSignal;
+  /** The runtime's HTTP + WebSocket server (`denoAdapter()`, `bunAdapter()`). */
+  adapter: ServerAdapter;
   /**
-   * Serve WebSockets with read backpressure (`node:http` + npm `ws`): a session whose upstream
-   * sockets hold more than `uploadHighWaterBytes` stops reading its client until they drain.
-   * Default: on when the env permission for `WS_NO_BUFFER_UTIL` is granted (`ws` reads it when it
-   * loads), else off with a warning: `Deno.upgradeWebSocket`, whose reads cannot be paused, so a
-   * client that outruns its upstream fills the per-socket queue and that socket ends with `error`.
+   * The one transport of the whole server (`denoTransport()`, `bunTransport()`), so its lookup
+   * and dial bounds are the server's, whichever part of the app dials through it.
    */
-  readBackpressure?: boolean;
+  transport: Transport;
 }
 
 /** A running server. */
@@ -55,32 +53,40 @@ export interface WasmnetServer extends AsyncDisposable {
 /**
  * Starts a wasmnet server and resolves once it listens.
  *
- * @throws {Deno.errors.AddrInUse} (as a rejection) when the port is taken; other `Deno.errors`
- * (`AddrNotAvailable`, `PermissionDenied`, `NotCapable`, ...) or `Error` for addresses that cannot
- * be listened on or resolved. Each keeps Deno's class and `code`, with a one-line message that
- * names the address: `cannot listen on 127.0.0.1:9000: address already in use` (IPv6 as
+ * @throws {Error} (as a rejection) the adapter's listen error — an OS error class (`AddrInUse`,
+ * `AddrNotAvailable`, `PermissionDenied`, ...) or a Node `code` (`EADDRINUSE`, ...) — for addresses
+ * that cannot be listened on or resolved. Each keeps its class and `code`, with a one-line message
+ * that names the address: `cannot listen on 127.0.0.1:9000: address already in use` (IPv6 as
  * `[::1]:9000`).
  *
  * @example
  * ```ts ignore
  * import { startServer } from "./mod.ts";
- * await using server = await startServer({ hostname: "127.0.0.1", port: 0 });
+ * import { denoAdapter } from "./deno/mod.ts";
+ * import { denoTransport } from "../transport/deno/mod.ts";
+ * await using server = await startServer({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   adapter: denoAdapter(),
+ *   transport: denoTransport(),
+ * });
  * console.log(server.url); // ws://127.0.0.1:40123/
  * ```
  */
-export async function startServer(given: ServerOptions = {}): Promise<WasmnetServer> {
-  // One transport for the whole server, so its lookup and dial bounds are the server's, whichever
-  // part of the app (the `ws` adapter, the upgrade middleware, the pool) dials through it.
-  const options = { ...given, transport: given.transport ?? denoTransport() };
+export async function startServer(options: ServerOptions): Promise<WasmnetServer> {
+  const { adapter } = options;
   const registry = new SessionRegistry();
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 9000;
-  const backpressure = options.readBackpressure ?? canUseWs();
   let http: Listening;
   try {
-    http = backpressure
-      ? await listenNodeWs(createApp(options, registry), options, registry, hostname, port)
-      : listenDeno(createApp(options, registry), hostname, port);
+    http = await adapter.listen({
+      options,
+      registry,
+      hostname,
+      port,
+      app: (upgrade) => createApp(options, registry, upgrade),
+    });
   } catch (err) {
     await registry.closeAll();
     throw listenError(err, hostname, port);
@@ -91,11 +97,11 @@ export async function startServer(given: ServerOptions = {}): Promise<WasmnetSer
     addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname,
     addr.port,
   );
-  log.info("listening", { addr: formatHostPort(addr.hostname, addr.port) });
-  if (!backpressure) {
+  log.info("listening", { addr: formatHostPort(addr.hostname, addr.port), server: adapter.name });
+  if (!adapter.readBackpressure) {
     log.warn(
       'no read backpressure: uploads that outrun their upstream end with "send queue full"; ' +
-        "allow env WS_NO_BUFFER_UTIL (read by npm ws) to serve with ws",
+        "on Deno, allow env WS_NO_BUFFER_UTIL (read by npm ws) to serve with ws",
     );
   }
   if (options.demo) log.info("demo page", { url: `http://${reach}/` });
@@ -129,30 +135,6 @@ export async function startServer(given: ServerOptions = {}): Promise<WasmnetSer
   };
 }
 
-/** A listening HTTP server, whichever adapter runs it. */
-interface Listening {
-  readonly addr: { hostname: string; port: number };
-  /** Stops listening; resolves once the listener has closed. */
-  close(): Promise<void>;
-}
-
-/** `Deno.serve` with the app; sessions through the app's `Deno.upgradeWebSocket` middleware. */
-function listenDeno(app: Hono, hostname: string, port: number): Listening {
-  const http = Deno.serve({
-    hostname,
-    port,
-    onListen: () => {},
-    onError: (err) => {
-      log.error("http error", { error: String(err) });
-      return new Response("internal error\n", { status: 500 });
-    },
-  }, app.fetch);
-  return {
-    addr: { hostname: http.addr.hostname, port: http.addr.port },
-    close: () => http.shutdown(),
-  };
-}
-
 /** Node-style listen error codes → the reason text Deno's own errors carry. */
 const NODE_REASONS: Readonly<Record<string, string>> = {
   EADDRINUSE: "address already in use",
@@ -176,7 +158,7 @@ function listenError(err: unknown, hostname: string, port: number): unknown {
   const reason = typeof code === "string" && NODE_REASONS[code] !== undefined
     ? NODE_REASONS[code]
     : err.message.replace(/\s*\(os error \d+\)$/, "").replace(/\.$/, "");
-  const denied = err instanceof Deno.errors.PermissionDenied || code === "EACCES";
+  const denied = err.name === "PermissionDenied" || code === "EACCES";
   const hint = denied && port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "";
   err.message = `cannot listen on ${formatHostPort(hostname, port)}: ${
     reason.charAt(0).toLowerCase() + reason.slice(1)

@@ -37,7 +37,7 @@ export class ListenerEntry extends Entry {
    * @param onAccept registers each accepted connection with the session.
    */
   constructor(id: number, ctx: SessionContext, listener: StreamListener, onAccept: AcceptHandler) {
-    const addr = listener.addr as Deno.NetAddr;
+    const addr = listener.addr;
     super(id, ctx, formatHostPort(addr.hostname, addr.port), true);
     this.#listener = listener;
     this.#onAccept = onAccept;
@@ -45,7 +45,7 @@ export class ListenerEntry extends Entry {
 
   /** The bound port. */
   get port(): number {
-    return (this.#listener.addr as Deno.NetAddr).port;
+    return this.#listener.addr.port;
   }
 
   /** Starts the accept loop. */
@@ -73,7 +73,7 @@ export class ListenerEntry extends Entry {
         // not a TCP connection
       }
       this.accepted++;
-      const remote = conn.remoteAddr as Deno.NetAddr;
+      const remote = conn.remoteAddr;
       this.#onAccept(this.id, conn, formatHostPort(remote.hostname, remote.port));
     }
   }

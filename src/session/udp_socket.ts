@@ -13,7 +13,7 @@
  * @module
  */
 import { canonicalIp, parseTarget, type Policy } from "../policy/mod.ts";
-import type { DatagramConn } from "../transport/mod.ts";
+import type { DatagramConn, NetAddr } from "../transport/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
 import { CLOSED, deny, fail, type SessionContext } from "./types.ts";
 import { resolveChecked, withTimeout } from "./resolve.ts";
@@ -90,7 +90,7 @@ export class UdpSocket extends Entry {
     }
     this.#state = "open";
     this.ctx.opened(this);
-    const local = this.#conn.addr as Deno.NetAddr;
+    const local = this.#conn.addr;
     this.ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
     this.ctx.track(this.#receiveLoop(this.#conn));
     const early = this.#early;
@@ -207,11 +207,11 @@ export class UdpSocket extends Entry {
         return;
       }
       let data: Uint8Array;
-      let from: Deno.NetAddr;
+      let from: NetAddr;
       try {
         const [d, addr] = await conn.receive();
         data = d;
-        from = addr as Deno.NetAddr;
+        from = addr;
       } catch (e) {
         if (!this.live) return;
         if (e instanceof Error && (e.name === "BadResource" || e.name === "Interrupted")) {

@@ -20,6 +20,7 @@ import { X509Certificate } from "node:crypto";
 import type { StreamConn } from "./types.ts";
 import { ConnDuplex } from "./_stream_duplex.ts";
 import { closeQuietly } from "./_close_quietly.ts";
+import { BadResource } from "./errors.ts";
 
 /** Options of {@linkcode upgradeTls}. */
 export interface TlsOptions {
@@ -296,7 +297,7 @@ const READ_HIGH_WATER_BYTES = 256 * 1024;
  * - `closeWrite()` sends close_notify, then a TCP FIN (half-close), and resolves once both are
  *   written (or the connection is gone).
  * - `close()` frees the TCP socket at once; a pending read or write rejects with
- *   `Deno.errors.BadResource`. A second `close()` does nothing.
+ *   `BadResource`. A second `close()` does nothing.
  */
 export class TlsConn implements StreamConn {
   readonly #sock: tls.TLSSocket;
@@ -351,12 +352,12 @@ export class TlsConn implements StreamConn {
   /**
    * Reads plaintext into `buffer`; resolves the byte count, or `null` at the end of the stream.
    *
-   * @throws {Deno.errors.BadResource} once closed; the connection's error when it failed.
+   * @throws {BadResource} once closed; the connection's error when it failed.
    */
   async read(buffer: Uint8Array): Promise<number | null> {
     if (buffer.byteLength === 0) return 0;
     for (;;) {
-      if (this.#closed) throw new Deno.errors.BadResource("the TLS connection is closed");
+      if (this.#closed) throw new BadResource("the TLS connection is closed");
       if (this.#chunks.length > 0) return this.#take(buffer);
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return null;
@@ -393,11 +394,11 @@ export class TlsConn implements StreamConn {
    * Writes all of `data`; resolves `data.byteLength` once `node:tls` has taken it. The caller
    * must not change `data` before then (it is not copied).
    *
-   * @throws {Deno.errors.BadResource} once closed; the connection's error when it failed.
+   * @throws {BadResource} once closed; the connection's error when it failed.
    */
   write(data: Uint8Array): Promise<number> {
     if (this.#closed) {
-      return Promise.reject(new Deno.errors.BadResource("the TLS connection is closed"));
+      return Promise.reject(new BadResource("the TLS connection is closed"));
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (data.byteLength === 0) return Promise.resolve(0);
@@ -437,7 +438,7 @@ export class TlsConn implements StreamConn {
 
   /**
    * Closes the TLS socket and the TCP connection at once (no close_notify: call `closeWrite()`
-   * first for a clean end). Pending reads and writes reject with `Deno.errors.BadResource`. A
+   * first for a clean end). Pending reads and writes reject with `BadResource`. A
    * second call does nothing.
    */
   close(): void {
@@ -449,7 +450,7 @@ export class TlsConn implements StreamConn {
     this.#chunks.length = 0;
     this.#queued = 0;
     if (this.#writes.size > 0) {
-      const closed = new Deno.errors.BadResource("the TLS connection is closed");
+      const closed = new BadResource("the TLS connection is closed");
       for (const settle of [...this.#writes]) settle(closed);
       this.#writes.clear();
     }

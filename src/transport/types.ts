@@ -6,8 +6,24 @@
  */
 
 /**
- * A connected byte stream (TCP or TLS). `Deno.TcpConn`, `Deno.TlsConn` and the transport's
- * `TlsConn` satisfy it.
+ * A socket address: an IP address (never a name) and a port. `Deno.NetAddr` satisfies it; the Bun
+ * transport builds it from `node:net`/`node:dgram` addresses.
+ */
+export interface NetAddr {
+  /** `tcp` or `udp`. */
+  readonly transport: "tcp" | "udp";
+  /** The IP address, e.g. `127.0.0.1` or `::1` (IPv6 without brackets). */
+  readonly hostname: string;
+  /** The port, 0–65535. */
+  readonly port: number;
+}
+
+/**
+ * A connected byte stream (TCP or TLS). `Deno.TcpConn`, `Deno.TlsConn`, the shared `TlsConn` and
+ * the Bun transport's connections satisfy it. Errors are runtime-neutral: a closed connection
+ * rejects with an error named `BadResource` or `Interrupted`; other failures carry the OS error's
+ * name and message as Deno words them (`ConnectionReset`, `Connection reset by peer (os error
+ * 104)`), whichever runtime the transport runs on, so clients see the same text.
  */
 export interface StreamConn {
   /** Reads into `buffer`; resolves the byte count, or `null` at end of stream. */
@@ -23,26 +39,36 @@ export interface StreamConn {
   closeWrite?(): Promise<void>;
 }
 
-/** A UDP socket. `Deno.DatagramConn` satisfies it. */
+/** A UDP socket (the Deno transport wraps `Deno.DatagramConn`). */
 export interface DatagramConn {
   /** Local address, for the bound port. */
-  readonly addr: Deno.Addr;
-  /** Waits for the next datagram; resolves its bytes and sender. */
-  receive(buffer?: Uint8Array): Promise<[Uint8Array, Deno.Addr]>;
+  readonly addr: NetAddr;
+  /**
+   * Waits for the next datagram; resolves its bytes and sender.
+   *
+   * @throws {Error} named `BadResource` or `Interrupted` once the socket is closed.
+   */
+  receive(buffer?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
   /** Sends one datagram to `addr`; resolves the bytes sent. */
-  send(data: Uint8Array, addr: Deno.NetAddr): Promise<number>;
+  send(data: Uint8Array, addr: NetAddr): Promise<number>;
   /** Closes the socket; a pending `receive` rejects. */
   close(): void;
 }
 
-/** A TCP listener. `Deno.TcpListener` satisfies it. */
+/** An accepted TCP connection: a {@linkcode StreamConn} that knows its peer. */
+export interface AcceptedConn extends StreamConn {
+  /** The peer's address. */
+  readonly remoteAddr: NetAddr;
+  /** Sets TCP_NODELAY (default on). Optional. */
+  setNoDelay?(on?: boolean): void;
+}
+
+/** A TCP listener (the Deno transport wraps `Deno.TcpListener`). */
 export interface StreamListener {
   /** Local address, for the bound port. */
-  readonly addr: Deno.Addr;
+  readonly addr: NetAddr;
   /** Waits for the next connection. Rejects once the listener is closed. */
-  accept(): Promise<
-    StreamConn & { readonly remoteAddr: Deno.Addr; setNoDelay?(on?: boolean): void }
-  >;
+  accept(): Promise<AcceptedConn>;
   /** Stops listening; a pending `accept` rejects. */
   close(): void;
 }
@@ -75,7 +101,8 @@ export interface Transport {
    * checked) with TCP_NODELAY set. When the promise rejects, no socket of the dial stays with
    * the caller (a dial that completes after an abort is closed by the transport).
    *
-   * @throws {Error} (`Deno.errors.ConnectionRefused`, ...) on failure, `too many connection
+   * @throws {Error} named `ConnectionRefused`, `TimedOut`, ... with the OS error's message
+   * (`Connection refused (os error 111)`) on failure, `too many connection
    * attempts in flight (limit N)` beyond the transport's dial bound, `signal.reason` on abort.
    */
   connectTcp(ip: string, port: number, signal: AbortSignal): Promise<StreamConn>;
@@ -92,6 +119,42 @@ export interface Transport {
   startTls(conn: StreamConn, serverName: string, signal: AbortSignal): Promise<StreamConn>;
   /** Opens a UDP socket on an ephemeral port for the address family. */
   openUdp(family: 4 | 6): DatagramConn;
-  /** Listens for TCP on `ip:port`. @throws {Error} `Deno.errors.AddrInUse`, ... */
+  /**
+   * Listens for TCP on `ip:port`.
+   *
+   * @throws {Error} named `AddrInUse`, `AddrNotAvailable`, `PermissionDenied`, ... with the OS
+   * error's message (`Address already in use (os error 98)`).
+   */
   listenTcp(ip: string, port: number): StreamListener;
+}
+
+/**
+ * Options of a runtime's transport factory (`denoTransport()`, `bunTransport()`): the same on
+ * every runtime.
+ */
+export interface TransportOptions {
+  /** Query this name server directly instead of the system resolver (getaddrinfo). */
+  nameServer?: NameServer | undefined;
+  /**
+   * Extra trusted CA certificates for `connect_tls`, besides the default root store: PEM texts,
+   * each holding one or more certificates (checked when the transport is made).
+   */
+  caCerts?: readonly string[] | undefined;
+  /**
+   * Most DNS lookups in flight at once for this transport — every session's `resolve`s and the
+   * lookups of connects together — counted until the resolver has finished (default
+   * `DEFAULT_MAX_LOOKUPS`, 256). A lookup beyond it fails at once with
+   * `too many DNS lookups in flight (limit N)`.
+   */
+  maxLookups?: number | undefined;
+  /**
+   * Most TCP dials in flight at once for this transport — every session's `connect`s and
+   * `connect_tls`s and the connection pool's dials together (default
+   * `DEFAULT_MAX_DIALS`, 1024). A dial is counted from the runtime's connect call until it settles, also
+   * after its caller gave up: an abandoned dial to a silent address holds its socket in SYN-SENT
+   * until the kernel gives up (about 127 s on Linux). A dial beyond the bound fails at once with
+   * `too many connection attempts in flight (limit N)` (on the wire:
+   * `connect to IP:PORT failed: too many connection attempts in flight (limit N)`).
+   */
+  maxDials?: number | undefined;
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type ServerOptions, startServer, type WasmnetServer } from "../../src/server/mod.ts";
+import { type StartOptions, startServer, type WasmnetServer } from "../../mod.ts";
 import { Policy } from "../../src/policy/mod.ts";
 import { setLogLevel } from "../../src/log/mod.ts";
 
@@ -15,6 +15,6 @@ export function loopbackPolicy(extra: Record<string, unknown> = {}): Policy {
 }
 
 /** Starts a server on 127.0.0.1:0 (loopback-allowing policy unless one is given). */
-export function startTestServer(options: ServerOptions = {}): Promise<WasmnetServer> {
+export function startTestServer(options: StartOptions = {}): Promise<WasmnetServer> {
   return startServer({ hostname: "127.0.0.1", port: 0, policy: loopbackPolicy(), ...options });
 }

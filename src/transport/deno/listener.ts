@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { StreamListener } from "../types.ts";
 
 /**
  * Listens for TCP connections on `ip:port` (port 0 picks a free port; read it from `addr`).
@@ -10,6 +11,7 @@
  *
  * @throws {Deno.errors.AddrInUse} when the port is taken, other `Deno.errors` otherwise.
  */
-export function listenTcp(ip: string, port: number): Deno.TcpListener {
-  return Deno.listen({ transport: "tcp", hostname: ip, port });
+export function listenTcp(ip: string, port: number): StreamListener {
+  // A TCP listener's and its connections' addresses are always `Deno.NetAddr`s.
+  return Deno.listen({ transport: "tcp", hostname: ip, port }) as unknown as StreamListener;
 }

@@ -7,8 +7,9 @@
  * server wait for its close handshake at shutdown (1001).
  *
  * `ws` reads the environment variable `WS_NO_BUFFER_UTIL` when it loads, so it is imported only
- * when that read is permitted ({@linkcode canUseWs}); `startServer` falls back to `Deno.serve`
- * otherwise.
+ * when that read is permitted ({@linkcode canUseWs}); the Deno adapter falls back to `Deno.serve`
+ * otherwise. This adapter is for Deno: Bun swaps npm `ws` for its own, whose server side has no
+ * `pause()`; Bun has `Bun.serve` (`server/bun/`).
  *
  * @module
  */
@@ -19,12 +20,12 @@ import type { Buffer } from "node:buffer";
 import { getRequestListener } from "@hono/node-server";
 // @ts-types="npm:@types/ws@^8.18.1"
 import type { RawData, WebSocket, WebSocketServer } from "ws";
-import type { Hono } from "hono";
-import { admission, sessionFactory, type SessionRegistry, type WasmnetOptions } from "./app.ts";
-import type { WireChannel } from "../session/mod.ts";
-import { DEFAULT_SESSION_LIMITS } from "../session/mod.ts";
-import { formatHostPort } from "../protocol/mod.ts";
-import { getLogger } from "../log/mod.ts";
+import { admission, sessionFactory } from "../app.ts";
+import type { Listening, ListenRequest } from "../adapter.ts";
+import type { WireChannel } from "../../session/mod.ts";
+import { DEFAULT_SESSION_LIMITS } from "../../session/mod.ts";
+import { formatHostPort } from "../../protocol/mod.ts";
+import { getLogger } from "../../log/mod.ts";
 
 const log = getLogger("server");
 
@@ -89,14 +90,6 @@ class WsChannel implements WireChannel {
   }
 }
 
-/** A running `node:http` + `ws` server. */
-export interface NodeWsServer {
-  /** The bound address. */
-  readonly addr: { hostname: string; port: number };
-  /** Stops listening, closes every idle HTTP connection; resolves once the listener is closed. */
-  close(): Promise<void>;
-}
-
 /**
  * Listens on `hostname:port` with `node:http`: upgrades (any path) go through the admission rules
  * to a new session over `ws`; other requests go to `app` (`/healthz`, the demo page, 426).
@@ -104,13 +97,9 @@ export interface NodeWsServer {
  * @throws {Error} (rejects) the listen error with Node's `code` (`EADDRINUSE`, `EADDRNOTAVAIL`,
  *   `EACCES`, `ENOTFOUND`, ...).
  */
-export async function listenNodeWs(
-  app: Hono,
-  options: WasmnetOptions,
-  registry: SessionRegistry,
-  hostname: string,
-  port: number,
-): Promise<NodeWsServer> {
+export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
+  const { options, registry, hostname, port } = request;
+  const app = request.app();
   const { WebSocketServer: Server } = await import("ws") as {
     WebSocketServer: typeof WebSocketServer;
   };

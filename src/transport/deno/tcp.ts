@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Slots } from "./slots.ts";
-import { closeQuietly } from "./_close_quietly.ts";
+import type { Slots } from "../slots.ts";
+import { closeQuietly } from "../_close_quietly.ts";
 
 /** Options of {@linkcode connectTcp}. */
 export interface ConnectTcpOptions {

@@ -5,8 +5,8 @@
  * @module
  */
 import { lookup as systemLookup } from "node:dns/promises";
-import type { NameServer } from "./types.ts";
-import type { Slots } from "./slots.ts";
+import type { NameServer } from "../types.ts";
+import type { Slots } from "../slots.ts";
 
 /** Options of {@linkcode lookupHost}. */
 export interface LookupOptions {

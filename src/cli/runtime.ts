@@ -1,0 +1,62 @@
+/**
+ * The one place that knows which runtime wasmnet runs on. It picks the runtime's server adapter
+ * (`server/deno/`, `server/bun/`), transport (`transport/deno/`, `transport/bun/`) and process
+ * services (arguments, files, signals, output, exit); everything below the CLI only sees the
+ * neutral seams (`ServerAdapter`, `Transport`).
+ *
+ * @module
+ */
+import type { ServerAdapter } from "../server/mod.ts";
+import type { Transport, TransportOptions } from "../transport/mod.ts";
+
+/** The runtimes wasmnet runs on. */
+export type RuntimeName = "deno" | "bun";
+
+/** A runtime's adapters and process services, as the CLI uses them. */
+export interface Runtime {
+  /** `deno` or `bun`. */
+  readonly name: RuntimeName;
+  /** The runtime's version, e.g. `2.9.6` (Deno) or `1.4.5` (Bun). */
+  readonly version: string;
+  /** The command-line arguments after the script (or the compiled binary's name). */
+  args(): string[];
+  /**
+   * An environment variable, or undefined when it is unset or may not be read (Deno: without the
+   * env permission for it; never prompts).
+   */
+  env(name: string): string | undefined;
+  /** Reads a UTF-8 text file. @throws {Error} the runtime's error (not found, permission, ...). */
+  readTextFile(path: string): Promise<string>;
+  /** Writes `text` to stdout or stderr at once (synchronously). */
+  write(stream: "stdout" | "stderr", text: string): void;
+  /**
+   * Calls `stop` on SIGINT and SIGTERM (SIGINT only on Windows); returns a function that removes
+   * the handlers.
+   */
+  onStopSignals(stop: () => void): () => void;
+  /** Ends the process with `code`. */
+  exit(code: number): never;
+  /** The runtime's HTTP + WebSocket server adapter (with read backpressure where it can). */
+  adapter(): ServerAdapter;
+  /**
+   * The runtime's transport.
+   *
+   * @throws {RangeError} for a bad bound; {@linkcode TypeError} for a bad CA certificate.
+   */
+  transport(options?: TransportOptions): Transport;
+}
+
+/** `bun` when the Bun global is present, else `deno`. */
+export function detectRuntime(): RuntimeName {
+  return "Bun" in globalThis ? "bun" : "deno";
+}
+
+let loaded: Promise<Runtime> | undefined;
+
+/** Loads the current runtime's adapters (once; later calls share the first). */
+export function currentRuntime(): Promise<Runtime> {
+  loaded ??= detectRuntime() === "bun"
+    ? import("./_runtime_bun.ts").then((m) => m.bunRuntime())
+    : import("./_runtime_deno.ts").then((m) => m.denoRuntime());
+  return loaded;
+}
