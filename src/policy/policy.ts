@@ -25,6 +25,7 @@ import {
   type CompiledPolicy,
   configFromObject,
   configFromToml,
+  configToToml,
   type PolicyConfig,
   show,
 } from "./policy_config.ts";
@@ -156,6 +157,21 @@ export class Policy {
   static fromToml(text: string, source: string): Policy {
     const full = configFromToml(text, source);
     return new Policy(full, compile(full, source, false));
+  }
+
+  /**
+   * This policy as a policy file: a `[network]` table with every key (the inverse of
+   * {@linkcode Policy.fromToml}: `Policy.fromToml(p.toToml(), f).config` equals `p.config`).
+   * Rule texts are written as given (`@default` stays `@default`).
+   *
+   * @throws {Error} for {@linkcode Policy.allowAll}, whose disabled checks no policy file can
+   *   express (the command line says `--no-policy` instead).
+   */
+  toToml(): string {
+    if (this.#compiled.rules.allowAll) {
+      throw new Error("Policy.allowAll() has no policy file form (use --no-policy)");
+    }
+    return configToToml(this.config);
   }
 
   /** Maximum simultaneous pending dials, sockets and listeners per session. */

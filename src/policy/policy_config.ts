@@ -8,7 +8,7 @@
  * @module
  */
 
-import { parse as parseToml, TomlError } from "smol-toml";
+import { parse as parseToml, stringify as stringifyToml, TomlError } from "smol-toml";
 import { formatCidr } from "./_ip.ts";
 import { parseCidr, parsePortList, parseRule, type PortRange, type Rule } from "./_rule.ts";
 import { type RuleSet, SPECIAL_RANGES } from "./_decide.ts";
@@ -246,6 +246,23 @@ export function configFromToml(text: string, source: string): PolicyConfig {
     input[field] = value;
   }
   return validate(input, source);
+}
+
+/**
+ * Writes a validated config back as a policy file: a `[network]` table with every key, in the
+ * order of {@linkcode PolicyConfig}, so that {@linkcode configFromToml} gives back an equal config
+ * (unlimited bandwidth, `undefined` here, is written as `0`). Pure.
+ *
+ * @param config a config returned by {@linkcode configFromObject} or {@linkcode configFromToml}
+ * @returns TOML text, e.g. `[network]\ndeny = [ "@default" ]\nallow = [ "*" ]\n...`
+ */
+export function configToToml(config: Readonly<PolicyConfig>): string {
+  const network: Record<string, unknown> = {};
+  for (const [field, key] of Object.entries(CONFIG_KEYS) as [keyof PolicyConfig, string][]) {
+    const value = config[field];
+    network[key] = Array.isArray(value) ? [...value] : value ?? 0;
+  }
+  return `${stringifyToml({ network })}\n`;
 }
 
 function fail(source: string, key: string, value: unknown, what: string): never {

@@ -270,3 +270,37 @@ Deno.test("policy.example.toml loads and equals the defaults", async () => {
     assert.match(text, new RegExp(`^${key} = `, "m"), key);
   }
 });
+
+Deno.test("policy toml: toToml round-trips every key through fromToml", () => {
+  const configs: Partial<PolicyConfig>[] = [
+    {},
+    { deny: [], allow: ["*"], maxBandwidthMbps: 0 },
+    {
+      deny: ["*", "10.0.0.0/8", "[::1]:80", "evil.example.com"],
+      allow: ["*.example.com:443", "192.168.1.5:8000-8999", "fd00::/8"],
+      bindPorts: "3000,8080-8081",
+      bindAddrs: ["0.0.0.0/0", "::1"],
+      maxConnections: 7,
+      maxBandwidthMbps: 3,
+      maxServerBandwidthMbps: 8,
+      connectionTimeoutSecs: 2,
+    },
+    { bindPorts: "", bindAddrs: [], maxServerBandwidthMbps: 0 },
+  ];
+  for (const config of configs) {
+    const policy = Policy.fromConfig(config, "<test>");
+    const text = policy.toToml();
+    assert.match(text, /^\[network\]\n/);
+    const back = Policy.fromToml(text, "round-trip.toml");
+    assert.deepEqual(back.config, policy.config, text);
+    assert.equal(back.toToml(), text);
+  }
+  // Unlimited bandwidth is written as 0, not left out (the default is 10).
+  assert.match(Policy.fromConfig({ maxBandwidthMbps: 0 }).toToml(), /^max_bandwidth_mbps = 0$/m);
+  // The default deny list stays the token.
+  assert.match(Policy.defaults().toToml(), /^deny = \[ "@default" \]$/m);
+});
+
+Deno.test("policy toml: toToml refuses the allow-all policy (no file form)", () => {
+  assert.throws(() => Policy.allowAll().toToml(), /no policy file form \(use --no-policy\)/);
+});
