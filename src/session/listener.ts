@@ -27,38 +27,80 @@ export class ListenerEntry extends Entry {
   /** Connections accepted. */
   accepted = 0;
 
-  readonly #listener: StreamListener;
+  #listener: StreamListener | undefined;
+  readonly #opening: Promise<StreamListener> | undefined;
   readonly #onAccept: AcceptHandler;
+  /** `listen` requests that arrived before the listener was bound (answered once it is). */
+  #earlyListens = 0;
 
   /**
    * @param id client id of the listener.
    * @param ctx the owning session's services.
-   * @param listener the open listener.
+   * @param listener the open listener, or the promise of it (a transport whose listen completes
+   * asynchronously, such as `node:net`'s).
    * @param onAccept registers each accepted connection with the session.
+   * @param dest the requested `ip:port`, for logs and the `bind ... failed` message.
    */
-  constructor(id: number, ctx: SessionContext, listener: StreamListener, onAccept: AcceptHandler) {
-    const addr = listener.addr;
-    super(id, ctx, formatHostPort(addr.hostname, addr.port), true);
-    this.#listener = listener;
+  constructor(
+    id: number,
+    ctx: SessionContext,
+    listener: StreamListener | Promise<StreamListener>,
+    onAccept: AcceptHandler,
+    dest: string,
+  ) {
+    super(id, ctx, dest, true);
+    if (listener instanceof Promise) this.#opening = listener;
+    else this.#bound(listener);
     this.#onAccept = onAccept;
   }
 
-  /** The bound port. */
+  /** The bound port (0 until the listener is bound). */
   get port(): number {
-    return this.#listener.addr.port;
+    return this.#listener?.addr.port ?? 0;
   }
 
-  /** Starts the accept loop. */
+  /**
+   * Answers `listening` with the bound port and starts the accept loop: at once when the listener
+   * is already bound, else once it is (or ends with `bind to IP:PORT failed: ...`).
+   */
   start(): void {
     this.ctx.opened(this);
-    this.ctx.track(this.#acceptLoop());
+    if (this.#listener !== undefined) return this.#listening(this.#listener);
+    this.ctx.track((this.#opening ?? Promise.reject(new Error("no listener"))).then(
+      (listener) => {
+        if (!this.live) return void closeListener(listener); // ended while binding
+        this.#bound(listener);
+        this.#listening(listener);
+      },
+      (e: unknown) => this.end(fail(WireError.bindFailed(this.dest, describe(e)))),
+    ));
   }
 
-  async #acceptLoop(): Promise<void> {
+  /** The client's `listen`: answers `listening` again (now, or once the listener is bound). */
+  listen(): void {
+    if (this.#listener === undefined) this.#earlyListens++;
+    else this.ctx.emit({ ev: "listening", id: this.id, port: this.port });
+  }
+
+  #bound(listener: StreamListener): void {
+    this.#listener = listener;
+    const addr = listener.addr;
+    this.dest = formatHostPort(addr.hostname, addr.port);
+  }
+
+  #listening(listener: StreamListener): void {
+    for (let i = 0; i <= this.#earlyListens; i++) {
+      this.ctx.emit({ ev: "listening", id: this.id, port: this.port });
+    }
+    this.#earlyListens = 0;
+    this.ctx.track(this.#acceptLoop(listener));
+  }
+
+  async #acceptLoop(listener: StreamListener): Promise<void> {
     while (this.live) {
       let conn;
       try {
-        conn = await this.#listener.accept();
+        conn = await listener.accept();
       } catch (e) {
         if (this.live) this.end(fail(WireError.ioFailed(describe(e))));
         return;
@@ -85,11 +127,15 @@ export class ListenerEntry extends Entry {
 
   /** Closes the listening socket. */
   protected teardown(): void {
-    try {
-      this.#listener.close();
-    } catch {
-      // already closed
-    }
+    if (this.#listener) closeListener(this.#listener);
+  }
+}
+
+function closeListener(listener: StreamListener): void {
+  try {
+    listener.close();
+  } catch {
+    // already closed
   }
 }
 

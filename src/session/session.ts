@@ -298,9 +298,7 @@ export class Session implements AsyncDisposable {
       case "listen": {
         // The backlog is a no-op: Deno does not expose it. Accepting started at `bind`.
         const entry = this.#entry(req.id);
-        if (entry?.kind === "listener") {
-          return this.#emit({ ev: "listening", id: req.id, port: entry.port });
-        }
+        if (entry?.kind === "listener") return entry.listen();
         return this.#wrongKind("listen", entry);
       }
       default:
@@ -389,10 +387,10 @@ export class Session implements AsyncDisposable {
       this.#ctx,
       listener,
       (lid, conn, remote) => this.#accepted(lid, conn, remote),
+      formatHostPort(target.ip, port),
     );
     this.#register(entry);
-    this.#emit({ ev: "listening", id, port: entry.port });
-    entry.start();
+    entry.start(); // answers `listening` (at once, or once an asynchronous listen is bound)
   }
 
   #accepted(listenerId: number, conn: StreamConn, remote: string): void {

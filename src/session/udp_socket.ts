@@ -83,11 +83,23 @@ export class UdpSocket extends Entry {
     this.#defaultPeer = { ip, port };
     this.#peers.add(peerKey(ip, port));
     this.dest = formatHostPort(ip, port);
+    let conn: DatagramConn;
     try {
-      this.#conn = this.ctx.transport.openUdp(this.#family);
+      // Deno opens the socket synchronously; node:dgram (Bun) binds asynchronously.
+      const opening = this.ctx.transport.openUdp(this.#family);
+      conn = opening instanceof Promise ? await opening : opening;
     } catch (e) {
       return this.end(fail(WireError.udpFailed(describe(e))));
     }
+    if (!this.live) {
+      try {
+        conn.close(); // the entry ended while the socket was being bound
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    this.#conn = conn;
     this.#state = "open";
     this.ctx.opened(this);
     const local = this.#conn.addr;

@@ -117,15 +117,25 @@ export interface Transport {
    * `TlsError`); `signal.reason` on abort.
    */
   startTls(conn: StreamConn, serverName: string, signal: AbortSignal): Promise<StreamConn>;
-  /** Opens a UDP socket on an ephemeral port for the address family. */
-  openUdp(family: 4 | 6): DatagramConn;
+  /**
+   * Opens a UDP socket on an ephemeral port of the wildcard address of the family. Deno binds
+   * synchronously and returns the socket; `node:dgram` (the Bun transport) binds asynchronously
+   * and returns a promise of it. Callers `await` the result either way.
+   *
+   * @throws {Error} (or a rejected promise) with the OS error's name and message when the
+   * socket cannot be opened.
+   */
+  openUdp(family: 4 | 6): DatagramConn | Promise<DatagramConn>;
   /**
    * Listens for TCP on `ip:port`.
    *
    * @throws {Error} named `AddrInUse`, `AddrNotAvailable`, `PermissionDenied`, ... with the OS
-   * error's message (`Address already in use (os error 98)`).
+   * error's message (`Address already in use (os error 98)`), thrown or as a rejected promise.
+   * Deno listens synchronously and returns the listener; `node:net` (the Bun transport) reports
+   * the listen's outcome asynchronously and returns a promise of it. Callers `await` the result
+   * either way.
    */
-  listenTcp(ip: string, port: number): StreamListener;
+  listenTcp(ip: string, port: number): StreamListener | Promise<StreamListener>;
 }
 
 /**
