@@ -1,14 +1,14 @@
 /**
- * The real server as a child process (`deno run mod.ts`, the launcher's permissions), for tests
- * that measure the server itself: its resident memory and open file descriptors come from
- * `/proc/PID`, apart from the test's own.
+ * The real server as a child process — the command `WASMNET_TEST_SERVER` chooses
+ * (`tests/helpers/target.ts`: `deno run mod.ts` with the launcher's permissions by default,
+ * `bun run mod.ts`, or `dist/wasmnet`) — for tests that measure the server itself (its resident
+ * memory and open file descriptors come from `/proc/PID`, apart from the test's own), and for
+ * `startTestServer` in child mode.
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { delay } from "./wait.ts";
-
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+import { ROOT, serverCommand } from "./target.ts";
 
 /** Memory figures of a process from `/proc/PID/status`, in bytes. */
 export interface ProcMemory {
@@ -22,41 +22,48 @@ export interface ProcMemory {
 export class ServerProcess implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   #output = "";
+  #stderr = "";
   readonly #pumps: Promise<void>[];
   #status: Deno.CommandStatus | undefined;
+  /** Resolves with the exit status once the process has exited and all its output is read. */
+  readonly exited: Promise<Deno.CommandStatus>;
 
   private constructor(child: Deno.ChildProcess) {
     this.#child = child;
-    const pump = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) this.#output += text;
+    const pump = async (stream: ReadableStream<Uint8Array>, err: boolean): Promise<void> => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        this.#output += text;
+        if (err) this.#stderr += text;
+      }
     };
-    this.#pumps = [pump(child.stdout), pump(child.stderr)];
+    this.#pumps = [pump(child.stdout, false), pump(child.stderr, true)];
     void child.status.then((s) => this.#status = s);
+    this.exited = Promise.all([child.status, ...this.#pumps]).then(([status]) => status);
   }
 
   /**
-   * Starts `mod.ts` on 127.0.0.1 port 0 with `args` appended (e.g. `--no-policy`), with the
-   * permissions of `bin/wasmnet`, and resolves once it logs `listening`.
+   * Starts the server command on 127.0.0.1 port 0 with `args` appended (e.g. `--no-policy`), and
+   * `--no-demo` unless `args` has `--demo`, and resolves once it logs `listening`. It logs at
+   * `info`, or at `WASMNET_LOG` when that is `debug` or `trace`.
    *
-   * @throws {Error} when the process exits first or does not listen within 30 s.
+   * @throws {Error} when the process exits first or does not listen within 30 s (with its output),
+   *   or when the chosen server command is missing.
    */
   static async start(args: string[] = []): Promise<ServerProcess> {
-    const child = new Deno.Command(Deno.execPath(), {
+    const { cmd, args: prefix } = serverCommand();
+    const level = Deno.env.get("WASMNET_LOG");
+    const child = new Deno.Command(cmd, {
       args: [
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
-        "mod.ts",
+        ...prefix,
         "-H",
         "127.0.0.1",
         "-p",
         "0",
-        "--no-demo",
+        ...(args.includes("--demo") ? [] : ["--no-demo"]),
         ...args,
       ],
       cwd: ROOT,
-      env: { WASMNET_LOG: "info" },
+      env: { WASMNET_LOG: level === "debug" || level === "trace" ? level : "info" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -73,9 +80,14 @@ export class ServerProcess implements AsyncDisposable {
     return server;
   }
 
-  /** Everything the server printed so far. */
+  /** Everything the server printed so far (stdout and stderr, as they came). */
   get output(): string {
     return this.#output;
+  }
+
+  /** What the server printed on stderr so far (warnings, errors). */
+  get stderr(): string {
+    return this.#stderr;
   }
 
   /** The port it listens on, once it logged `listening`. */
@@ -117,15 +129,13 @@ export class ServerProcess implements AsyncDisposable {
     } catch {
       // already exited
     }
-    const status = await this.#child.status;
-    await Promise.all(this.#pumps);
-    return status;
+    return await this.exited;
   }
 
   /** Same as {@linkcode ServerProcess.stop} with SIGKILL when the server is still running. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#status === undefined) await this.stop("SIGKILL");
-    else await Promise.all(this.#pumps);
+    else await this.exited;
   }
 }
 
