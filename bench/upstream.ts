@@ -111,7 +111,10 @@ async function serveTcp(conn: Deno.TcpConn): Promise<void> {
 }
 
 function serveWs(req: Request): Response {
-  const { socket, response } = Deno.upgradeWebSocket(req);
+  // The first subprotocol the client asks for is accepted (`binary` from the `ws1` clients: Node's
+  // `ws` refuses a handshake that answers none).
+  const asked = req.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
+  const { socket, response } = Deno.upgradeWebSocket(req, asked ? { protocol: asked } : {});
   socket.binaryType = "arraybuffer";
   let chain = Promise.resolve();
   const machine = new ModeMachine((bytes) => socket.send(bytes), async (n) => {
