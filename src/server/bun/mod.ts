@@ -1,11 +1,289 @@
 /**
- * The Bun server adapter: `Bun.serve` with its `websocket` handlers (placeholder until it lands).
+ * The Bun server adapter: `Bun.serve` with its `websocket` handlers (uWebSockets underneath),
+ * behaving like Deno's `node:http` + npm `ws` adapter (`server/deno/_node_ws.ts`):
+ *
+ * - A WebSocket upgrade on any path goes through `admission()` (Origin allow-list, shutdown,
+ *   session cap; a refusal is answered as plain HTTP with its status and body), then
+ *   `server.upgrade()`; every other request goes to the Hono app (`/healthz`, demo page, 426).
+ * - Read backpressure: a session that holds too much for its upstream sockets calls
+ *   `ws.pause()`, which stops reading the client's TCP connection (the client's own
+ *   `bufferedAmount` grows; measured in `tests/bun_server_test.ts`), and `ws.resume()` later.
+ *   Bun suspends the idle timeout while paused, as the `ws` adapter skips the ping check of a
+ *   paused session.
+ * - Message size: `maxPayloadLength` is the session's `maxMessageBytes`, counted as frames
+ *   arrive (fragments summed); a larger message closes the socket with 1009 (RFC 6455 §7.4.1) and
+ *   drops the connection without reading the rest. Invalid UTF-8 in a text message closes it
+ *   with 1007 (§8.1) the same way. Neither reaches the session.
+ * - Idle clients: Bun pings on its own and closes a socket that has received nothing (data or
+ *   pong) for `idleTimeout` seconds — `idleTimeoutSecs` (default 120, 0 disables), clamped to
+ *   Bun's maximum of 960. The `ws` adapter pings every `idleTimeoutSecs` and drops a client that
+ *   has not answered by the next ping (so after 1–2 intervals); Bun drops it after about one
+ *   (uWebSockets checks timeouts every 4 s).
+ * - Send buffer: the session keeps the WebSocket's buffered bytes near `highWaterMarkBytes` by
+ *   polling `bufferedAmount` (`getBufferedAmount()`) before each upstream read, so the session,
+ *   not Bun, is in charge: `backpressureLimit` is only a backstop at
+ *   {@linkcode sendBufferLimit} (64 MiB by default, far above the 4 MiB mark plus one 256 KiB
+ *   read per socket), and `closeOnBackpressureLimit` is off, so that instead of Bun's abrupt 1006
+ *   a send past it closes the socket with 1011 `send buffer limit` after what was queued. No
+ *   `drain` handler: the session's drain poller re-reads the buffered amount itself.
+ * - Shutdown: `close()` is `server.stop()`, which stops listening, closes idle HTTP connections
+ *   at once and resolves when the last WebSocket has closed; the registry closes every session
+ *   with 1001. Bun calls the `close` handler inside `ws.close()`, so a close never waits on the
+ *   client's answer.
  *
  * @module
  */
-import type { ServerAdapter } from "../adapter.ts";
+import { isIP } from "node:net";
+import { lookup } from "node:dns/promises";
+import { admission, sessionFactory } from "../app.ts";
+import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
+import type { Session, WireChannel } from "../../session/mod.ts";
+import { DEFAULT_SESSION_LIMITS, type SessionLimits } from "../../session/mod.ts";
+import { formatHostPort } from "../../protocol/mod.ts";
+import { getLogger } from "../../log/mod.ts";
+import { bunGlobal, type BunServer, type BunServerWebSocket } from "./_bun_types.ts";
 
-/** The Bun server adapter. */
+const log = getLogger("server");
+
+/** Bun's largest WebSocket `idleTimeout`, in seconds (a larger one makes `Bun.serve` throw). */
+export const MAX_IDLE_TIMEOUT_SECS = 960;
+/** How long a close waits for Bun to report the socket closed before dropping it, in ms. */
+const CLOSE_HANDSHAKE_MS = 2000;
+/** The smallest send-buffer backstop, in bytes (see {@linkcode sendBufferLimit}). */
+const MIN_SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
+/** `ServerWebSocket.readyState` of an open socket. */
+const OPEN = 1;
+
+/**
+ * The WebSocket idle timeout for Bun, in whole seconds: `idleTimeoutSecs` (default 120; 0
+ * disables) rounded up and clamped to 0–{@linkcode MAX_IDLE_TIMEOUT_SECS}.
+ */
+export function bunIdleTimeout(idleTimeoutSecs: number | undefined): number {
+  const secs = idleTimeoutSecs ?? 120;
+  if (!(secs > 0)) return 0;
+  return Math.min(MAX_IDLE_TIMEOUT_SECS, Math.ceil(secs));
+}
+
+/**
+ * The send-buffer backstop per WebSocket (Bun's `backpressureLimit`), in bytes: 16 × the
+ * session's `highWaterMarkBytes`, at least 64 MiB. The session keeps the buffer near its mark;
+ * a send past this closes the socket with 1011.
+ */
+export function sendBufferLimit(limits: Partial<SessionLimits> | undefined): number {
+  const mark = limits?.highWaterMarkBytes ?? DEFAULT_SESSION_LIMITS.highWaterMarkBytes;
+  return Math.max(MIN_SEND_BUFFER_LIMIT, 16 * mark);
+}
+
+/** What each upgraded socket carries (`ws.data`). */
+interface SocketState {
+  /** The client's `host:port`, for the log. */
+  readonly label: string;
+  /** The session, from `open` on. */
+  session?: Session;
+  /** The channel the session sends on. */
+  channel?: BunChannel;
+  /** Set once Bun has called `close`. */
+  closed: boolean;
+  /** Resolves {@linkcode SocketState.ended}. */
+  markEnded: () => void;
+  /** Resolves once Bun has called `close`. */
+  readonly ended: Promise<void>;
+  /** The close started by the session's `CloseChannel`, once started. */
+  closing?: Promise<void>;
+}
+
+/** A Bun `ServerWebSocket` as a session's {@linkcode WireChannel}, with read backpressure. */
+class BunChannel implements WireChannel {
+  readonly #ws: BunServerWebSocket<SocketState>;
+  readonly #limit: number;
+  /** Whether the session asked to stop reading. */
+  paused = false;
+  /** Set once a send was dropped: the stream is broken, later sends are dropped too. */
+  #failed = false;
+
+  constructor(ws: BunServerWebSocket<SocketState>, limit: number) {
+    this.#ws = ws;
+    this.#limit = limit;
+  }
+
+  send(data: string | Uint8Array): void {
+    const ws = this.#ws;
+    if (this.#failed || ws.readyState !== OPEN) return;
+    // -1: queued behind backpressure (the session watches bufferedAmount); > 0: written.
+    const status = typeof data === "string" ? ws.sendText(data) : ws.sendBinary(data);
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    if (status !== 0 || size === 0) return;
+    // Dropped past backpressureLimit: the client would miss a message. Close after what is
+    // queued, outside the session's own call (Bun calls the close handler synchronously).
+    this.#failed = true;
+    log.warn("websocket send buffer over its limit", {
+      session: ws.data.session?.number,
+      buffered: ws.getBufferedAmount(),
+      limit: this.#limit,
+    });
+    queueMicrotask(() => {
+      if (ws.readyState === OPEN) ws.close(1011, "send buffer limit");
+    });
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.readyState === OPEN ? this.#ws.getBufferedAmount() : 0;
+  }
+
+  pauseReading(): void {
+    this.paused = true;
+    if (this.#ws.readyState === OPEN) this.#ws.pause();
+  }
+
+  resumeReading(): void {
+    this.paused = false;
+    if (this.#ws.readyState === OPEN) this.#ws.resume();
+  }
+}
+
+/**
+ * The Bun server adapter (see the module doc). Its `listen` rejects with Bun's error and its
+ * Node-style `code` (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, ...), or `ENOTFOUND`/`EAI_AGAIN`
+ * from a look-up when the host name does not resolve; `startServer` words it as
+ * `cannot listen on HOST:PORT: <reason>`.
+ *
+ * @throws {TypeError} (from `listen`, as a rejection) when not running on Bun.
+ */
 export function bunAdapter(): ServerAdapter {
-  throw new Error("the Bun server adapter is not written yet");
+  return { name: "bun", readBackpressure: true, listen: listenBun };
+}
+
+/** `Bun.serve` on `hostname:port`: upgrades to sessions, other requests to the app. */
+async function listenBun(request: ListenRequest): Promise<Listening> {
+  const { options, registry, hostname, port } = request;
+  const bun = bunGlobal();
+  const app = request.app();
+  const admit = admission(options, registry);
+  const newSession = sessionFactory(options, registry);
+  const limit = sendBufferLimit(options.limits);
+  const idleTimeout = bunIdleTimeout(options.idleTimeoutSecs);
+  if ((options.idleTimeoutSecs ?? 0) > MAX_IDLE_TIMEOUT_SECS) {
+    log.warn("idle timeout above Bun's maximum", {
+      asked: options.idleTimeoutSecs,
+      secs: idleTimeout,
+    });
+  }
+
+  let server: BunServer<SocketState>;
+  try {
+    server = bun.serve<SocketState>({
+      hostname,
+      port,
+      fetch(req, server): Response | Promise<Response> | undefined {
+        if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req);
+        const refused = admit(req.headers.get("origin") ?? undefined);
+        if (refused) {
+          return new Response(refused.body, {
+            status: refused.status,
+            headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
+          });
+        }
+        const ip = server.requestIP(req);
+        let markEnded = (): void => {};
+        const ended = new Promise<void>((resolve) => markEnded = resolve);
+        const data: SocketState = {
+          label: ip ? formatHostPort(ip.address, ip.port) : "",
+          closed: false,
+          markEnded,
+          ended,
+        };
+        if (server.upgrade(req, { data })) return undefined;
+        return new Response("wasmnet: bad WebSocket upgrade\n", {
+          status: 400,
+          headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
+        });
+      },
+      error(err): Response {
+        log.error("http error", { error: String(err) });
+        return new Response("internal error\n", { status: 500 });
+      },
+      websocket: {
+        maxPayloadLength: options.limits?.maxMessageBytes ??
+          DEFAULT_SESSION_LIMITS.maxMessageBytes,
+        idleTimeout,
+        sendPings: true,
+        perMessageDeflate: false,
+        backpressureLimit: limit,
+        closeOnBackpressureLimit: false,
+        open(ws): void {
+          ws.binaryType = "uint8array";
+          const state = ws.data;
+          // An upgrade admitted just before shutdown began: the registry will not close it.
+          if (!registry.accepting) {
+            ws.close(1001, "server shutting down");
+            return;
+          }
+          const channel = new BunChannel(ws, limit);
+          state.channel = channel;
+          state.session = newSession(
+            channel,
+            state.label,
+            (code, reason) =>
+              state.closing ??= (async () => {
+                if (state.closed) return;
+                // Read again, so nothing of the client's is left unread behind the close.
+                if (channel.paused) ws.resume();
+                ws.close(code, reason);
+                if (state.closed) return;
+                const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS);
+                await state.ended;
+                clearTimeout(timer);
+              })(),
+          );
+        },
+        message(ws, message): void {
+          ws.data.session?.handle(message);
+        },
+        close(ws, code, reason): void {
+          const state = ws.data;
+          state.closed = true;
+          state.markEnded();
+          const session = state.session;
+          if (session === undefined) return;
+          // Bun reports a close it made itself for a protocol error or timeout as 1006 with a
+          // reason (`Received too big message`, `Received invalid UTF-8`, `WebSocket timed out
+          // from inactivity`); the client got 1009/1007 or nothing.
+          if (code === 1006 && reason !== "") {
+            log.info("websocket closed on error", { session: session.number, error: reason });
+          }
+          void session.close().finally(() => registry.delete(session));
+        },
+        error(ws, err): void {
+          log.error("websocket handler failed", {
+            session: ws.data.session?.number,
+            error: String(err),
+          });
+        },
+      },
+    });
+  } catch (err) {
+    throw await explainListenError(err, hostname);
+  }
+  const addr = server.address ?? { address: hostname, port: server.port };
+  let closing: Promise<void> | undefined;
+  return {
+    addr: { hostname: addr.address, port: addr.port },
+    close: () => closing ??= server.stop(false),
+  };
+}
+
+/**
+ * Bun reports a host name that does not resolve as `EADDRNOTAVAIL`, like an address of another
+ * machine; a look-up tells them apart, so the error says `no address found for the host name`
+ * (`ENOTFOUND`) as on Deno.
+ */
+async function explainListenError(err: unknown, hostname: string): Promise<unknown> {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== "EADDRNOTAVAIL" || isIP(hostname) !== 0) return err;
+  try {
+    await lookup(hostname);
+    return err;
+  } catch (lookupErr) {
+    return lookupErr instanceof Error && "code" in lookupErr ? lookupErr : err;
+  }
 }
