@@ -8,7 +8,7 @@
  * @module
  */
 import { delay } from "./wait.ts";
-import { ROOT, serverCommand } from "./target.ts";
+import { type ChildTarget, ROOT, serverCommand } from "./target.ts";
 
 /** Memory figures of a process from `/proc/PID/status`, in bytes. */
 export interface ProcMemory {
@@ -46,11 +46,13 @@ export class ServerProcess implements AsyncDisposable {
    * `--no-demo` unless `args` has `--demo`, and resolves once it logs `listening`. It logs at
    * `info`, or at `WASMNET_LOG` when that is `debug` or `trace`.
    *
+   * `target` overrides `WASMNET_TEST_SERVER` (e.g. `"bun"` for a test of the Bun server itself).
+   *
    * @throws {Error} when the process exits first or does not listen within 30 s (with its output),
    *   or when the chosen server command is missing.
    */
-  static async start(args: string[] = []): Promise<ServerProcess> {
-    const { cmd, args: prefix } = serverCommand();
+  static async start(args: string[] = [], target?: ChildTarget): Promise<ServerProcess> {
+    const { cmd, args: prefix } = serverCommand(target);
     const level = Deno.env.get("WASMNET_LOG");
     const child = new Deno.Command(cmd, {
       args: [
