@@ -11,8 +11,9 @@
 #    (@oven/bun-linux-x64, @oven/bun-linux-x64-musl, @oven/bun-darwin-aarch64, ...) and its file
 #    .tools/bun/node_modules/@oven/bun-*/bin/bun is the real Bun: no postinstall script is run
 #    (bun's install.js only moves that file and may download from the network), so
-#    `ignore-scripts` in anyone's npm config changes nothing. The binary is run (`--version`) before it is used,
-#    and .tools/bun/node_modules/.bin/bun is made a link to it (npm's points at a placeholder).
+#    `ignore-scripts` in anyone's npm config changes nothing. The binary is run (`--version`)
+#    before it is used, and .tools/bun/node_modules/.bin/bun is made a link to it (npm's points at
+#    a placeholder).
 #    Needs Node.js and npm, and the npm registry, on first use only.
 # 3. `bun install --frozen-lockfile` in the clone when node_modules/ is missing or was installed
 #    for another package.json, bun.lock or Bun (a stamp file, node_modules/.wasmnet-bun-install,
