@@ -1,11 +1,77 @@
 /**
- * The Bun transport (placeholder until it lands).
+ * The Bun transport: TCP, TLS, UDP, listeners and DNS through `node:net`, `node:tls`,
+ * `node:dgram` and `node:dns` (the Node 22 APIs, which Bun implements — and Deno too, so this
+ * transport is unit-tested under `deno test` as well as run under Bun). It gives the guarantees
+ * of the Deno transport (`transport/deno/`) with the same error names and texts: sockets are
+ * owned until handed over or closed, dials and lookups are bounded ({@linkcode Slots}), reads
+ * have backpressure, and OS errors read as Deno words them (`Connection refused (os error 111)`).
  *
  * @module
  */
-import type { Transport, TransportOptions } from "../mod.ts";
+import { lookupHost } from "./dns.ts";
+import { connectTcp } from "./tcp.ts";
+import { startTls } from "./tls.ts";
+import { openUdp } from "./udp.ts";
+import { listenTcp } from "./listener.ts";
+import {
+  DEFAULT_MAX_DIALS,
+  DEFAULT_MAX_LOOKUPS,
+  Slots,
+  tlsContext,
+  type Transport,
+  type TransportOptions,
+} from "../mod.ts";
 
-/** The Bun transport. */
-export function bunTransport(_options: TransportOptions = {}): Transport {
-  throw new Error("the Bun transport is not written yet");
+export { lookupHost, type LookupOptions } from "./dns.ts";
+export { connectTcp, type ConnectTcpOptions } from "./tcp.ts";
+export { startTls, type StartTlsOptions } from "./tls.ts";
+export {
+  MAX_QUEUED_DATAGRAM_BYTES,
+  MAX_QUEUED_DATAGRAMS,
+  NodeDatagramConn,
+  openUdp,
+} from "./udp.ts";
+export { listenTcp, MAX_PENDING_ACCEPTS, NodeTcpListener } from "./listener.ts";
+export { NodeSocketConn, READ_HIGH_WATER_BYTES } from "../_node_conn.ts";
+
+/** Options of {@linkcode bunTransport}: the runtime-neutral {@linkcode TransportOptions}. */
+export type BunTransportOptions = TransportOptions;
+
+/**
+ * The Bun transport (see the module doc). `openUdp` and `listenTcp` return promises: `node:dgram`
+ * and `node:net` bind asynchronously.
+ *
+ * @example Echo one message through a loopback listener
+ * ```ts
+ * import { bunTransport } from "./mod.ts";
+ *
+ * const transport = bunTransport();
+ * const listener = await transport.listenTcp("127.0.0.1", 0);
+ * const conn = await transport.connectTcp("127.0.0.1", listener.addr.port, new AbortController().signal);
+ * const peer = await listener.accept();
+ * await conn.write(new TextEncoder().encode("hi"));
+ * const buf = new Uint8Array(2);
+ * await peer.read(buf);
+ * conn.close();
+ * peer.close();
+ * listener.close();
+ * ```
+ *
+ * @throws {RangeError} when `maxLookups` or `maxDials` is not an integer ≥ 1.
+ * @throws {TypeError} `Cannot use CA certificate file N: ...` when a `caCerts` entry holds no
+ * certificate or one that does not parse (see `parseCaCerts`).
+ */
+export function bunTransport(options: BunTransportOptions = {}): Transport {
+  const lookups = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
+  const dials = new Slots(options.maxDials ?? DEFAULT_MAX_DIALS, "connection attempts");
+  const caCerts = options.caCerts?.length ? [...options.caCerts] : undefined;
+  tlsContext(caCerts); // checks the CA certificates now, not at the first connect_tls
+  return {
+    lookup: (name, signal) =>
+      lookupHost(name, { signal, nameServer: options.nameServer, slots: lookups }),
+    connectTcp: (ip, port, signal) => connectTcp(ip, port, signal, { slots: dials }),
+    startTls: (conn, serverName, signal) => startTls(conn, { serverName, caCerts, signal }),
+    openUdp,
+    listenTcp,
+  };
 }

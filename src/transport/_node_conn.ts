@@ -1,0 +1,254 @@
+/**
+ * A `node:net` socket (or a `node:tls` socket) seen as a `StreamConn`: the adapter of
+ * the Bun transport (`transport/bun/`), which runs on `node:net`, `node:tls` and `node:dgram`
+ * (Node 22 API, as Bun 1.4 and Deno 2.9 implement it).
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+import type { AcceptedConn, NetAddr } from "./types.ts";
+import { BadResource, osError } from "./errors.ts";
+
+/**
+ * Queued received bytes from this many on pause the socket (`socket.pause()`: no more reads from
+ * the kernel, so TCP flow control slows the peer down) until `read()` has taken the queue below
+ * half: 256 KiB, as the transport's `TlsConn`.
+ */
+export const READ_HIGH_WATER_BYTES = 256 * 1024;
+
+/** Options of {@linkcode NodeSocketConn}. */
+export interface NodeSocketConnOptions {
+  /** What the connection is, for `BadResource` messages: `TCP` (default) or `TLS`. */
+  label?: string | undefined;
+  /** Other sockets to destroy with this one on `close()` (the TCP socket under a TLS socket). */
+  under?: readonly Socket[] | undefined;
+}
+
+/**
+ * A `node:net` `Socket` (created with `allowHalfOpen: true`, so a peer's FIN ends only the read
+ * side) as a `StreamConn` (an {@linkcode AcceptedConn}); it owns the socket from construction on.
+ *
+ * - `read()` copies queued chunks into the caller's buffer (several at once when they fit; what
+ *   does not fit stays queued). The queue holds at most about {@linkcode READ_HIGH_WATER_BYTES}
+ *   (256 KiB) plus the socket's own readable buffer: from that many queued bytes on the socket is
+ *   paused, and it is resumed once `read()` has taken the queue below half. `null` at the end of
+ *   the stream (the peer's FIN, or for TLS close_notify).
+ * - `write()` resolves `data.byteLength` once the socket's write callback ran (the bytes are in
+ *   the kernel), so a slow peer slows the writer down. `data` is not copied: the caller must not
+ *   change it before the promise settles.
+ * - `closeWrite()` half-closes (`socket.end()`: FIN after the pending writes; for TLS
+ *   close_notify first) and resolves once that is written or the socket is gone. Never rejects.
+ * - `close()` destroys the socket at once; a pending `read()` or `write()` rejects with
+ *   {@linkcode BadResource}. A second `close()` does nothing.
+ *
+ * Errors are worded as Deno words the same OS error ({@linkcode osError}): a reset is an `Error`
+ * named `ConnectionReset` with message `Connection reset by peer (os error 104)`.
+ */
+export class NodeSocketConn implements AcceptedConn {
+  /** The peer's address, taken when the connection was made (a destroyed socket forgets it). */
+  readonly remoteAddr: NetAddr;
+  /** The local address, taken when the connection was made. */
+  readonly localAddr: NetAddr;
+  readonly #sock: Socket;
+  readonly #label: string;
+  readonly #under: readonly Socket[];
+  readonly #chunks: Uint8Array[] = [];
+  #queued = 0;
+  #paused = false;
+  #ended = false;
+  #error: unknown;
+  #closed = false;
+  #waiters: (() => void)[] = [];
+  readonly #writes = new Set<(e: Error) => void>();
+
+  /**
+   * @param sock a connected socket (owned by this object from now on).
+   * @param options label for messages; sockets under `sock` to destroy with it.
+   */
+  constructor(sock: Socket, options: NodeSocketConnOptions = {}) {
+    this.#sock = sock;
+    this.#label = options.label ?? "TCP";
+    this.#under = options.under ?? [];
+    this.remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort);
+    this.localAddr = tcpAddr(sock.localAddress, sock.localPort);
+    sock.on("data", (chunk: Uint8Array) => {
+      if (this.#closed) return;
+      this.#chunks.push(chunk);
+      this.#queued += chunk.byteLength;
+      if (this.#queued >= READ_HIGH_WATER_BYTES && !this.#paused) {
+        this.#paused = true;
+        sock.pause();
+      }
+      this.#wake();
+    });
+    sock.on("end", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    sock.on("error", (e: Error) => {
+      this.#error ??= osError(e);
+      this.#wake();
+    });
+    sock.on("close", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  /** The socket, for the transport's own use (TLS directly over it); undefined once closed. */
+  get socket(): Socket | undefined {
+    return this.#closed ? undefined : this.#sock;
+  }
+
+  /**
+   * True when nothing was read, queued, ended or failed and no write is pending: the socket can
+   * be handed to `tls.connect({ socket })` as it is.
+   */
+  get pristine(): boolean {
+    return !this.#closed && !this.#ended && this.#error === undefined &&
+      this.#chunks.length === 0 && this.#writes.size === 0 && this.#waiters.length === 0 &&
+      !this.#sock.destroyed;
+  }
+
+  /**
+   * Gives the socket up without closing it: removes this object's listeners and marks it
+   * closed (later calls reject with `BadResource`). Only for a {@linkcode pristine} connection.
+   */
+  detach(): Socket {
+    const sock = this.#sock;
+    this.#closed = true;
+    sock.removeAllListeners("data");
+    sock.removeAllListeners("end");
+    sock.removeAllListeners("error");
+    sock.removeAllListeners("close");
+    return sock;
+  }
+
+  /**
+   * Reads into `buffer`; resolves the byte count, or `null` at the end of the stream.
+   *
+   * @throws {BadResource} once closed; the connection's error (e.g. `ConnectionReset`) when it
+   * failed.
+   */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    if (buffer.byteLength === 0) return 0;
+    for (;;) {
+      if (this.#closed) throw new BadResource(`the ${this.#label} connection is closed`);
+      if (this.#chunks.length > 0) return this.#take(buffer);
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  #take(buffer: Uint8Array): number {
+    let n = 0;
+    while (n < buffer.byteLength) {
+      const chunk = this.#chunks[0];
+      if (chunk === undefined) break;
+      const room = buffer.byteLength - n;
+      if (chunk.byteLength <= room) {
+        buffer.set(chunk, n);
+        n += chunk.byteLength;
+        this.#chunks.shift();
+      } else {
+        buffer.set(chunk.subarray(0, room), n);
+        n += room;
+        this.#chunks[0] = chunk.subarray(room);
+      }
+    }
+    this.#queued -= n;
+    if (this.#paused && this.#queued < READ_HIGH_WATER_BYTES / 2) {
+      this.#paused = false;
+      this.#sock.resume();
+    }
+    return n;
+  }
+
+  /**
+   * Writes all of `data`; resolves `data.byteLength` once the socket's write callback ran. The
+   * caller must not change `data` before then (it is not copied).
+   *
+   * @throws {BadResource} once closed; the connection's error (`BrokenPipe`, `ConnectionReset`,
+   * ...) when it failed.
+   */
+  write(data: Uint8Array): Promise<number> {
+    if (this.#closed) {
+      return Promise.reject(new BadResource(`the ${this.#label} connection is closed`));
+    }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (data.byteLength === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve, reject) => {
+      const abandon = (e: Error): void => reject(e);
+      this.#writes.add(abandon);
+      try {
+        this.#sock.write(data, (e?: Error | null) => {
+          if (!this.#writes.delete(abandon)) return; // settled by close()
+          if (e) reject(this.#error ?? osError(e));
+          else resolve(data.byteLength);
+        });
+      } catch (e) {
+        this.#writes.delete(abandon);
+        reject(osError(e));
+      }
+    });
+  }
+
+  /**
+   * Half-closes the write side (FIN after the pending writes; TLS sends close_notify first);
+   * resolves once written, or at once when the connection is already closed or failed. Never
+   * rejects.
+   */
+  closeWrite(): Promise<void> {
+    const sock = this.#sock;
+    if (this.#closed || sock.destroyed || sock.writableFinished) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        sock.off("finish", done);
+        sock.off("close", done);
+        this.#writes.delete(done);
+        resolve();
+      };
+      sock.once("finish", done);
+      sock.once("close", done);
+      this.#writes.add(done); // close() settles it too
+      sock.end();
+    });
+  }
+
+  /** Sets TCP_NODELAY (default on). */
+  setNoDelay(on = true): void {
+    if (!this.#closed) this.#sock.setNoDelay(on);
+  }
+
+  /**
+   * Destroys the socket at once (no FIN handshake wait; call `closeWrite()` first for a clean
+   * end). Pending reads and writes reject with `BadResource`. A second call does nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sock.destroy(); // its "error" listener (constructor) stays: late errors are ignored
+    for (const sock of this.#under) sock.destroy();
+    this.#chunks.length = 0;
+    this.#queued = 0;
+    if (this.#writes.size > 0) {
+      const closed = new BadResource(`the ${this.#label} connection is closed`);
+      for (const settle of [...this.#writes]) settle(closed);
+      this.#writes.clear();
+    }
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** A TCP {@linkcode NetAddr} from a Node socket's address fields (empty/0 when unknown). */
+export function tcpAddr(address: string | undefined, port: number | undefined): NetAddr {
+  return { transport: "tcp", hostname: address ?? "", port: port ?? 0 };
+}
