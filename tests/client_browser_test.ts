@@ -4,7 +4,8 @@
 // JSON and binary framing. Needs Debian's `chromium` (`.ci/run` installs it); when it is missing
 // the test FAILS with the install command, it never passes silently.
 import assert from "node:assert/strict";
-import { Policy, setLogLevel, startServer } from "../mod.ts";
+import { Policy, setLogLevel } from "../mod.ts";
+import { startTestServer } from "./helpers/server.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
 import { launchChromium, requireChromium } from "./helpers/browser.ts";
@@ -113,11 +114,7 @@ Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB st
     await using http = await startHttpServer("hello from loopback\n");
     await using echo = await startTcpEcho();
     await using udp = await startUdpEcho();
-    await using server = await startServer({
-      hostname: "127.0.0.1",
-      port: 0,
-      policy: Policy.allowAll(),
-    });
+    await using server = await startTestServer({ policy: Policy.allowAll() });
     const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
       const path = new URL(req.url).pathname;
       if (path === "/wasmnet-client.js") {

@@ -1,7 +1,7 @@
 // Client library against the real wasmnet server: real WebSocket, real loopback TCP/TLS/UDP/DNS
 // peers, port 0 everywhere, both framings.
 import assert from "node:assert/strict";
-import { Policy, setLogLevel, startServer, type WasmnetServer } from "../mod.ts";
+import { Policy, setLogLevel, type WasmnetServer } from "../mod.ts";
 import { WasmnetClient, type WasmnetClientOptions, WasmnetError } from "../src/client/mod.ts";
 import {
   startHttpServer,
@@ -11,14 +11,14 @@ import {
 } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
+import { startTestServer, testTransport } from "./helpers/server.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
 const MiB = 1024 * 1024;
 
 function serve(policy: Policy = Policy.allowAll()): Promise<WasmnetServer> {
-  return startServer({ hostname: "127.0.0.1", port: 0, policy });
+  return startTestServer({ policy });
 }
 
 async function open(url: string, options: WasmnetClientOptions = {}): Promise<WasmnetClient> {
@@ -264,11 +264,9 @@ for (const binary of [false, true]) {
     await using dns = await startDnsServer({
       records: { "a.test": { A: ["127.0.0.1"], AAAA: ["::1"] } },
     });
-    await using server = await startServer({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = await startTestServer({
       policy: Policy.fromConfig({ deny: ["blocked.test"], allow: ["*"] }),
-      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+      transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
     });
     await using client = await open(server.url, { binary });
     assert.deepEqual((await client.resolve("a.test")).sort(), ["127.0.0.1", "::1"]);
@@ -280,11 +278,9 @@ for (const binary of [false, true]) {
     const pki = await makeTestPki();
     await using good = await startTlsEcho({ cert: pki.serverCert, key: pki.serverKey });
     await using bad = await startTlsEcho({ cert: pki.untrustedCert, key: pki.untrustedKey });
-    await using server = await startServer({
-      hostname: "127.0.0.1",
-      port: 0,
+    await using server = await startTestServer({
       policy: Policy.allowAll(),
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await open(server.url, { binary });
     const sock = client.openTcp("localhost", good.port, { tls: true });
@@ -309,9 +305,7 @@ for (const binary of [false, true]) {
       for await (const c of silent) held.push(c);
     })();
     try {
-      await using server = await startServer({
-        hostname: "127.0.0.1",
-        port: 0,
+      await using server = await startTestServer({
         policy: Policy.fromConfig({ deny: [], allow: ["*"], connectionTimeoutSecs: 1 }),
       });
       await using client = await open(server.url, { binary });

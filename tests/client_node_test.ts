@@ -2,7 +2,8 @@
 // the wasmnet-style API and the stream API, in both framings. Node ≥ 22 has a global WebSocket;
 // Node 20 (this machine's) needs --experimental-websocket, which the test passes when needed.
 import assert from "node:assert/strict";
-import { Policy, setLogLevel, startServer } from "../mod.ts";
+import { Policy, setLogLevel } from "../mod.ts";
+import { startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
 
@@ -50,11 +51,7 @@ Deno.test("client node: the bundle runs under Node.js against the real server", 
     await bundleClient(dir);
     await Deno.writeTextFile(`${dir}/run.mjs`, SCRIPT);
     await using echo = await startTcpEcho();
-    await using server = await startServer({
-      hostname: "127.0.0.1",
-      port: 0,
-      policy: Policy.allowAll(),
-    });
+    await using server = await startTestServer({ policy: Policy.allowAll() });
     const flags = major < 22 ? ["--experimental-websocket", "--no-warnings"] : [];
     const child = new Deno.Command("node", {
       args: [...flags, `${dir}/run.mjs`, server.url, String(echo.port)],

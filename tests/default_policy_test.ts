@@ -7,13 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { TestClient } from "./helpers/ws_client.ts";
-import "./helpers/server.ts"; // sets the test log level
 import { startTcpEcho } from "./helpers/echo_servers.ts";
-import { startServer } from "../mod.ts";
 import { Policy } from "../src/policy/mod.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import type { Framing } from "../src/protocol/mod.ts";
+import { startTestServer, testTransport } from "./helpers/server.ts";
 
 const DENIED_ADDRS = [
   "127.0.0.1",
@@ -59,7 +57,7 @@ const DENIED_ADDRS = [
 for (const framing of ["json", "binary"] as Framing[]) {
   Deno.test(`default policy: every loopback/private spelling is denied (${framing})`, async () => {
     await using echo = await startTcpEcho();
-    await using server = await startServer({ hostname: "127.0.0.1", port: 0 });
+    await using server = await startTestServer({ policy: Policy.defaults() });
     await using client = await TestClient.open(server.url, framing);
     let id = 1;
     const wrong: string[] = [];
@@ -81,7 +79,7 @@ for (const framing of ["json", "binary"] as Framing[]) {
 
 Deno.test("default policy: a denied message names the address and the rule", async () => {
   await using echo = await startTcpEcho();
-  await using server = await startServer({ hostname: "127.0.0.1", port: 0 });
+  await using server = await startTestServer({ policy: Policy.defaults() });
   await using client = await TestClient.open(server.url);
   client.send({ op: "connect", id: 1, addr: "127.1", port: echo.port });
   const ev = await client.nextFor(1);
@@ -94,11 +92,7 @@ Deno.test("default policy: a denied message names the address and the rule", asy
 
 Deno.test("default policy: Policy.allowAll() (--no-policy) connects to 127.0.0.1", async () => {
   await using echo = await startTcpEcho();
-  await using server = await startServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    policy: Policy.allowAll(),
-  });
+  await using server = await startTestServer({ policy: Policy.allowAll() });
   await using client = await TestClient.open(server.url);
   await client.connect(1, "127.0.0.1", echo.port);
   await client.connect(2, "127.1", echo.port);
@@ -117,10 +111,9 @@ Deno.test("default policy: a public-looking name that resolves to loopback is de
       "mapped.example": { AAAA: ["::ffff:127.0.0.1"] },
     },
   });
-  await using server = await startServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    transport: denoTransport({ nameServer: { ipAddr: dns.hostname, port: dns.port } }),
+  await using server = await startTestServer({
+    policy: Policy.defaults(),
+    transport: testTransport({ nameServer: { ipAddr: dns.hostname, port: dns.port } }),
   });
   await using client = await TestClient.open(server.url);
   const names: [number, string][] = [[1, "rebind.example"], [2, "mixed.example"], [
@@ -140,7 +133,7 @@ for (const framing of ["json", "binary"] as Framing[]) {
   Deno.test(
     `default policy: connect_udp and send_to to an IPv4-translated address are denied before any socket (${framing})`,
     async () => {
-      await using server = await startServer({ hostname: "127.0.0.1", port: 0 });
+      await using server = await startTestServer({ policy: Policy.defaults() });
       await using client = await TestClient.open(server.url, framing);
       for (const [id, addr] of [[1, "::ffff:0:127.0.0.1"], [2, "::ffff:0:8.8.8.8"]] as const) {
         client.send({ op: "connect_udp", id, addr, port: 53 });

@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { delay, until } from "./helpers/wait.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import { inProcessOnly, loopbackPolicy, startTestServer, testTransport } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Policy } from "../src/policy/mod.ts";
 import type { WasmnetServer } from "../src/server/mod.ts";
 import type { Framing } from "../src/protocol/mod.ts";
@@ -34,7 +33,7 @@ function startZone(): Promise<DnsServer> {
 function serverFor(dns: DnsServer, policy: Policy = loopbackPolicy()): Promise<WasmnetServer> {
   return startTestServer({
     policy,
-    transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+    transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
   });
 }
 
@@ -188,60 +187,68 @@ for (const framing of FRAMINGS) {
 }
 
 for (const framing of FRAMINGS) {
-  Deno.test(`dns: pending resolves are bounded per session, beyond it error at once (${framing})`, async () => {
-    await using dns = await startZone();
-    await using server = await startTestServer({
-      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
-      limits: { maxPendingLookups: 4 },
-    });
-    await using client = await TestClient.open(server.url, framing);
-    for (let id = 1; id <= 6; id++) client.send({ op: "resolve", id, name: "silent.test" });
-    for (const id of [5, 6]) {
-      assert.deepEqual(await client.nextFor(id), {
-        ev: "error",
-        id,
-        msg: "too many pending lookups (limit 4)",
+  Deno.test(
+    `dns: pending resolves are bounded per session, beyond it error at once (${framing})`,
+    inProcessOnly("limits.maxPendingLookups has no CLI flag"),
+    async () => {
+      await using dns = await startZone();
+      await using server = await startTestServer({
+        transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+        limits: { maxPendingLookups: 4 },
       });
-    }
-    client.send({ op: "close", id: 1 });
-    assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
-    assert.deepEqual(await resolve(client, 7, "a.test"), ["127.0.0.1", "::1"]);
-    for (let id = 2; id <= 4; id++) {
-      client.send({ op: "close", id });
-      assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
-    }
-  });
+      await using client = await TestClient.open(server.url, framing);
+      for (let id = 1; id <= 6; id++) client.send({ op: "resolve", id, name: "silent.test" });
+      for (const id of [5, 6]) {
+        assert.deepEqual(await client.nextFor(id), {
+          ev: "error",
+          id,
+          msg: "too many pending lookups (limit 4)",
+        });
+      }
+      client.send({ op: "close", id: 1 });
+      assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
+      assert.deepEqual(await resolve(client, 7, "a.test"), ["127.0.0.1", "::1"]);
+      for (let id = 2; id <= 4; id++) {
+        client.send({ op: "close", id });
+        assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
+      }
+    },
+  );
 }
 
-Deno.test("dns: lookups in flight are bounded per server (transport maxLookups)", async () => {
-  await using dns = await startZone();
-  await using server = await startTestServer({
-    transport: denoTransport({
-      nameServer: { ipAddr: "127.0.0.1", port: dns.port },
-      maxLookups: 3,
-    }),
-  });
-  await using a = await TestClient.open(server.url);
-  await using b = await TestClient.open(server.url);
-  for (let id = 1; id <= 3; id++) a.send({ op: "resolve", id, name: "silent.test" });
-  await until(() => dns.queries >= 3, "three silent lookups reach the name server");
-  assert.equal(
-    await resolveError(b, 1, "a.test"),
-    'DNS lookup failed for "a.test": too many DNS lookups in flight (limit 3)',
-  );
-  for (let id = 1; id <= 3; id++) {
-    a.send({ op: "close", id });
-    assert.deepEqual(await a.nextFor(id), { ev: "closed", id });
-  }
-  // Closing aborts the queries; their slots come back once the resolver has let go of them.
-  for (let attempt = 0;; attempt++) {
-    b.send({ op: "resolve", id: 2, name: "a.test" });
-    const ev = await b.nextFor(2);
-    if (ev.ev === "resolved") {
-      assert.deepEqual(ev.addrs, ["127.0.0.1", "::1"]);
-      break;
+Deno.test(
+  "dns: lookups in flight are bounded per server (transport maxLookups)",
+  inProcessOnly("transport maxLookups has no CLI flag"),
+  async () => {
+    await using dns = await startZone();
+    await using server = await startTestServer({
+      transport: testTransport({
+        nameServer: { ipAddr: "127.0.0.1", port: dns.port },
+        maxLookups: 3,
+      }),
+    });
+    await using a = await TestClient.open(server.url);
+    await using b = await TestClient.open(server.url);
+    for (let id = 1; id <= 3; id++) a.send({ op: "resolve", id, name: "silent.test" });
+    await until(() => dns.queries >= 3, "three silent lookups reach the name server");
+    assert.equal(
+      await resolveError(b, 1, "a.test"),
+      'DNS lookup failed for "a.test": too many DNS lookups in flight (limit 3)',
+    );
+    for (let id = 1; id <= 3; id++) {
+      a.send({ op: "close", id });
+      assert.deepEqual(await a.nextFor(id), { ev: "closed", id });
     }
-    assert.ok(attempt < 200, `no slot came back: ${JSON.stringify(ev)}`);
-    await delay(10);
-  }
-});
+    // Closing aborts the queries; their slots come back once the resolver has let go of them.
+    for (let attempt = 0;; attempt++) {
+      b.send({ op: "resolve", id: 2, name: "a.test" });
+      const ev = await b.nextFor(2);
+      if (ev.ev === "resolved") {
+        assert.deepEqual(ev.addrs, ["127.0.0.1", "::1"]);
+        break;
+      }
+      assert.ok(attempt < 200, `no slot came back: ${JSON.stringify(ev)}`);
+      await delay(10);
+    }
+  },
+);

@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import { inProcessOnly, loopbackPolicy, startTestServer, testTransport } from "./helpers/server.ts";
 import { startUdpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Framing } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
@@ -149,37 +148,41 @@ for (const framing of FRAMINGS) {
     assert.deepEqual(await client.nextFor(4), { ev: "closed", id: 4 });
   });
 
-  Deno.test(`udp: an oversize datagram is dropped with error, the socket lives (${framing})`, async () => {
-    await using echo = await startUdpEcho({ hostname: "127.0.0.1" });
-    await using server = await startTestServer({ limits: { maxDatagramBytes: 1000 } });
-    await using client = await TestClient.open(server.url, framing);
-    await openUdp(client, 5, "127.0.0.1", echo.port);
-    client.send({ op: "send", id: 5, data: randomBytes(1001) });
-    const ev = await client.nextFor(5);
-    assert.equal(ev.ev, "error", JSON.stringify(ev));
-    assert.match(ev.ev === "error" ? ev.msg : "", /^datagram dropped/);
-    client.send({
-      op: "send_to",
-      id: 5,
-      addr: "127.0.0.1",
-      port: echo.port,
-      data: randomBytes(1001),
-    });
-    const ev2 = await client.nextFor(5);
-    assert.equal(ev2.ev, "error", JSON.stringify(ev2));
-    assert.match(ev2.ev === "error" ? ev2.msg : "", /^datagram dropped/);
-    // Exactly at the limit passes, and the socket still works.
-    const max = randomBytes(1000);
-    client.send({ op: "send", id: 5, data: max });
-    assert.deepEqual(await nextDatagram(client, 5), {
-      data: max,
-      addr: "127.0.0.1",
-      port: echo.port,
-    });
-    assert.equal(echo.datagrams, 1);
-    client.send({ op: "close", id: 5 });
-    assert.deepEqual(await client.nextFor(5), { ev: "closed", id: 5 });
-  });
+  Deno.test(
+    `udp: an oversize datagram is dropped with error, the socket lives (${framing})`,
+    inProcessOnly("limits.maxDatagramBytes has no CLI flag"),
+    async () => {
+      await using echo = await startUdpEcho({ hostname: "127.0.0.1" });
+      await using server = await startTestServer({ limits: { maxDatagramBytes: 1000 } });
+      await using client = await TestClient.open(server.url, framing);
+      await openUdp(client, 5, "127.0.0.1", echo.port);
+      client.send({ op: "send", id: 5, data: randomBytes(1001) });
+      const ev = await client.nextFor(5);
+      assert.equal(ev.ev, "error", JSON.stringify(ev));
+      assert.match(ev.ev === "error" ? ev.msg : "", /^datagram dropped/);
+      client.send({
+        op: "send_to",
+        id: 5,
+        addr: "127.0.0.1",
+        port: echo.port,
+        data: randomBytes(1001),
+      });
+      const ev2 = await client.nextFor(5);
+      assert.equal(ev2.ev, "error", JSON.stringify(ev2));
+      assert.match(ev2.ev === "error" ? ev2.msg : "", /^datagram dropped/);
+      // Exactly at the limit passes, and the socket still works.
+      const max = randomBytes(1000);
+      client.send({ op: "send", id: 5, data: max });
+      assert.deepEqual(await nextDatagram(client, 5), {
+        data: max,
+        addr: "127.0.0.1",
+        port: echo.port,
+      });
+      assert.equal(echo.datagrams, 1);
+      client.send({ op: "close", id: 5 });
+      assert.deepEqual(await client.nextFor(5), { ev: "closed", id: 5 });
+    },
+  );
 
   Deno.test(`udp: send_to a denied address is denied, the socket lives (${framing})`, async () => {
     await using echo = await startUdpEcho({ hostname: "127.0.0.1" });
@@ -298,7 +301,7 @@ for (const framing of FRAMINGS) {
     await using echo = await startUdpEcho({ hostname: "127.0.0.1" });
     await using dns = await startDnsServer({ records: { "slow.test": { A: ["127.0.0.1"] } } });
     await using server = await startTestServer({
-      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+      transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
     });
     await using client = await TestClient.open(server.url, framing);
     // The name needs a DNS round trip, so these arrive while the socket is still opening.
@@ -331,7 +334,7 @@ for (const framing of FRAMINGS) {
       },
     });
     await using server = await startTestServer({
-      transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+      transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
     });
     await using client = await TestClient.open(server.url, framing);
     await openUdp(client, 21, "a.test", echoA.port);
