@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fresh-clone check, run by .ci/run after bin/test. What a new user does after `git clone`, on a
-# machine with Node.js and npm but no Deno and nothing cached:
+# machine with Node.js and npm but no Deno, no Bun and nothing cached:
 #   - clones HEAD (committed files only) into a temp dir, with an empty DENO_DIR, an empty npm cache,
-#     no .tools/ and a PATH without any `deno`;
+#     an empty Bun cache, no .tools/, no node_modules/ and a PATH without any `deno` or `bun`;
 #   - runs the README's run command (`bin/wasmnet --host 127.0.0.1 --port 9000`, with `--port 0`
 #     appended so it never collides with a real port 9000: the last --port wins), waits for
 #     `listening`, checks /healthz and that the launched PID is the Deno binary itself (exec);
@@ -12,6 +12,9 @@
 #   - runs `bin/wasmnet --help`, a check-policy pass-through, and `wasmnet --version` through a
 #     symlink on PATH from another directory (the README's one step, `ln -s "$PWD/bin/wasmnet"
 #     /usr/local/bin/wasmnet`, done into a temp dir instead of /usr/local/bin);
+#   - runs `bin/wasmnet-bun --help` (Bun 1.4.5 from npm into .tools/bun/, then `bun install
+#     --frozen-lockfile` into node_modules/) and `deno task binary` (`bun build --compile` into
+#     dist/wasmnet), and runs that binary (`--version`) from / with PATH=/usr/bin:/bin;
 #   - checks the runs left the clone's tracked files untouched (deno.lock not rewritten).
 # It does not run the test suite again: bin/test just ran it, also from empty caches on a fresh
 # CI machine, and a second run would double CI time for nothing the checks above miss.
@@ -54,27 +57,33 @@ cmd_re=${run_cmd[*]}
 grep -qE "^${cmd_re//./\\.}( |\$)" "$root/README.md" ||
   fail "README.md's Quick start no longer shows \`${run_cmd[*]}\`: update tests/fresh_clone.sh"
 
-# PATH without any folder that holds a `deno`.
+# PATH without any folder that holds a `deno` or a `bun`.
 path=""
 IFS=: read -ra dirs <<<"$PATH"
 for d in "${dirs[@]}"; do
-  if [ -z "$d" ] || [ -x "$d/deno" ]; then continue; fi
+  if [ -z "$d" ] || [ -x "$d/deno" ] || [ -x "$d/bun" ]; then continue; fi
   path="${path:+$path:}$d"
 done
-if PATH="$path" command -v deno >/dev/null 2>&1; then fail "could not build a PATH without deno"; fi
+for tool in deno bun; do
+  if PATH="$path" command -v "$tool" >/dev/null 2>&1; then
+    fail "could not build a PATH without $tool"
+  fi
+done
 PATH="$path" command -v npm >/dev/null 2>&1 ||
-  fail "npm is only in a folder that also holds deno; cannot test a machine without deno"
+  fail "npm is only in a folder that also holds deno or bun; cannot test a machine without them"
 
-mkdir -p "$work/deno-dir" "$work/npm-cache" "$work/bin"
-# The environment of a new user: no deno on PATH, nothing cached.
+mkdir -p "$work/deno-dir" "$work/npm-cache" "$work/bun-cache" "$work/bin"
+# The environment of a new user: no deno or bun on PATH, nothing cached.
 clone_env=(env PATH="$path" DENO_DIR="$work/deno-dir" npm_config_cache="$work/npm-cache"
-  NO_COLOR=1 WASMNET_LOG=info)
+  BUN_INSTALL_CACHE_DIR="$work/bun-cache" NO_COLOR=1 WASMNET_LOG=info)
 in_clone() { (cd "$clone" && exec "${clone_env[@]}" "$@"); }
 
 git clone --quiet "$root" "$clone"
 say "cloned HEAD $(git -C "$clone" rev-parse --short HEAD) into $clone (committed files only)"
 [ ! -e "$clone/.tools" ] || fail ".tools/ is in the clone (it must be git-ignored)"
-say "ok: empty DENO_DIR, empty npm cache, no .tools/, PATH without deno ($path)"
+[ ! -e "$clone/node_modules" ] || fail "node_modules/ is in the clone (it must be git-ignored)"
+say "ok: empty DENO_DIR, npm and Bun caches, no .tools/ or node_modules/, PATH without deno" \
+  "or bun ($path)"
 
 # Starts the run command in the background; sets pid (the launched process) and port.
 start_server() {
@@ -169,9 +178,35 @@ ln -s "$clone/bin/wasmnet" "$work/bin/wasmnet"
   wasmnet --version) >"$log" 2>&1 || fail "wasmnet --version through a symlink on PATH failed"
 grep -q '^wasmnet [0-9]' "$log" || fail "wasmnet --version printed no version"
 say "ok: \`ln -s \"\$PWD/bin/wasmnet\" DIR/wasmnet\` makes \`wasmnet\` work from / ($(cat "$log"))"
+
+# Bun: the launcher fetches the pinned Bun from npm and the dependencies of bun.lock, then runs.
+log="$work/bun-help.log"
+started=$SECONDS
+in_clone bin/wasmnet-bun --help >"$log" 2>&1 || fail "bin/wasmnet-bun --help exited non-zero"
+grep -q '^Usage:' "$log" || fail "bin/wasmnet-bun --help printed no usage"
+[ -x "$clone/.tools/bun/node_modules/.bin/bun" ] ||
+  fail "no Bun in .tools/bun/ after bin/wasmnet-bun"
+[ -d "$clone/node_modules/hono" ] || fail "bin/wasmnet-bun did not install node_modules/"
+say "ok: bin/wasmnet-bun --help (Bun 1.4.5 from npm into .tools/bun/, node_modules/ from" \
+  "bun.lock) in $((SECONDS - started)) s"
+
+# The single binary: `deno task binary` with the Deno the launcher installed (no deno on PATH).
+log="$work/binary.log"
+started=$SECONDS
+in_clone "$clone/.tools/node_modules/deno/deno" task binary >"$log" 2>&1 ||
+  fail "deno task binary failed"
+[ -x "$clone/dist/wasmnet" ] || fail "deno task binary wrote no dist/wasmnet"
+(cd / && exec env -i PATH=/usr/bin:/bin "$clone/dist/wasmnet" --version) >"$log" 2>&1 ||
+  fail "dist/wasmnet --version failed from / with PATH=/usr/bin:/bin"
+grep -q '^wasmnet [0-9].* bun 1\.4\.5' "$log" ||
+  fail "dist/wasmnet --version: not wasmnet on Bun 1.4.5"
+mib=$(($(wc -c <"$clone/dist/wasmnet") / 1048576))
+say "ok: deno task binary built dist/wasmnet ($mib MiB) in $((SECONDS - started)) s; it runs" \
+  "from / without deno or bun ($(cat "$log"))"
 log=""
 
 changed=$(git -C "$clone" status --porcelain)
 [ -z "$changed" ] || fail "the runs changed files in the clone: $changed"
-say "ok: the clone's files are unchanged (deno.lock not rewritten; .tools/ is ignored)"
+say "ok: the clone's files are unchanged (deno.lock and bun.lock not rewritten; .tools/," \
+  "node_modules/ and dist/ are ignored)"
 say "all checks passed"
