@@ -1,0 +1,527 @@
+/**
+ * Unit tests of {@linkcode Session} through its two seams, with a fake transport and a fake
+ * channel (`_fake_transport_test_util.ts`): no sockets, no WebSocket, no runtime networking. They
+ * check the session's ordering, slot and teardown guarantees (docs/ARCHITECTURE.md §3) in
+ * milliseconds; `tests/guarantees_test.ts` checks several of them end to end with real sockets.
+ *
+ * Every harness, when disposed, closes its session and asserts that the fake transport has no
+ * connection, UDP socket or listener left open, that no `max_connections` slot or table entry is
+ * left, and that the session logged no error (a task that threw).
+ */
+import { deepStrictEqual as eq, match, ok, strictEqual } from "node:assert/strict";
+import { encodeRequest, type Framing, type Request, type WireEvent } from "../protocol/mod.ts";
+import { Policy, type PolicyConfig } from "../policy/mod.ts";
+import { FakeClock, RateLimiter, TokenBucket } from "../limit/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { Session, type SessionOptions } from "./session.ts";
+import type { SessionLimits } from "./options.ts";
+import {
+  FakeChannel,
+  type FakeConn,
+  FakeTransport,
+  netError,
+  refused,
+  tick,
+  until,
+} from "./_fake_transport_test_util.ts";
+
+const FRAMINGS: readonly Framing[] = ["json", "binary"];
+const enc = new TextEncoder();
+
+/** Allowed documentation addresses, a denied one, and a denied name. */
+const OK_IP = "203.0.113.10";
+const OK_IP2 = "203.0.113.11";
+const DENIED_IP = "198.51.100.66";
+const DENIED_NAME = "bad.test";
+
+interface PolicyOptions extends Partial<PolicyConfig> {
+  /** Overrides `connectionTimeoutMs` (the config's minimum is 1 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * A permissive policy (deny only `DENIED_IP` and `DENIED_NAME`, no bandwidth cap). With
+ * `timeoutMs`, a proxy that reports that dial timeout, so timeouts take milliseconds.
+ */
+function testPolicy(options: PolicyOptions = {}): Policy {
+  const { timeoutMs, ...config } = options;
+  const policy = Policy.fromConfig({
+    deny: [DENIED_IP, DENIED_NAME],
+    allow: ["*"],
+    maxBandwidthMbps: 0,
+    ...config,
+  }, "<session test>");
+  if (timeoutMs === undefined) return policy;
+  return new Proxy(policy, {
+    get(target, prop): unknown {
+      if (prop === "connectionTimeoutMs") return timeoutMs;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A logger that keeps warnings and errors (a session logs `task failed` when a task throws). */
+function recordingLogger(errors: string[]): Logger {
+  const keep = (msg: string, fields?: Record<string, unknown>): void => {
+    errors.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+  };
+  return {
+    trace: () => {},
+    debug: () => {},
+    info: () => {},
+    warn: () => {},
+    error: keep,
+    enabled: () => false,
+  };
+}
+
+interface HarnessOptions {
+  policy?: Policy;
+  limits?: Partial<SessionLimits>;
+  pausable?: boolean;
+  bandwidth?: SessionOptions["bandwidth"];
+}
+
+/** A session over a fake transport and a fake channel, speaking one framing. */
+class Harness implements AsyncDisposable {
+  readonly transport = new FakeTransport();
+  readonly channel: FakeChannel;
+  readonly session: Session;
+  readonly errors: string[] = [];
+
+  constructor(readonly framing: Framing, options: HarnessOptions = {}) {
+    this.channel = new FakeChannel({ pausable: options.pausable ?? true });
+    const sessionOptions: SessionOptions = {
+      policy: options.policy ?? testPolicy(),
+      transport: this.transport,
+      log: recordingLogger(this.errors),
+    };
+    if (options.limits) sessionOptions.limits = options.limits;
+    if (options.bandwidth) sessionOptions.bandwidth = options.bandwidth;
+    this.session = new Session(this.channel, sessionOptions);
+  }
+
+  /** Sends one request in this harness's framing. */
+  req(r: Request): void {
+    this.session.handle(encodeRequest(r, this.framing));
+  }
+
+  connect(id: number, addr = OK_IP, port = 80, tls = false): void {
+    this.req({ op: tls ? "connect_tls" : "connect", id, addr, port });
+  }
+
+  send(id: number, data: string | Uint8Array): void {
+    this.req({ op: "send", id, data: typeof data === "string" ? enc.encode(data) : data });
+  }
+
+  close(id: number): void {
+    this.req({ op: "close", id });
+  }
+
+  /** Connects `id` to an address that dials at once; returns its connection after `connected`. */
+  async open(id: number, addr = OK_IP, port = 80): Promise<FakeConn> {
+    const before = this.transport.conns.length;
+    this.connect(id, addr, port);
+    await this.channel.waitFor(id, "connected");
+    const conn = this.transport.conns[before];
+    ok(conn !== undefined, "a connection was made");
+    return conn;
+  }
+
+  /** Waits for the terminal event of `id` (`closed`, `error`, `denied` or `resolved`). */
+  async terminal(id: number): Promise<WireEvent> {
+    const isEnd = (e: WireEvent): boolean =>
+      e.id === id && ["closed", "error", "denied", "resolved"].includes(e.ev);
+    await until(() => this.channel.events.some(isEnd), `terminal event for ${id}`);
+    return this.channel.events.find(isEnd) as WireEvent;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.session.close();
+    eq(this.transport.open, [], "nothing left open");
+    eq(this.transport.held.filter((h) => !h.signal.aborted), [], "no live held operation");
+    eq({ live: this.session.stats.live, slots: this.session.stats.slots }, { live: 0, slots: 0 });
+    eq(this.session.stats.queuedBytes, 0, "no queued bytes");
+    eq(this.errors, [], "no task failed");
+  }
+}
+
+/** Waits a few macrotask turns, then asserts `id` got exactly `expected` non-data events. */
+async function assertControl(h: Harness, id: number, expected: WireEvent[]): Promise<void> {
+  for (let i = 0; i < 3; i++) await tick();
+  eq(h.channel.controlFor(id), expected);
+}
+
+/** `n` bytes of a pattern that differs per `seed`. */
+function pattern(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (seed * 131 + i * 7) & 0xff;
+  return out;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Completes `conn`'s manual writes one after another, each with `pick(offered)` bytes, until no
+ * write is pending for a while (the session issues the next write a few microtasks later).
+ */
+async function drainWrites(conn: FakeConn, pick: (offered: number) => number): Promise<void> {
+  for (let idle = 0; idle < 50;) {
+    const w = conn.pendingWrites[0];
+    if (w === undefined) {
+      idle++;
+      await Promise.resolve();
+      continue;
+    }
+    idle = 0;
+    w.complete(pick(w.data.byteLength));
+  }
+}
+
+/** A small deterministic PRNG (LCG). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+}
+
+// --- resolve → check → dial -------------------------------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: a name is resolved once, checked, and its address dialled (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("a.test", [OK_IP]);
+    h.connect(1, "a.test", 80);
+    await h.channel.waitFor(1, "connected");
+    eq(h.transport.log, ["lookup a.test", `dial ${OK_IP}:80`]);
+    // An IP literal is dialled as given, with no lookup.
+    h.connect(2, OK_IP2, 81);
+    await h.channel.waitFor(2, "connected");
+    eq(h.transport.log.slice(2), [`dial ${OK_IP2}:81`]);
+  });
+
+  Deno.test(`session: a denied address or name is never dialled (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("evil.test", [DENIED_IP]);
+    h.connect(1, DENIED_IP, 80); // denied before anything
+    h.connect(2, DENIED_NAME, 80); // denied before DNS
+    h.connect(3, "evil.test", 80); // denied after DNS
+    h.connect(4, `::ffff:${DENIED_IP}`, 80); // another spelling of the denied address
+    for (const id of [1, 2, 3, 4]) strictEqual((await h.terminal(id)).ev, "denied", `id ${id}`);
+    eq(h.transport.log, ["lookup evil.test"]);
+    eq(h.transport.dialled, []);
+    match(JSON.stringify(h.channel.controlFor(3)), new RegExp(DENIED_IP.replaceAll(".", "\\.")));
+  });
+
+  Deno.test(`session: a name resolving to a mix with a denied address is denied whole (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("mix1.test", [OK_IP, DENIED_IP]);
+    h.transport.answers.set("mix2.test", [DENIED_IP, OK_IP]);
+    h.connect(1, "mix1.test", 80);
+    h.connect(2, "mix2.test", 80);
+    strictEqual((await h.terminal(1)).ev, "denied");
+    strictEqual((await h.terminal(2)).ev, "denied");
+    eq(h.transport.dialled, [], "no address of a mixed name is dialled");
+    // `resolve` shows the client only the allowed answers.
+    h.req({ op: "resolve", id: 3, name: "mix2.test" });
+    eq(await h.terminal(3), { ev: "resolved", id: 3, addrs: [OK_IP] });
+    eq(h.transport.dialled, []);
+  });
+
+  Deno.test(`session: dials try the checked addresses in order until one answers (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("two.test", [OK_IP, OK_IP2]);
+    h.transport.dials.set(OK_IP, refused());
+    h.connect(1, "two.test", 443);
+    await h.channel.waitFor(1, "connected");
+    eq(h.transport.dialled, [`${OK_IP}:443`, `${OK_IP2}:443`]);
+    // Every address refusing: one error naming the target and the last failure.
+    h.transport.dials.set(OK_IP2, refused());
+    h.connect(2, "two.test", 443);
+    eq(await h.terminal(2), {
+      ev: "error",
+      id: 2,
+      msg: "connect to two.test:443 (2 addresses) failed: Connection refused (os error 111)",
+    });
+    h.connect(3, OK_IP, 443);
+    eq(await h.terminal(3), {
+      ev: "error",
+      id: 3,
+      msg: `connect to ${OK_IP}:443 failed: Connection refused (os error 111)`,
+    });
+  });
+
+  Deno.test(`session: connect_tls dials the checked IP, then verifies against the name (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("tls.test", [OK_IP]);
+    h.connect(1, "tls.test", 443, true);
+    await h.channel.waitFor(1, "connected");
+    eq(h.transport.log, ["lookup tls.test", `dial ${OK_IP}:443`, "tls tls.test"]);
+    const [tcp, tls] = h.transport.conns;
+    ok(tcp && tls);
+    eq([tcp.label, tls.label], [`tcp ${OK_IP}:443`, "tls tls.test"]);
+    h.send(1, "over tls");
+    await until(() => tls.text === "over tls", "the write on the TLS connection");
+    strictEqual(tcp.written.length, 0, "bytes go through TLS, never the raw TCP connection");
+    // A failed handshake: one error, and the TCP connection does not stay open.
+    h.transport.handshakes.set("bad-cert.test", netError("TlsError", "certificate is not trusted"));
+    h.transport.answers.set("bad-cert.test", [OK_IP2]);
+    h.connect(2, "bad-cert.test", 443, true);
+    eq(await h.terminal(2), {
+      ev: "error",
+      id: 2,
+      msg: `TLS handshake with bad-cert.test (${OK_IP2}:443) failed: certificate is not trusted`,
+    });
+    ok(h.transport.conns.at(-1)?.closed, "the TCP connection of the failed handshake is closed");
+    // Closing the socket sends close_notify first.
+    h.close(1);
+    eq(await h.terminal(1), { ev: "closed", id: 1 });
+    strictEqual(tls.closeWriteCalls, 1);
+    ok(tls.closed && tcp.closed);
+  });
+
+  Deno.test(`session: a lookup that fails or answers nothing is an error, never a dial or a denial (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("empty.test", []);
+    h.connect(1, "nowhere.test", 80);
+    eq(await h.terminal(1), {
+      ev: "error",
+      id: 1,
+      msg: 'DNS lookup failed for "nowhere.test": getaddrinfo ENOTFOUND nowhere.test',
+    });
+    h.connect(2, "empty.test", 80);
+    const ev = await h.terminal(2);
+    strictEqual(ev.ev, "error", JSON.stringify(ev));
+    if (ev.ev === "error") match(ev.msg, /^DNS lookup failed for "empty\.test": /);
+    // The same for `resolve` (no policy refused anything: not `denied`) and `connect_udp`.
+    h.req({ op: "resolve", id: 3, name: "empty.test" });
+    const resolved = await h.terminal(3);
+    strictEqual(resolved.ev, "error", JSON.stringify(resolved));
+    h.req({ op: "connect_udp", id: 4, addr: "empty.test", port: 53 });
+    const udp = await h.terminal(4);
+    strictEqual(udp.ev, "error", JSON.stringify(udp));
+    eq(h.transport.dialled, []);
+    eq(h.transport.udps, [], "no UDP socket opened for a name without addresses");
+  });
+}
+
+// --- ordering ---------------------------------------------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: connected comes before any data, sends before it wait for the dial (${framing})`, async () => {
+    await using h = new Harness(framing);
+    // The peer talks first, the moment the dial completes.
+    h.transport.onConnect = (conn) => conn.push("banner");
+    h.transport.dials.set(OK_IP, "hold");
+    h.connect(1);
+    h.send(1, "early ");
+    h.send(1, "bytes");
+    const dial = await h.transport.waitHeld("dial");
+    await tick();
+    eq(h.channel.eventsFor(1), [], "nothing before the dial completes");
+    const conn = dial.open();
+    await until(() => h.channel.eventsFor(1).length >= 2 && conn.text === "early bytes", "data");
+    eq(h.channel.eventsFor(1), [
+      { ev: "connected", id: 1 },
+      { ev: "data", id: 1, data: enc.encode("banner") },
+    ]);
+  });
+
+  Deno.test(`session: per-socket upload order holds under interleaved, partial and slow writes (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.onConnect = (conn) => conn.maxWriteBytes = 7; // every write is partial
+    const fast = await h.open(1);
+    const slow = await h.open(2);
+    slow.manualWrites = true;
+    const next = rng(42);
+    const sent: Record<1 | 2, Uint8Array[]> = { 1: [], 2: [] };
+    for (let i = 0; i < 300; i++) {
+      const id = (next() % 2 + 1) as 1 | 2;
+      const data = pattern(1 + next() % 50, i);
+      sent[id].push(data);
+      h.send(id, data);
+      if (i % 7 === 0) await tick();
+      // Complete the slow socket's writes with random partial counts.
+      for (const w of slow.pendingWrites.slice(0, 1)) w.complete(1 + next() % w.data.byteLength);
+    }
+    await drainWrites(slow, (len) => 1 + next() % len);
+    await until(() => h.session.stats.queuedBytes === 0, "every queued byte written");
+    eq(fast.bytes, concat(sent[1]));
+    eq(slow.bytes, concat(sent[2]));
+    strictEqual(h.session.stats.bytesUp, concat(sent[1]).byteLength + concat(sent[2]).byteLength);
+    eq(h.channel.controlFor(1), [{ ev: "connected", id: 1 }]);
+    eq(h.channel.controlFor(2), [{ ev: "connected", id: 2 }]);
+  });
+
+  Deno.test(`session: per-socket download order holds, and EOF ends with one closed (${framing})`, async () => {
+    await using h = new Harness(framing);
+    const a = await h.open(1);
+    const b = await h.open(2);
+    const next = rng(7);
+    const got: Record<1 | 2, Uint8Array[]> = { 1: [], 2: [] };
+    for (let i = 0; i < 200; i++) {
+      const id = (next() % 2 + 1) as 1 | 2;
+      const data = pattern(1 + next() % 3000, i);
+      got[id].push(data);
+      (id === 1 ? a : b).push(data);
+      if (i % 5 === 0) await tick();
+    }
+    a.pushEof();
+    b.pushEof();
+    await h.terminal(1);
+    await h.terminal(2);
+    eq(h.channel.dataFor(1), concat(got[1]));
+    eq(h.channel.dataFor(2), concat(got[2]));
+    await assertControl(h, 1, [{ ev: "connected", id: 1 }, { ev: "closed", id: 1 }]);
+    await assertControl(h, 2, [{ ev: "connected", id: 2 }, { ev: "closed", id: 2 }]);
+    ok(a.closed && b.closed);
+    strictEqual(a.closeCalls, 1, "closed exactly once");
+  });
+
+  Deno.test(`session: replies use the framing of the most recent message (${framing})`, async () => {
+    await using h = new Harness(framing);
+    const other: Framing = framing === "json" ? "binary" : "json";
+    h.session.handle(encodeRequest({ op: "close", id: 9 }, other));
+    h.req({ op: "close", id: 8 });
+    strictEqual(typeof h.channel.frames[0], other === "json" ? "string" : "object");
+    strictEqual(typeof h.channel.frames[1], framing === "json" ? "string" : "object");
+  });
+}
+
+// --- cancellation: client close while dialling -----------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: close during a dial sends one closed; a late connection is closed (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.dials.set(OK_IP, "hold");
+    h.connect(1);
+    h.send(1, "never sent");
+    const dial = await h.transport.waitHeld("dial");
+    h.close(1);
+    eq(h.channel.events, [{ ev: "closed", id: 1 }], "closed at once, nothing else");
+    ok(dial.signal.aborted, "the dial is cancelled");
+    const late = dial.open(); // the connect completes after all (the transport closes it)
+    await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+    ok(late.closed);
+    eq(late.written, []);
+  });
+
+  Deno.test(`session: a dial completing in the same turn as close is closed by the session (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.dials.set(OK_IP, "hold");
+    h.connect(1);
+    const dial = await h.transport.waitHeld("dial");
+    const conn = dial.open(); // resolved before the abort: the session gets the connection
+    h.close(1); // ... but the client's close is handled before the session resumes
+    await until(() => conn.closed, "the late connection closed");
+    await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+    strictEqual(conn.closeCalls, 1);
+    strictEqual(conn.reads, 0, "no pump started");
+  });
+
+  Deno.test(`session: a transport that ignores the abort still has its late connection closed (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.honourAborts = false;
+    h.transport.dials.set(OK_IP, "hold");
+    h.connect(1);
+    const dial = await h.transport.waitHeld("dial");
+    h.close(1);
+    await tick();
+    const conn = dial.open();
+    await until(() => conn.closed, "the late connection closed");
+    await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+  });
+
+  Deno.test(`session: close during lookup or TLS handshake sends one closed, leaves nothing open (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.answers.set("slow.test", "hold");
+    h.transport.handshakes.set("hs.test", "hold");
+    h.transport.answers.set("hs.test", [OK_IP]);
+    h.connect(1, "slow.test");
+    h.connect(2, "hs.test", 443, true);
+    const lookup = await h.transport.waitHeld("lookup slow.test");
+    const hs = await h.transport.waitHeld("tls hs.test");
+    h.close(1);
+    h.close(2);
+    ok(lookup.signal.aborted && hs.signal.aborted);
+    await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+    await assertControl(h, 2, [{ ev: "closed", id: 2 }]);
+    eq(h.transport.open, [], "the TCP connection under the handshake is closed");
+    eq(h.transport.dialled, [`${OK_IP}:443`]);
+  });
+}
+
+// --- cancellation: the session ends ----------------------------------------------------------
+
+Deno.test("session: close mid-lookup, mid-dial, mid-handshake, mid-write, mid-linger leaves nothing", async () => {
+  const h = new Harness("binary", { limits: { closeLingerMs: 60_000 } });
+  h.transport.answers.set("slow.test", "hold");
+  h.transport.answers.set("hs.test", [OK_IP2]);
+  h.transport.handshakes.set("hs.test", "hold");
+  h.transport.dials.set(OK_IP, "hold");
+  h.connect(1, "slow.test"); // lookup pending
+  h.connect(2, OK_IP); // dial pending
+  h.connect(3, "hs.test", 443, true); // handshake pending
+  const writing = await h.open(4, OK_IP2, 81); // write pending
+  writing.manualWrites = true;
+  h.send(4, "stuck");
+  const lingering = await h.open(5, OK_IP2, 82); // close waiting for its write (linger timer)
+  lingering.manualWrites = true;
+  h.send(5, "stuck too");
+  h.close(5);
+  h.req({ op: "resolve", id: 6, name: "slow.test" }); // resolve pending
+  await h.transport.waitHeld("tls");
+  await until(
+    () => writing.pendingWrites.length === 1 && lingering.pendingWrites.length === 1,
+    "writes",
+  );
+  strictEqual(h.transport.held.length, 4);
+  const before = h.channel.events.length;
+  await h.session.close(); // must not hang: every task ends
+  eq(h.channel.events.length, before, "no event after the session ended");
+  ok(h.transport.held.every((op) => op.signal.aborted), "every pending operation cancelled");
+  eq(h.transport.open, []);
+  for (const c of h.transport.conns) strictEqual(c.closeCalls, 1, `${c.label} closed once`);
+  // Sanitizers: the linger timer, the dial timeouts and the drain poller are all cleared.
+  await h[Symbol.asyncDispose]();
+});
+
+Deno.test("session: close while a dial ignores the abort waits for it and closes the late connection", async () => {
+  await using h = new Harness("json");
+  h.transport.honourAborts = false;
+  h.transport.dials.set(OK_IP, "hold");
+  h.connect(1);
+  const dial = await h.transport.waitHeld("dial");
+  let closed = false;
+  const closing = h.session.close().then(() => closed = true);
+  await tick();
+  strictEqual(closed, false, "close waits for the dial task");
+  const conn = dial.open();
+  await closing;
+  ok(conn.closed, "the connection that arrived after the end is closed");
+  eq(h.channel.events, []);
+});
+
+Deno.test("session: close mid-upload with a bandwidth limit leaves no limiter timer (fake clock)", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
+  const up = new RateLimiter([bucket]);
+  await using h = new Harness("binary", { bandwidth: { up, down: new RateLimiter([]) } });
+  const conn = await h.open(1);
+  h.send(1, pattern(350, 1));
+  await until(() => conn.bytes.byteLength === 100, "the burst");
+  await clock.advance(100); // 100 more bytes of tokens
+  await until(() => conn.bytes.byteLength === 200, "one refill");
+  strictEqual(clock.pending, 1, "the throttle waits for the next piece");
+  await h.session.close();
+  strictEqual(clock.pending, 0, "the limiter wait is cancelled");
+  strictEqual(conn.bytes.byteLength, 200);
+});
