@@ -14,7 +14,7 @@ import type { Policy, Target } from "../policy/mod.ts";
 import type { StreamConn, StreamListener } from "../transport/mod.ts";
 import { CLOSED, deny, fail, type SessionContext } from "./types.ts";
 import { describe, WireError } from "./wire_errors.ts";
-import { withTimeout } from "./resolve.ts";
+import { NO_ADDRESSES, withTimeout } from "./resolve.ts";
 import { Entry } from "./_entry.ts";
 
 /** Called for each accepted connection with its remote `host:port`. */
@@ -166,6 +166,7 @@ export class LookupEntry extends Entry {
           fail(WireError.lookupFailed(label, timedOut() ? "timed out" : describe(e))),
         );
       }
+      if (addrs.length === 0) return this.end(fail(WireError.lookupFailed(label, NO_ADDRESSES)));
       const denied: string[] = [];
       const allowed = addrs.filter((ip) => {
         const v = policy.checkLookupAnswer(label, ip);

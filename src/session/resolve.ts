@@ -9,6 +9,9 @@ import type { Transport } from "../transport/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
 import { deny, fail, type Refusal } from "./types.ts";
 
+/** The `DNS lookup failed` detail for a lookup that answered no address. */
+export const NO_ADDRESSES = "no addresses";
+
 /** Outcome of {@linkcode resolveChecked}: addresses to dial, or the refusal. */
 export type ResolveOutcome = { ok: true; ips: string[] } | { ok: false; refusal: Refusal };
 
@@ -35,6 +38,11 @@ export async function resolveChecked(
   } catch (e) {
     if (signal.aborted) throw signal.reason;
     return { ok: false, refusal: fail(WireError.lookupFailed(target.name, describe(e))) };
+  }
+  // A transport should throw for a name without addresses; one that answers [] must not reach
+  // the dial loop (which would report `connect to NAME (0 addresses) failed: undefined`).
+  if (ips.length === 0) {
+    return { ok: false, refusal: fail(WireError.lookupFailed(target.name, NO_ADDRESSES)) };
   }
   for (const ip of ips) {
     const v = policy.checkResolved(target.name, ip, port);
