@@ -3,13 +3,12 @@
 // packet leaves, with real loopback peers in place so a bypass would be seen.
 import assert from "node:assert/strict";
 import { TestClient } from "./helpers/ws_client.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { startTestServer, testTransport } from "./helpers/server.ts";
 import { type DnsServer, startDnsServer } from "./helpers/dns_server.ts";
 import { startTcpEcho, startTlsEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { Policy } from "../src/policy/mod.ts";
 import type { Transport } from "../src/transport/mod.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
 import type { Framing, Request, WireEvent } from "../src/protocol/mod.ts";
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
@@ -51,7 +50,7 @@ function startZone(): Promise<DnsServer> {
 }
 
 function zoneTransport(dns: DnsServer): Transport {
-  return denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } });
+  return testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } });
 }
 
 const LOCALHOST_BY_NAME = '[network]\ndeny = ["127.0.0.0/8", "::1"]\nallow = ["localhost"]';
@@ -72,7 +71,7 @@ for (const framing of FRAMINGS) {
       // caCerts: a bypass would complete the TLS handshake with the echo server.
       await using server = await startTestServer({
         policy,
-        transport: denoTransport({ caCerts: [pki.caCert] }),
+        transport: testTransport({ caCerts: [pki.caCert] }),
       });
       await using client = await TestClient.open(server.url, framing);
       const viaName = /^localhost:\d+ resolved to (127\.0\.0\.1|::1), which is denied by rule/;

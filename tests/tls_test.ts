@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import { loopbackPolicy, startTestServer, testTransport } from "./helpers/server.ts";
 import { startTcpEcho, startTcpSink, startTlsEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
@@ -112,7 +112,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using tlsEcho = startRecordingTlsEcho(pki.serverCert, pki.serverKey);
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     // "localhost" goes through the system resolver (/etc/hosts); the cert has DNS:localhost.
@@ -137,7 +137,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using tlsEcho = await startTlsEcho({ cert: pki.serverCert, key: pki.serverKey });
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     client.send({ op: "connect_tls", id: 2, addr: "127.0.0.1", port: tlsEcho.port });
@@ -170,7 +170,7 @@ for (const framing of FRAMINGS) {
       records: { "tls.test": { A: ["127.0.0.1"] }, "wrong.test": { A: ["127.0.0.1"] } },
     });
     await using server = await startTestServer({
-      transport: denoTransport({
+      transport: testTransport({
         caCerts: [pki.caCert],
         nameServer: { ipAddr: "127.0.0.1", port: dns.port },
       }),
@@ -193,7 +193,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using tlsEcho = await startTlsEcho({ cert: pki.untrustedCert, key: pki.untrustedKey });
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     const msg = await expectOneError(client, 5, "localhost", tlsEcho.port);
@@ -204,7 +204,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using tlsEcho = await startTlsEcho({ cert: pki.expiredCert, key: pki.expiredKey });
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     const msg = await expectOneError(client, 6, "localhost", tlsEcho.port);
@@ -219,7 +219,7 @@ for (const framing of FRAMINGS) {
   Deno.test(`tls: without caCerts the test CA is not trusted (${framing})`, async () => {
     const pki = await makeTestPki();
     await using tlsEcho = await startTlsEcho({ cert: pki.serverCert, key: pki.serverKey });
-    await using server = await startTestServer({ transport: denoTransport() });
+    await using server = await startTestServer({ transport: testTransport() });
     await using client = await TestClient.open(server.url, framing);
     const msg = await expectOneError(client, 7, "localhost", tlsEcho.port);
     assert.match(msg, /failed: certificate is not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/);
@@ -230,7 +230,7 @@ for (const framing of FRAMINGS) {
     await using tcpEcho = await startTcpEcho();
     await using server = await startTestServer({
       policy: loopbackPolicy({ connectionTimeoutSecs: 2 }),
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     // The echo sends our own ClientHello back: the handshake fails at once, well within the
@@ -273,7 +273,7 @@ for (const framing of FRAMINGS) {
     ];
     try {
       await using server = await startTestServer({
-        transport: denoTransport({ caCerts: [pki.caCert] }),
+        transport: testTransport({ caCerts: [pki.caCert] }),
       });
       await using client = await TestClient.open(server.url, framing);
       await expectOneError(
@@ -319,7 +319,7 @@ for (const framing of FRAMINGS) {
       () => {},
     );
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     await expectOneError(
@@ -338,7 +338,7 @@ for (const framing of FRAMINGS) {
     await using sink = await startTcpSink();
     await using server = await startTestServer({
       policy: loopbackPolicy({ connectionTimeoutSecs: 2 }),
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     await expectOneError(client, 9, "localhost", sink.port, /^connection timed out$/);
@@ -351,7 +351,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using tlsEcho = await startTlsEcho({ cert: pki.serverCert, key: pki.serverKey });
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     const payload = randomBytes(64 * 1024);
@@ -370,7 +370,7 @@ for (const framing of FRAMINGS) {
     const pki = await makeTestPki();
     await using sink = await startTcpSink();
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     client.send({ op: "connect_tls", id: 12, addr: "localhost", port: sink.port });
@@ -402,7 +402,7 @@ for (const framing of FRAMINGS) {
       }
     })();
     await using server = await startTestServer({
-      transport: denoTransport({ caCerts: [pki.caCert] }),
+      transport: testTransport({ caCerts: [pki.caCert] }),
     });
     await using client = await TestClient.open(server.url, framing);
     client.send({ op: "connect_tls", id: 13, addr: "localhost", port: listener.addr.port });
@@ -426,7 +426,7 @@ for (const framing of FRAMINGS) {
       records: { "tls.test": { A: ["127.0.0.1"], AAAA: ["::1"] } },
     });
     await using server = await startTestServer({
-      transport: denoTransport({
+      transport: testTransport({
         caCerts: [pki.caCert],
         nameServer: { ipAddr: "127.0.0.1", port: dns.port },
       }),
