@@ -356,6 +356,29 @@ async function idle(connect, n) {
   return { n: open.length, secs, errors: 0 };
 }
 
+/**
+ * `idle_sessions`, driven by `run.ts` over stdin/stdout like `idle`: 100 sessions opened and
+ * closed (warm-up), then `{"phase":"base"}` and wait for a line; open `n` sessions with no
+ * streams, 100 at a time, `{"phase":"loaded"}`, wait for a line; close all. `secs`: the opening.
+ */
+async function idleSessions(connect, n) {
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const batch = (k) => Promise.all(Array.from({ length: k }, () => connect()));
+  await Promise.all((await batch(100)).map((s) => s.close()));
+  await new Promise((r) => setTimeout(r, 500));
+  say({ phase: "base" });
+  await lines.next();
+  const t0 = performance.now();
+  const open = [];
+  for (let i = 0; i < n; i += 100) open.push(...await batch(Math.min(100, n - i)));
+  const secs = (performance.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 1000));
+  say({ phase: "loaded" });
+  await lines.next();
+  await Promise.all(open.map((s) => s.close()));
+  return { n: open.length, secs, errors: 0 };
+}
+
 /** The scenarios by `DriverConfig.scenario.name`, each reading its fields from the config. */
 const SCENARIOS = {
   up: (c, sc) => throughput(c, "up", sc.bytes, sc.streams ?? 1, sc.free === true, sc.warmup),
@@ -365,6 +388,7 @@ const SCENARIOS = {
   connect_rate: (c, sc) => connectRate(c, sc.secs, sc.concurrency),
   sessions: (c, sc) => sessions(c, sc.sessions, sc.size, sc.secs),
   idle: (c, sc) => idle(c, sc.sockets),
+  idle_sessions: (c, sc) => idleSessions(c, sc.sessions),
 };
 
 /**

@@ -20,6 +20,8 @@
  *   parsed and their base64 decoded (`Buffer.from(s, "base64")`), as a Node wasmnet client does.
  * - `rtt`: sequential 64-byte echoes; `connect_rate`: 16 loops of connect, one echoed byte, close
  *   (until `closed`).
+ * - `idle_sessions` (wasmnet): N sessions (WebSockets) with no sockets, held while `run.ts`
+ *   measures the server's memory (driven over stdin/stdout).
  *
  * The scenarios (timing, warm-ups, pacing, percentiles) are in `_scenarios.mjs`, shared with
  * `driver_wisp.mjs`; this file only opens sessions and streams of its systems. `up`/`down` use
@@ -243,4 +245,4 @@ function session(sys) {
   throw new Error(`unknown system ${sys.kind}`);
 }
 
-await main(session, ["up", "down", "rtt", "connect_rate"]);
+await main(session, ["up", "down", "rtt", "connect_rate", "idle_sessions"]);

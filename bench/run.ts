@@ -117,10 +117,17 @@ function descendants(pid: number): number[] {
   return all;
 }
 
-function start(name: string, cmd: string, args: string[], env: Record<string, string> = {}): Proc {
+function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Proc {
   const child = new Deno.Command(cmd, {
     args,
     env,
+    ...(cwd ? { cwd } : {}),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -287,35 +294,121 @@ interface Server {
   port: number;
 }
 
-async function startWasmnet(extra: string[] = []): Promise<Server> {
-  const proc = start("wasmnet", Deno.execPath(), [
-    "run",
-    ...WASMNET_PERMISSIONS,
-    `${ROOT}mod.ts`,
-    "-H",
-    "127.0.0.1",
-    "-p",
-    "0",
-    "--no-policy",
-    "--log-level",
-    "info",
-    ...extra,
-  ]);
-  const m = await waitLine(proc, /listening addr=127\.0\.0\.1:(\d+)/);
-  return { proc, port: Number(m[1]) };
+/** Strips terminal colours from a log line. */
+function plain(line: string): string {
+  // deno-lint-ignore no-control-regex
+  return line.replace(/\x1b\[[0-9;]*m/g, "").trim();
+}
+
+/**
+ * Why a server did not start, in one line: its first `error…` line (Deno, Bun, Node print one),
+ * else its last line, else `e`'s message.
+ */
+function whyFailed(proc: Proc, e: unknown): string {
+  const lines = proc.log.map(plain).filter((l) => l !== "");
+  const line = lines.find((l) => /^(error\b|Error\b|\w*Error:)/.test(l)) ?? lines.at(-1) ??
+    (e as Error).message;
+  return line.slice(0, 160);
+}
+
+/**
+ * The port of a server that prints `listening addr=127.0.0.1:PORT`; stops it and throws an
+ * `Error` whose message is {@link whyFailed} when it exits or stays silent for 15 s.
+ */
+async function listening(proc: Proc): Promise<Server> {
+  try {
+    const m = await waitLine(proc, /listening addr=127\.0\.0\.1:(\d+)/);
+    return { proc, port: Number(m[1]) };
+  } catch (e) {
+    await stop(proc);
+    await new Promise((r) => setTimeout(r, 100)); // the last stderr lines
+    throw new Error(whyFailed(proc, e));
+  }
+}
+
+/** The arguments after `mod.ts` of every wasmnet server, Deno's or Bun's. */
+function wasmnetArgs(extra: string[]): string[] {
+  return ["-H", "127.0.0.1", "-p", "0", "--no-policy", "--log-level", "info", ...extra];
+}
+
+function startWasmnet(extra: string[] = []): Promise<Server> {
+  return listening(
+    start("wasmnet", Deno.execPath(), [
+      "run",
+      ...WASMNET_PERMISSIONS,
+      `${ROOT}mod.ts`,
+      ...wasmnetArgs(extra),
+    ]),
+  );
+}
+
+/** The wasmnet server under Bun, as users run it: `bun run mod.ts` (Bun's server adapter). */
+function startBun(bun: string, extra: string[] = []): Promise<Server> {
+  return listening(
+    start("wasmnet (Bun)", bun, ["run", `${ROOT}mod.ts`, ...wasmnetArgs(extra)], {}, ROOT),
+  );
+}
+
+/**
+ * The pinned Bun: `$WASMNET_BUN`, else `<repo>/.tools/bun/node_modules/.bin/bun`, else
+ * `/tmp/buntry/node_modules/.bin/bun`. Returns the path, or `{ why }` when there is none.
+ */
+function findBun(): string | { why: string } {
+  const isFile = (p: string): boolean => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  };
+  const env = Deno.env.get("WASMNET_BUN");
+  if (env) return isFile(env) ? env : { why: `WASMNET_BUN=${env} does not exist` };
+  const candidates = [
+    `${ROOT}.tools/bun/node_modules/.bin/bun`,
+    "/tmp/buntry/node_modules/.bin/bun",
+  ];
+  return candidates.find(isFile) ??
+    { why: `no Bun (set WASMNET_BUN, or install it at ${candidates.join(" or ")})` };
 }
 
 /** The naive relay (`naive_server.mjs`), with plain `npm install ws` (no `bufferutil`). */
-async function startNaive(modules: string): Promise<Server> {
-  const proc = start("naive", "node", [
-    `${HERE}naive_server.mjs`,
-    "-H",
-    "127.0.0.1",
-    "-p",
-    "0",
-  ], { WASMNET_BENCH_NODE_MODULES: modules, WS_NO_BUFFER_UTIL: "1" });
-  const m = await waitLine(proc, /listening addr=127\.0\.0\.1:(\d+)/);
-  return { proc, port: Number(m[1]) };
+function startNaive(modules: string): Promise<Server> {
+  return listening(
+    start("naive", "node", [
+      `${HERE}naive_server.mjs`,
+      "-H",
+      "127.0.0.1",
+      "-p",
+      "0",
+    ], { WASMNET_BENCH_NODE_MODULES: modules, WS_NO_BUFFER_UTIL: "1" }),
+  );
+}
+
+/** Which hand-written relay (`toy_deno.ts`, `toy_bun.ts`, `toy_node.mjs`). */
+type Toy = "toy-deno" | "toy-bun" | "toy-node";
+
+/**
+ * A hand-written relay to the upstream peer's TCP port, under its own runtime (`bun`: Bun's path;
+ * `modules`: where npm `ws` is, for Node's).
+ */
+function startToy(toy: Toy, upstreamPort: number, bun?: string, modules?: string): Promise<Server> {
+  const target = ["--target", `127.0.0.1:${upstreamPort}`];
+  switch (toy) {
+    case "toy-deno":
+      return listening(
+        start(toy, Deno.execPath(), ["run", "--allow-net", `${HERE}toy_deno.ts`, ...target]),
+      );
+    case "toy-bun":
+      if (!bun) return Promise.reject(new Error("no Bun"));
+      return listening(start(toy, bun, ["run", `${HERE}toy_bun.ts`, ...target]));
+    case "toy-node":
+      return listening(
+        start(toy, "node", [`${HERE}toy_node.mjs`, ...target], {
+          WASMNET_BENCH_NODE_MODULES: modules ?? "",
+          WS_NO_BUFFER_UTIL: "1",
+        }),
+      );
+  }
 }
 
 async function startWebsockify(upstreamPort: number): Promise<Server> {
@@ -411,7 +504,7 @@ async function ensureNodeDeps(skipped: Record<string, string>): Promise<NodeDeps
 // ---------------------------------------------------------------------------------------------
 // systems
 
-type ServerName = "wasmnet" | "naive" | "websockify" | "wisp";
+type ServerName = "wasmnet" | "bun" | "naive" | "websockify" | "wisp" | Toy;
 type Ports = Partial<Record<ServerName, number>>;
 
 /** A system under test and how a load generator reaches it. */
@@ -432,6 +525,10 @@ interface Sys {
   naive?: string;
   /** Relay table: also downloaded through by the browser. */
   browser?: boolean;
+  /** Relay table: the only scenarios it runs (default: all). */
+  rows?: string[];
+  /** The runtime of a wasmnet server or a hand-written relay (the goals compare within one). */
+  runtime?: "deno" | "bun" | "node";
 }
 
 interface Upstream {
@@ -552,20 +649,29 @@ async function driveBrowser(
   return out;
 }
 
-/** Runs the interactive idle-socket scenario; returns memory per socket (KiB). */
+/**
+ * Runs an interactive idle scenario (`idle`: `count` idle sockets on one session; `idle_sessions`:
+ * `count` sessions with no sockets, Node load generator) and measures the server between its
+ * phases; returns memory per socket or session (KiB).
+ */
 async function memory(
   sys: Sys,
   ctx: Ctx,
   serverPid: number,
-  sockets: number,
+  count: number,
   measure: (pid: number) => number,
+  name: "idle" | "idle_sessions" = "idle",
 ): Promise<{ base: number; loaded: number; perSocketKiB: number; openSecs: number }> {
   const cfg = JSON.stringify({
     system: systemConfig(sys, ctx.up, ctx.ports),
-    scenario: { name: "idle", sockets },
+    scenario: name === "idle" ? { name, sockets: count } : { name, sessions: count },
   });
   const p = sys.gen === "deno"
     ? start(`idle ${sys.key}`, Deno.execPath(), ["run", "-A", `${HERE}driver.ts`, cfg])
+    : sys.gen === "node"
+    ? start(`idle ${sys.key}`, "node", [`${HERE}loadgen_node.mjs`, cfg], {
+      WASMNET_BENCH_NODE_MODULES: ctx.deps.modules ?? "",
+    })
     : start(`idle ${sys.key}`, "node", [`${HERE}driver_wisp.mjs`, cfg], {
       WISP_JS: ctx.deps.wisp ?? "",
     });
@@ -585,7 +691,7 @@ async function memory(
     return {
       base,
       loaded,
-      perSocketKiB: (loaded - base) / sockets,
+      perSocketKiB: (loaded - base) / count,
       openSecs: res.result?.secs ?? NaN,
     };
   } finally {
@@ -608,7 +714,7 @@ function loadavg(): string {
   }
 }
 
-async function machine(): Promise<Machine> {
+async function machine(bun: string | { why: string }): Promise<Machine> {
   const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown";
   const version = async (cmd: string, args: string[]): Promise<string> => {
@@ -625,6 +731,7 @@ async function machine(): Promise<Machine> {
     kernel: Deno.osRelease(),
     deno: Deno.version.deno,
     node: await version("node", ["--version"]),
+    bun: typeof bun === "string" ? await version(bun, ["--version"]) : "n/a",
     chromium: (await version(Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium", [
       "--version",
     ])).split(" ").slice(0, 2).join(" "),
@@ -647,7 +754,16 @@ async function revision(): Promise<string> {
   };
   const head = await git(["rev-parse", "--short", "HEAD"]);
   if (!head) return "unknown";
-  const dirty = await git(["status", "--porcelain", "--", "mod.ts", "src", "deno.json"]);
+  const dirty = await git([
+    "status",
+    "--porcelain",
+    "--",
+    "mod.ts",
+    "src",
+    "deno.json",
+    "package.json",
+    "bun.lock",
+  ]);
   return dirty
     ? `${head} + uncommitted changes to ${
       [...new Set(dirty.split("\n").map((l) => l.slice(3).split("/").slice(0, 2).join("/")))]
@@ -676,10 +792,14 @@ const SCENARIOS = [
   "sessions",
   "pool",
   "memory",
+  "idle_sessions",
   "limiter",
 ];
-/** The Deno load generator's scenarios: full runs only (`bench:quick` stays short). */
-const DENO_SCENARIOS = new Set(SCENARIOS.slice(6));
+/**
+ * Full runs only (`bench:quick` stays short): the Deno load generator's scenarios and the
+ * 10,000 idle sessions.
+ */
+const FULL_ONLY = new Set(SCENARIOS.slice(6));
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -699,7 +819,7 @@ async function main(): Promise<void> {
       throw new Error(`--only: unknown scenario "${name}" (one of ${SCENARIOS.join(", ")})`);
     }
   }
-  const want = (s: string): boolean => only ? only.includes(s) : !(quick && DENO_SCENARIOS.has(s));
+  const want = (s: string): boolean => only ? only.includes(s) : !(quick && FULL_ONLY.has(s));
   const outDir = values.out ?? `${HERE}results`;
   const P: Params = quick
     ? {
@@ -710,6 +830,7 @@ async function main(): Promise<void> {
       rateSecs: 1,
       sessSecs: 1,
       idle: 500,
+      idleSessions: 1000,
       limSecs: 1,
       otherReps: 2,
     }
@@ -721,13 +842,14 @@ async function main(): Promise<void> {
       rateSecs: 2,
       sessSecs: 2,
       idle: 1000,
+      idleSessions: 10_000,
       limSecs: 3,
       otherReps: 3,
     };
   const t0 = Date.now();
   const skipped: Record<string, string> = {};
   const notes: string[] = [];
-  const m = await machine();
+  const m = await machine(findBun());
   const rev = await revision();
 
   const upstreamProc = start("upstream", Deno.execPath(), ["run", "-A", `${HERE}upstream.ts`]);
@@ -740,44 +862,103 @@ async function main(): Promise<void> {
     skipped.websockify = "websockify is not installed (apt-get install -y websockify)";
   }
   const hasChromium = await which(Deno.env.get("WASMNET_CHROMIUM") ?? "/usr/bin/chromium");
+  const bunFound = findBun();
+  const bun = typeof bunFound === "string" ? bunFound : undefined;
+  if (typeof bunFound !== "string") {
+    skipped.bun = `${bunFound.why}: no Bun column and no Bun hand-written relay`;
+  }
   if (!hasChromium) {
     skipped.browser = "Chromium is not installed (apt-get install -y chromium)";
   }
 
   // Columns of the relay table (Node load generator), then the Deno driver's systems.
+  /** The scenarios a hand-written relay or the direct WebSocket can run (the `ws1` kind). */
+  const WS1_ROWS = ["up_free", "down", "rtt", "connect_rate"];
   const relay: Sys[] = [];
   const legacy: Sys[] = [
     { key: "raw", label: "raw TCP", gen: "deno", kind: "raw" },
     {
       key: "wasmnet-bin",
-      label: "wasmnet binary",
+      label: "wasmnet binary (Deno)",
       gen: "deno",
       server: "wasmnet",
       kind: "wasmnet",
       framing: "binary",
+      runtime: "deno",
     },
     {
       key: "wasmnet-json",
-      label: "wasmnet JSON",
+      label: "wasmnet JSON (Deno)",
       gen: "deno",
       server: "wasmnet",
       kind: "wasmnet",
       framing: "json",
+      runtime: "deno",
     },
   ];
+  if (bun) {
+    legacy.push(
+      {
+        key: "bun-bin",
+        label: "wasmnet binary (Bun)",
+        gen: "deno",
+        server: "bun",
+        kind: "wasmnet",
+        framing: "binary",
+        runtime: "bun",
+      },
+      {
+        key: "bun-json",
+        label: "wasmnet JSON (Bun)",
+        gen: "deno",
+        server: "bun",
+        kind: "wasmnet",
+        framing: "json",
+        runtime: "bun",
+      },
+    );
+  }
   if (deps.modules) {
+    const wasmnetColumn = (
+      key: string,
+      label: string,
+      server: "wasmnet" | "bun",
+      framing: "binary" | "json",
+    ): Sys => ({
+      key,
+      label,
+      gen: "node",
+      server,
+      kind: "wasmnet",
+      framing,
+      naive: framing === "binary" ? "naive-bin" : "naive-json",
+      browser: true,
+      runtime: server === "bun" ? "bun" : "deno",
+    });
+    const toyColumn = (key: Toy, label: string, runtime: "deno" | "bun" | "node"): Sys => ({
+      key,
+      label,
+      gen: "node",
+      server: key,
+      kind: "ws1",
+      perSocketWs: true,
+      naive: "naive-bin",
+      rows: WS1_ROWS,
+      runtime,
+    });
     relay.push(
       { key: "raw", label: "raw TCP", gen: "node", kind: "raw", naive: "naive-bin" },
       {
-        key: "wasmnet-bin",
-        label: "wasmnet binary",
+        key: "ws-direct",
+        label: "WebSocket, no proxy",
         gen: "node",
-        server: "wasmnet",
-        kind: "wasmnet",
-        framing: "binary",
-        naive: "naive-bin",
-        browser: true,
+        kind: "ws1",
+        calibration: true,
+        perSocketWs: true,
+        rows: WS1_ROWS,
       },
+      wasmnetColumn("wasmnet-bin", "wasmnet binary (Deno)", "wasmnet", "binary"),
+      ...(bun ? [wasmnetColumn("bun-bin", "wasmnet binary (Bun)", "bun", "binary")] : []),
       {
         key: "naive-bin",
         label: "naive binary",
@@ -787,16 +968,8 @@ async function main(): Promise<void> {
         framing: "binary",
         browser: true,
       },
-      {
-        key: "wasmnet-json",
-        label: "wasmnet JSON",
-        gen: "node",
-        server: "wasmnet",
-        kind: "wasmnet",
-        framing: "json",
-        naive: "naive-json",
-        browser: true,
-      },
+      wasmnetColumn("wasmnet-json", "wasmnet JSON (Deno)", "wasmnet", "json"),
+      ...(bun ? [wasmnetColumn("bun-json", "wasmnet JSON (Bun)", "bun", "json")] : []),
       {
         key: "naive-json",
         label: "naive JSON",
@@ -806,6 +979,9 @@ async function main(): Promise<void> {
         framing: "json",
         browser: true,
       },
+      toyColumn("toy-deno", "toy Deno", "deno"),
+      ...(bun ? [toyColumn("toy-bun", "toy Bun", "bun")] : []),
+      toyColumn("toy-node", "toy Node", "node"),
     );
     if (hasWebsockify) {
       relay.push({
@@ -850,29 +1026,81 @@ async function main(): Promise<void> {
     perSocketWs: true,
   });
 
+  /** How each server starts (none: not available in this run). */
+  const starters: Partial<Record<ServerName, () => Promise<Server>>> = {
+    wasmnet: () => startWasmnet(),
+    ...(bun ? { bun: () => startBun(bun), "toy-bun": () => startToy("toy-bun", up.tcp, bun) } : {}),
+    "toy-deno": () => startToy("toy-deno", up.tcp),
+    ...(deps.modules
+      ? {
+        naive: () => startNaive(deps.modules ?? ""),
+        "toy-node": () => startToy("toy-node", up.tcp, undefined, deps.modules),
+      }
+      : {}),
+    ...(hasWebsockify ? { websockify: () => startWebsockify(up.tcp) } : {}),
+    ...(deps.wisp ? { wisp: () => startWisp(deps.wisp ?? "") } : {}),
+  };
+  const labelOf = (server: ServerName): string =>
+    [...relay, ...legacy].find((s) => s.server === server)?.label.replace(/ (binary|JSON)/, "") ??
+      server;
+  /** Servers that did not start for the current scenario, with why. */
+  const down: Partial<Record<ServerName, string>> = {};
+  /** Servers that failed to start at least once in this run (label → the first reason). */
+  const failedToStart: Record<string, string> = {};
+  /** Starts one server; a failure is recorded in `down`/`failedToStart`, not thrown. */
+  const tryStart = async (name: ServerName): Promise<Server | undefined> => {
+    const f = starters[name];
+    if (!f) {
+      down[name] = "not available in this run";
+      return undefined;
+    }
+    try {
+      const s = await f();
+      delete down[name];
+      return s;
+    } catch (e) {
+      const why = (e as Error).message;
+      down[name] = why;
+      failedToStart[labelOf(name)] ??= why;
+      note(`${name} did not start: ${why}`);
+      return undefined;
+    }
+  };
+
   /**
    * Fresh servers for every scenario, so one scenario's leftovers (tens of thousands of closed
-   * sockets after the connect scenarios) cannot slow or stall the next one.
+   * sockets after the connect scenarios) cannot slow or stall the next one. Starts only the
+   * servers `systems` use, in parallel.
    */
   const live: Partial<Record<ServerName, Server>> = {};
   const ctx: Ctx = { up, ports: {}, deps };
-  const restartServers = async (): Promise<void> => {
+  const stopServers = async (): Promise<void> => {
     await Promise.all(Object.values(live).map((s) => stop(s.proc)));
-    live.wasmnet = await startWasmnet();
-    if (live.wasmnet.proc.log.some((l) => l.includes("no read backpressure"))) {
+    for (const k of Object.keys(live)) delete live[k as ServerName];
+    for (const k of Object.keys(ctx.ports)) delete ctx.ports[k as ServerName];
+  };
+  const restartServers = async (systems: Sys[]): Promise<void> => {
+    await stopServers();
+    const needed = new Set(systems.flatMap((s) => s.server ? [s.server] : []));
+    await Promise.all([...needed].map(async (name) => {
+      const s = await tryStart(name);
+      if (!s) return;
+      live[name] = s;
+      ctx.ports[name] = s.port;
+    }));
+    if (live.wasmnet?.proc.log.some((l) => l.includes("no read backpressure"))) {
       const msg = "the wasmnet server ran WITHOUT read backpressure (no ws adapter)";
       if (!notes.includes(msg)) notes.push(msg);
     }
-    if (deps.modules) live.naive = await startNaive(deps.modules);
-    if (hasWebsockify) live.websockify = await startWebsockify(up.tcp);
-    if (deps.wisp) live.wisp = await startWisp(deps.wisp);
-    for (const [k, s] of Object.entries(live)) ctx.ports[k as ServerName] = s.port;
   };
+  const downWhy = (sys: Sys): string | undefined =>
+    sys.server ? down[sys.server] && `failed: ${down[sys.server]}` : undefined;
 
-  // metric → system → samples; relay and Deno-driver metrics are kept apart.
+  // metric → system → samples (or failures); relay and Deno-driver metrics are kept apart.
   const relaySamples = new Map<string, Map<string, number[]>>();
   const relayFailures = new Map<string, Map<string, string[]>>();
   const samples = new Map<string, Map<string, number[]>>();
+  const failures = new Map<string, Map<string, string[]>>();
   const errors: string[] = [];
   const push = <T>(map: Map<string, Map<string, T[]>>, metric: string, sys: string, v: T): void => {
     let bySys = map.get(metric);
@@ -890,18 +1118,28 @@ async function main(): Promise<void> {
   const failRelay = (metrics: string[], sys: string, why: string): void => {
     for (const mt of metrics) push(relayFailures, mt, sys, why);
   };
+  const fail = (metrics: string[], sys: string, why: string): void => {
+    for (const mt of metrics) push(failures, mt, sys, why);
+  };
   const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length] as T);
+  type Metric = [string, (r: ScenarioResult) => number | undefined];
 
-  /** A relay scenario: every rep runs each column once, in a rotated order. */
+  /** A relay scenario: every rep runs each of its columns once, in a rotated order. */
   const relayScenario = async (
     name: string,
     sc: Record<string, unknown>,
-    metrics: Array<[string, (r: ScenarioResult) => number | undefined]>,
+    metrics: Metric[],
   ): Promise<void> => {
-    if (!want(name) || relay.length === 0) return;
-    await restartServers();
+    const cols = relay.filter((s) => !s.rows || s.rows.includes(name));
+    if (!want(name) || cols.length === 0) return;
+    await restartServers(cols);
     for (let rep = 0; rep < reps; rep++) {
-      for (const sys of rotate(relay, rep)) {
+      for (const sys of rotate(cols, rep)) {
+        const why = downWhy(sys);
+        if (why !== undefined) {
+          failRelay(metrics.map(([mt]) => mt), sys.key, why);
+          continue;
+        }
         try {
           const r = await drive(sys, sc, ctx);
           if (r.failure !== undefined) {
@@ -920,23 +1158,30 @@ async function main(): Promise<void> {
     }
   };
 
-  /** A Deno-driver scenario (full runs): `n` reps over the legacy systems. */
+  /** A Deno-driver scenario (full runs): `n` reps over the legacy systems `filter` keeps. */
   const scenario = async (
     name: string,
     sc: ScenarioConfig,
     n: number,
-    record: (sys: string, r: ScenarioResult) => void,
+    metrics: Metric[],
     filter: (s: Sys) => boolean = () => true,
   ): Promise<void> => {
     if (!want(name)) return;
-    await restartServers();
+    const systems = legacy.filter(filter);
+    await restartServers(systems);
     for (let rep = 0; rep < n; rep++) {
-      for (const sys of legacy.filter(filter)) {
+      for (const sys of systems) {
+        const why = downWhy(sys);
+        if (why !== undefined) {
+          fail(metrics.map(([mt]) => mt), sys.key, why);
+          continue;
+        }
         try {
           const r = await drive(sys, sc as unknown as Record<string, unknown>, ctx);
-          record(sys.key, r);
+          for (const [mt, get] of metrics) add(mt, sys.key, get(r));
           if (r.errors) errors.push(`${name} ${sys.key}: ${r.errors} failed operations`);
         } catch (e) {
+          fail(metrics.map(([mt]) => mt), sys.key, (e as Error).message);
           errors.push(`${name} ${sys.key} rep ${rep + 1}: ${(e as Error).message}`);
         }
       }
@@ -962,12 +1207,19 @@ async function main(): Promise<void> {
       { name: "down", bytes: P.bytes, streams: 1 },
       [["down", (r) => r.rate]],
     );
-    if (want("browser") && hasChromium && relay.some((s) => s.browser)) {
-      await restartServers();
-      const inBrowser = relay.filter((s) => s.browser);
+    const inBrowser = relay.filter((s) => s.browser);
+    if (want("browser") && hasChromium && inBrowser.length > 0) {
+      await restartServers(inBrowser);
       for (let rep = 0; rep < reps; rep++) {
-        const results = await driveBrowser(rotate(inBrowser, rep), P.browserBytes, ctx);
+        const running = inBrowser.filter((s) => downWhy(s) === undefined);
         for (const s of inBrowser) {
+          const why = downWhy(s);
+          if (why !== undefined) failRelay(["down_browser"], s.key, why);
+        }
+        const results = running.length
+          ? await driveBrowser(rotate(running, rep), P.browserBytes, ctx)
+          : new Map<string, ScenarioResult | Error>();
+        for (const s of running) {
           const r = results.get(s.key);
           if (r instanceof Error || r === undefined) {
             const why = r?.message ?? "no result";
@@ -993,106 +1245,135 @@ async function main(): Promise<void> {
       "up10",
       { name: "up", bytes: P.bytes, streams: 10 },
       P.otherReps,
-      (s, r) => add("up10", s, r.rate),
+      [["up10", (r) => r.rate]],
     );
     await scenario(
       "down10",
       { name: "down", bytes: P.bytes, streams: 10 },
       P.otherReps,
-      (s, r) => add("down10", s, r.rate),
+      [["down10", (r) => r.rate]],
     );
     await scenario(
       "connect",
       { name: "connect_latency", count: P.connLat },
       P.otherReps,
-      (s, r) => {
-        add("conn_p50", s, r.p50Us);
-        add("conn_p99", s, r.p99Us);
-      },
+      [["conn_p50", (r) => r.p50Us], ["conn_p99", (r) => r.p99Us]],
       proxyOnly,
     );
     await scenario(
       "sessions",
       { name: "sessions", sessions: 200, size: SESSION_MSG_BYTES, secs: P.sessSecs },
       P.otherReps,
-      (s, r) => {
-        add("sess_rate", s, r.rate);
-        add("sess_p99", s, r.p99Us);
-      },
+      [["sess_rate", (r) => r.rate], ["sess_p99", (r) => r.p99Us]],
       // JSON: a 1000 B send is a ~1.4 KB text frame, which Deno's WebSocket client stalls on.
-      (s) => proxyOnly(s) && s.key !== "wasmnet-json",
+      (s) => proxyOnly(s) && s.framing !== "json",
     );
 
     // Pool: a second wasmnet server with the pool flags.
     let pool: Report["pool"] = { status: "not run" };
     if (want("pool")) {
-      const ps = await startWasmnet(["--pool-per-key", "4", "--pool-idle-secs", "30"]);
+      await stopServers();
       const sys: Sys = {
         key: "wasmnet-bin-pool",
-        label: "wasmnet binary + pool",
+        label: "wasmnet binary (Deno) + pool",
         gen: "deno",
         server: "wasmnet",
         kind: "wasmnet",
         framing: "binary",
       };
       legacy.push(sys);
-      const poolCtx: Ctx = { ...ctx, ports: { ...ctx.ports, wasmnet: ps.port } };
-      for (let rep = 0; rep < P.otherReps; rep++) {
-        try {
-          const a = await drive(sys, { name: "connect_latency", count: P.connLat }, poolCtx);
-          add("conn_p50", sys.key, a.p50Us);
-          add("conn_p99", sys.key, a.p99Us);
-        } catch (e) {
-          errors.push(`pool rep ${rep + 1}: ${(e as Error).message}`);
+      try {
+        const ps = await startWasmnet(["--pool-per-key", "4", "--pool-idle-secs", "30"]);
+        const poolCtx: Ctx = { ...ctx, ports: { ...ctx.ports, wasmnet: ps.port } };
+        for (let rep = 0; rep < P.otherReps; rep++) {
+          try {
+            const a = await drive(sys, { name: "connect_latency", count: P.connLat }, poolCtx);
+            add("conn_p50", sys.key, a.p50Us);
+            add("conn_p99", sys.key, a.p99Us);
+          } catch (e) {
+            errors.push(`pool rep ${rep + 1}: ${(e as Error).message}`);
+          }
         }
+        pool = { status: "measured" };
+        await stop(ps.proc);
+      } catch (e) {
+        pool = { status: `failed: ${(e as Error).message}` };
       }
-      pool = { status: "measured" };
-      await stop(ps.proc);
     }
 
-    // Memory with idle proxied sockets: fresh servers, so earlier runs leave nothing behind.
+    // Memory with idle proxied sockets, and with idle sessions: a fresh server per measurement,
+    // so earlier runs leave nothing behind.
+    type MemoryRow = Report["memory"][number];
+    const measureOne = async (
+      into: MemoryRow[],
+      sys: Sys | undefined,
+      count: number,
+      how: string,
+      measure: (pid: number) => number,
+      name: "idle" | "idle_sessions" = "idle",
+    ): Promise<void> => {
+      if (!sys?.server) return;
+      const row = (r: Omit<MemoryRow, "system" | "label" | "sockets" | "how">): MemoryRow => ({
+        system: sys.key,
+        label: sys.label,
+        sockets: count,
+        how,
+        ...r,
+      });
+      const server = await tryStart(sys.server);
+      if (!server) {
+        const failure = `failed: ${down[sys.server]}`;
+        into.push(row({ base: NaN, loaded: NaN, perSocketKiB: NaN, openSecs: NaN, failure }));
+        return;
+      }
+      try {
+        const own: Ctx = { ...ctx, ports: { ...ctx.ports, [sys.server]: server.port } };
+        into.push(row(await memory(sys, own, server.proc.pid, count, measure, name)));
+      } catch (e) {
+        errors.push(`${name} ${sys.key}: ${(e as Error).message}`);
+        const failure = (e as Error).message.split("\n")[0] ?? "";
+        into.push(row({ base: NaN, loaded: NaN, perSocketKiB: NaN, openSecs: NaN, failure }));
+      } finally {
+        await stop(server.proc);
+      }
+    };
     const mem: Report["memory"] = [];
     if (want("memory")) {
-      await Promise.all(Object.values(live).map((s) => stop(s.proc)));
-      const measureOne = async (
-        key: string,
-        server: Server,
-        sockets: number,
-        how: string,
-        measure: (pid: number) => number,
-      ): Promise<void> => {
-        const sys = legacy.find((s) => s.key === key);
-        if (!sys?.server) return;
-        try {
-          const own: Ctx = { ...ctx, ports: { ...ctx.ports, [sys.server]: server.port } };
-          const r = await memory(sys, own, server.proc.pid, sockets, measure);
-          mem.push({ system: key, sockets, how, ...r });
-        } catch (e) {
-          errors.push(`memory ${key}: ${(e as Error).message}`);
-        } finally {
-          await stop(server.proc);
-        }
-      };
-      await measureOne("wasmnet-bin", await startWasmnet(), P.idle, "VmRSS", rssKiB);
-      if (deps.wisp) {
-        await measureOne("wisp", await startWisp(deps.wisp), P.idle, "VmRSS", rssKiB);
-      }
-      if (hasWebsockify) {
-        await measureOne(
-          "websockify",
-          await startWebsockify(up.tcp),
-          quick ? 100 : 300,
-          "PSS of the process tree (forks per connection)",
-          treePssKiB,
-        );
+      await stopServers();
+      const of = (key: string): Sys | undefined => legacy.find((s) => s.key === key);
+      await measureOne(mem, of("wasmnet-bin"), P.idle, "VmRSS", rssKiB);
+      await measureOne(mem, of("bun-bin"), P.idle, "VmRSS", rssKiB);
+      await measureOne(mem, of("wisp"), P.idle, "VmRSS", rssKiB);
+      await measureOne(
+        mem,
+        of("websockify"),
+        quick ? 100 : 300,
+        "PSS of the process tree (forks per connection)",
+        treePssKiB,
+      );
+    }
+    const idleSessions: Report["idleSessions"] = [];
+    if (want("idle_sessions")) {
+      await stopServers();
+      if (!deps.modules) skipped.idle_sessions = "needs the Node load generator (node and npm ws)";
+      for (const key of ["wasmnet-bin", "bun-bin"]) {
+        const sys = relay.find((s) => s.key === key);
+        await measureOne(idleSessions, sys, P.idleSessions, "VmRSS", rssKiB, "idle_sessions");
       }
     }
 
     // Bandwidth limiter accuracy.
     const limiter: Report["limiter"] = [];
     if (want("limiter")) {
+      await stopServers();
       for (const mbps of [1, 5, 10]) {
-        const ls = await startWasmnet(["--max-bandwidth-mbps", String(mbps)]);
+        let ls: Server;
+        try {
+          ls = await startWasmnet(["--max-bandwidth-mbps", String(mbps)]);
+        } catch (e) {
+          errors.push(`limiter ${mbps}: the server did not start: ${(e as Error).message}`);
+          continue;
+        }
         const bytes = Math.round((mbps * 1e6 / 8) * P.limSecs / 65536) * 65536 || 65536;
         const sys: Sys = {
           key: "lim",
@@ -1135,19 +1416,29 @@ async function main(): Promise<void> {
       }
       relayCells[metric] = cells;
     }
-    const metrics = [...samples.keys()];
+    const metrics = [...new Set([...samples.keys(), ...failures.keys()])];
     const rows: Row[] = legacy
-      .filter((s) => metrics.some((mt) => samples.get(mt)?.has(s.key)))
-      .map((s) => ({
-        key: s.key,
-        label: s.label,
-        calibration: s.calibration ?? false,
-        perSocketWs: s.perSocketWs ?? false,
-        driver: s.gen === "deno" ? "deno" : "node",
-        values: Object.fromEntries(
-          metrics.map((mt) => [mt, statOf(samples.get(mt)?.get(s.key) ?? [])]),
-        ),
-      }));
+      .filter((s) =>
+        metrics.some((mt) => samples.get(mt)?.has(s.key) || failures.get(mt)?.has(s.key))
+      )
+      .map((s) => {
+        const failed = metrics.flatMap((mt) => {
+          const why = failures.get(mt)?.get(s.key)?.[0];
+          return why === undefined || samples.get(mt)?.has(s.key) ? [] : [[mt, why]];
+        });
+        return {
+          key: s.key,
+          label: s.label,
+          calibration: s.calibration ?? false,
+          perSocketWs: s.perSocketWs ?? false,
+          driver: s.gen === "deno" ? "deno" : "node",
+          ...(s.runtime === "deno" || s.runtime === "bun" ? { runtime: s.runtime } : {}),
+          values: Object.fromEntries(
+            metrics.map((mt) => [mt, statOf(samples.get(mt)?.get(s.key) ?? [])]),
+          ),
+          ...(failed.length ? { failures: Object.fromEntries(failed) } : {}),
+        };
+      });
     m.loadEnd = loadavg();
     const report: Report = {
       date: new Date().toISOString(),
@@ -1163,15 +1454,19 @@ async function main(): Promise<void> {
           label: s.label,
           perSocketWs: s.perSocketWs ?? false,
           ...(s.naive ? { naive: s.naive } : {}),
+          ...(s.runtime ? { runtime: s.runtime } : {}),
+          ...(s.calibration ? { calibration: true } : {}),
         })),
         cells: relayCells,
       },
       rows,
       memory: mem,
+      idleSessions,
       limiter,
       pool,
       ran: SCENARIOS.filter(want),
       skipped,
+      failedToStart,
       errors,
       notes,
       secs: (Date.now() - t0) / 1000,
