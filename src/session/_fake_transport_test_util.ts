@@ -316,6 +316,8 @@ export interface Held {
   open(): FakeConn;
   /** Completes a held lookup with `addrs`. */
   answer(addrs: readonly string[]): void;
+  /** Completes a held `openUdp` or `listenTcp` (see {@linkcode FakeTransport.binds}). */
+  bind(): void;
   /** Fails it with `e`. */
   reject(e: Error): void;
 }
@@ -459,8 +461,15 @@ export class FakeTransport implements Transport {
   honourAborts = true;
   /** Called with each new dialled connection before the session gets it (e.g. to push a banner). */
   onConnect: ((conn: FakeConn) => void) | undefined;
-  /** When set, `listenTcp` throws it. */
+  /** When set, `listenTcp` fails with it (thrown, or rejected when `binds` is not `sync`). */
   listenError: Error | undefined;
+  /** When set, `openUdp` fails with it (thrown, or rejected when `binds` is not `sync`). */
+  udpError: Error | undefined;
+  /**
+   * How `openUdp` and `listenTcp` answer: `sync` returns the socket (Deno), `async` a promise of
+   * it (node:dgram, node:net), `hold` a promise the test settles with {@linkcode Held.bind}.
+   */
+  binds: "sync" | "async" | "hold" = "sync";
   #nextPort = 50000;
 
   /** Registers a connection made elsewhere (accepted ones). */
@@ -540,27 +549,42 @@ export class FakeTransport implements Transport {
     return this.#hold(`tls ${serverName}`, signal, make).catch(fail);
   }
 
-  openUdp(family: 4 | 6): DatagramConn {
+  openUdp(family: 4 | 6): DatagramConn | Promise<DatagramConn> {
     this.log.push(`udp ${family}`);
-    const addr: NetAddr = {
-      transport: "udp",
-      hostname: family === 4 ? "0.0.0.0" : "::",
-      port: this.#nextPort++,
-    };
-    const udp = new FakeDatagramConn(addr, () => {});
-    this.udps.push(udp);
-    return udp;
+    return this.#bind(`udp ${family}`, this.udpError, () => {
+      const addr: NetAddr = {
+        transport: "udp",
+        hostname: family === 4 ? "0.0.0.0" : "::",
+        port: this.#nextPort++,
+      };
+      const udp = new FakeDatagramConn(addr, () => {});
+      this.udps.push(udp);
+      return udp;
+    });
   }
 
-  listenTcp(ip: string, port: number): StreamListener {
+  listenTcp(ip: string, port: number): StreamListener | Promise<StreamListener> {
     this.log.push(`listen ${ip}:${port}`);
-    if (this.listenError) throw this.listenError;
-    const listener = new FakeListener(
-      { transport: "tcp", hostname: ip, port: port === 0 ? this.#nextPort++ : port },
-      this,
-    );
-    this.listeners.push(listener);
-    return listener;
+    return this.#bind(`listen ${ip}:${port}`, this.listenError, () => {
+      const listener = new FakeListener(
+        { transport: "tcp", hostname: ip, port: port === 0 ? this.#nextPort++ : port },
+        this,
+      );
+      this.listeners.push(listener);
+      return listener;
+    });
+  }
+
+  #bind<T>(what: string, error: Error | undefined, make: () => T): T | Promise<T> {
+    if (this.binds === "sync") {
+      if (error) throw error;
+      return make();
+    }
+    if (this.binds === "async") return error ? Promise.reject(error) : Promise.resolve(make());
+    return this.#hold(what, new AbortController().signal, () => {
+      if (error) throw error;
+      return make();
+    });
   }
 
   #hold<T>(
@@ -580,7 +604,13 @@ export class FakeTransport implements Transport {
       fn();
     };
     const complete = (addrs: readonly string[]): T => {
-      const value = make(addrs);
+      let value: T;
+      try {
+        value = make(addrs);
+      } catch (e) {
+        settle(() => d.reject(e));
+        throw e;
+      }
       if (d.settled && value instanceof FakeConn) value.close(); // completed after the abort
       settle(() => d.resolve(value));
       return value;
@@ -592,12 +622,24 @@ export class FakeTransport implements Transport {
         return d.settled;
       },
       open: (): FakeConn => {
-        if (what.startsWith("lookup")) throw new Error(`${what}: use answer()`);
+        if (!what.startsWith("dial") && !what.startsWith("tls")) {
+          throw new Error(`${what}: not a dial or handshake`);
+        }
         return complete([]) as FakeConn;
       },
       answer: (addrs): void => {
-        if (!what.startsWith("lookup")) throw new Error(`${what}: use open()`);
+        if (!what.startsWith("lookup")) throw new Error(`${what}: not a lookup`);
         complete(addrs);
+      },
+      bind: (): void => {
+        if (!what.startsWith("udp") && !what.startsWith("listen")) {
+          throw new Error(`${what}: not a bind`);
+        }
+        try {
+          complete([]);
+        } catch {
+          // the scripted bind error: the promise rejected with it
+        }
       },
       reject: (e): void => settle(() => d.reject(e)),
     };

@@ -14,7 +14,8 @@ import { Policy, type PolicyConfig } from "../policy/mod.ts";
 import { FakeClock, RateLimiter, TokenBucket } from "../limit/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
-import type { SessionLimits } from "./options.ts";
+import { SERVER_ID_BASE, type SessionLimits } from "./options.ts";
+import { WireError } from "./wire_errors.ts";
 import {
   FakeChannel,
   type FakeConn,
@@ -27,6 +28,7 @@ import {
 
 const FRAMINGS: readonly Framing[] = ["json", "binary"];
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 
 /** Allowed documentation addresses, a denied one, and a denied name. */
 const OK_IP = "203.0.113.10";
@@ -524,4 +526,579 @@ Deno.test("session: close mid-upload with a bandwidth limit leaves no limiter ti
   await h.session.close();
   strictEqual(clock.pending, 0, "the limiter wait is cancelled");
   strictEqual(conn.bytes.byteLength, 200);
+});
+
+// --- max_connections: one slot, released on every ending -------------------------------------
+
+/** Limits small enough that the queue, linger and water-mark paths take a few bytes and ms. */
+const SMALL_LIMITS: Partial<SessionLimits> = {
+  maxSocketQueueBytes: 100,
+  closeLingerMs: 20,
+  uploadHighWaterBytes: 50,
+  uploadLowWaterBytes: 10,
+};
+
+/** Ways a socket ends; each opens socket `id` (taking the one slot), ends it, checks the event. */
+const ENDINGS: { name: string; run(h: Harness, id: number): Promise<void> }[] = [
+  {
+    name: "denied address",
+    async run(h, id): Promise<void> {
+      h.connect(id, DENIED_IP);
+      strictEqual((await h.terminal(id)).ev, "denied");
+    },
+  },
+  {
+    name: "denied after the lookup",
+    async run(h, id): Promise<void> {
+      h.transport.answers.set("evil.test", [DENIED_IP]);
+      h.connect(id, "evil.test");
+      strictEqual((await h.terminal(id)).ev, "denied");
+    },
+  },
+  {
+    name: "lookup failure",
+    async run(h, id): Promise<void> {
+      h.connect(id, "nowhere.test");
+      const ev = await h.terminal(id);
+      ok(ev.ev === "error" && ev.msg.startsWith("DNS lookup failed"), JSON.stringify(ev));
+    },
+  },
+  {
+    name: "refused dial",
+    async run(h, id): Promise<void> {
+      h.transport.dials.set("203.0.113.20", refused());
+      h.connect(id, "203.0.113.20");
+      const ev = await h.terminal(id);
+      ok(ev.ev === "error" && ev.msg.startsWith("connect to 203.0.113.20:80 failed"));
+    },
+  },
+  {
+    name: "dial timeout",
+    async run(h, id): Promise<void> {
+      h.transport.dials.set("203.0.113.21", "hold");
+      h.connect(id, "203.0.113.21");
+      eq(await h.terminal(id), { ev: "error", id, msg: WireError.timedOut() });
+    },
+  },
+  {
+    name: "lookup timeout",
+    async run(h, id): Promise<void> {
+      h.transport.answers.set("slow.test", "hold");
+      h.connect(id, "slow.test");
+      eq(await h.terminal(id), { ev: "error", id, msg: WireError.timedOut() });
+    },
+  },
+  {
+    name: "TLS failure",
+    async run(h, id): Promise<void> {
+      h.transport.handshakes.set(OK_IP, netError("TlsError", "handshake failure"));
+      h.connect(id, OK_IP, 443, true);
+      const ev = await h.terminal(id);
+      ok(ev.ev === "error" && ev.msg.startsWith("TLS handshake with"), JSON.stringify(ev));
+    },
+  },
+  {
+    name: "TLS timeout",
+    async run(h, id): Promise<void> {
+      h.transport.handshakes.set(OK_IP, "hold");
+      h.connect(id, OK_IP, 443, true);
+      eq(await h.terminal(id), { ev: "error", id, msg: WireError.timedOut() });
+    },
+  },
+  {
+    name: "close while dialling",
+    async run(h, id): Promise<void> {
+      h.transport.dials.set("203.0.113.22", "hold");
+      h.connect(id, "203.0.113.22");
+      await h.transport.waitHeld("dial 203.0.113.22");
+      h.close(id);
+      eq(await h.terminal(id), { ev: "closed", id });
+    },
+  },
+  {
+    name: "close when open",
+    async run(h, id): Promise<void> {
+      await h.open(id);
+      h.close(id);
+      eq(await h.terminal(id), { ev: "closed", id });
+    },
+  },
+  {
+    name: "close with a write that never completes (linger timeout)",
+    async run(h, id): Promise<void> {
+      const conn = await h.open(id);
+      conn.manualWrites = true;
+      h.send(id, "stuck");
+      h.close(id);
+      await tick();
+      eq(h.channel.controlFor(id), [{ ev: "connected", id }], "closing waits for the write");
+      eq(await h.terminal(id), { ev: "closed", id });
+      ok(conn.closed);
+    },
+  },
+  {
+    name: "remote EOF",
+    async run(h, id): Promise<void> {
+      const conn = await h.open(id);
+      conn.pushEof();
+      eq(await h.terminal(id), { ev: "closed", id });
+    },
+  },
+  {
+    name: "read error",
+    async run(h, id): Promise<void> {
+      const conn = await h.open(id);
+      conn.pushError(netError("ConnectionReset", "Connection reset by peer (os error 104)"));
+      eq(await h.terminal(id), {
+        ev: "error",
+        id,
+        msg: "connection error: Connection reset by peer (os error 104)",
+      });
+    },
+  },
+  {
+    name: "write error",
+    async run(h, id): Promise<void> {
+      const conn = await h.open(id);
+      conn.writeError = netError("BrokenPipe", "Broken pipe (os error 32)");
+      h.send(id, "x");
+      eq(await h.terminal(id), {
+        ev: "error",
+        id,
+        msg: "connection error: Broken pipe (os error 32)",
+      });
+    },
+  },
+  {
+    name: "send queue overflow",
+    async run(h, id): Promise<void> {
+      const conn = await h.open(id);
+      conn.manualWrites = true;
+      h.send(id, pattern(60, 1));
+      h.send(id, pattern(60, 2));
+      const ev = await h.terminal(id);
+      ok(ev.ev === "error" && ev.msg.startsWith("send queue full: socket"), JSON.stringify(ev));
+    },
+  },
+];
+
+for (const ending of ENDINGS) {
+  Deno.test(`session: the max_connections slot is released by ${ending.name}`, async () => {
+    for (const framing of FRAMINGS) {
+      await using h = new Harness(framing, {
+        policy: testPolicy({ maxConnections: 1, timeoutMs: 30 }),
+        limits: SMALL_LIMITS,
+      });
+      for (let round = 0; round < 3; round++) {
+        const id = 10 + round;
+        await ending.run(h, id);
+        await assertControl(h, id, h.channel.controlFor(id).slice(0, 2)); // nothing more arrives
+        const terminals = h.channel.controlFor(id).filter((e) => e.ev !== "connected");
+        strictEqual(
+          terminals.length,
+          1,
+          `exactly one terminal event: ${JSON.stringify(terminals)}`,
+        );
+        eq({ slots: h.session.stats.slots, live: h.session.stats.live }, { slots: 0, live: 0 });
+      }
+      // The one slot is free: the next connect succeeds, and a second one is refused meanwhile.
+      await h.open(1, OK_IP2);
+      h.connect(2, OK_IP2);
+      eq(await h.terminal(2), { ev: "error", id: 2, msg: WireError.maxConnections() });
+      h.close(1);
+      eq(await h.terminal(1), { ev: "closed", id: 1 });
+      eq(h.transport.open, []);
+    }
+  });
+}
+
+Deno.test("session: pending dials, lookups of connects and listeners hold max_connections slots", async () => {
+  await using h = new Harness("json", { policy: testPolicy({ maxConnections: 3 }) });
+  h.transport.dials.set(OK_IP, "hold");
+  h.transport.answers.set("slow.test", "hold");
+  h.connect(1); // pending dial
+  h.connect(2, "slow.test"); // pending lookup
+  h.req({ op: "bind", id: 3, addr: "127.0.0.1", port: 3000 });
+  await h.channel.waitFor(3, "listening");
+  h.connect(4, OK_IP2);
+  eq(await h.terminal(4), { ev: "error", id: 4, msg: WireError.maxConnections() });
+  h.req({ op: "connect_udp", id: 5, addr: OK_IP2, port: 53 });
+  eq(await h.terminal(5), { ev: "error", id: 5, msg: WireError.maxConnections() });
+  // A `resolve` takes no slot.
+  h.transport.answers.set("r.test", [OK_IP2]);
+  h.req({ op: "resolve", id: 6, name: "r.test" });
+  eq(await h.terminal(6), { ev: "resolved", id: 6, addrs: [OK_IP2] });
+  strictEqual(h.session.stats.slots, 3);
+  // An inbound connection beyond the cap is closed at once; none is accepted.
+  const [listener] = h.transport.listeners;
+  ok(listener);
+  const refusedConn = listener.arrive();
+  await until(() => refusedConn.closed, "the inbound connection beyond the cap closed");
+  eq(h.channel.eventsFor(3), [{ ev: "listening", id: 3, port: 3000 }]);
+  // Freeing one slot admits the next inbound connection.
+  h.close(1);
+  await h.terminal(1);
+  const inbound = listener.arrive("192.0.2.9", 4444);
+  const accepted = await h.channel.waitFor(3, "accepted");
+  eq(accepted, { ev: "accepted", id: 3, conn_id: SERVER_ID_BASE, remote: "192.0.2.9:4444" });
+  inbound.push("hi");
+  const data = await h.channel.waitFor(SERVER_ID_BASE, "data");
+  eq(data, { ev: "data", id: SERVER_ID_BASE, data: enc.encode("hi") });
+  strictEqual(h.session.stats.slots, 3);
+});
+
+// --- lookups --------------------------------------------------------------------------------
+
+Deno.test("session: maxPendingLookups bounds resolve, and a finished or closed lookup frees its place", async () => {
+  await using h = new Harness("binary", { limits: { maxPendingLookups: 2 } });
+  h.transport.answers.set("slow.test", "hold");
+  h.req({ op: "resolve", id: 1, name: "slow.test" });
+  h.req({ op: "resolve", id: 2, name: "slow.test" });
+  h.req({ op: "resolve", id: 3, name: "slow.test" });
+  eq(await h.terminal(3), { ev: "error", id: 3, msg: WireError.tooManyLookups(2) });
+  strictEqual(h.transport.held.length, 2, "the third lookup never reached the transport");
+  // Connects' own lookups are not `resolve`s: they are not counted here.
+  h.connect(4, "slow.test");
+  await until(() => h.transport.held.length === 3, "the connect's lookup");
+  // An answer frees a place.
+  h.transport.held[0]?.answer([OK_IP]);
+  eq(await h.terminal(1), { ev: "resolved", id: 1, addrs: [OK_IP] });
+  h.req({ op: "resolve", id: 3, name: "slow.test" });
+  await until(() => h.transport.held.length === 3, "the admitted lookup");
+  h.req({ op: "resolve", id: 5, name: "slow.test" });
+  eq(await h.terminal(5), { ev: "error", id: 5, msg: WireError.tooManyLookups(2) });
+  // A client close cancels the lookup and frees its place.
+  h.close(2);
+  eq(await h.terminal(2), { ev: "closed", id: 2 });
+  await tick();
+  h.req({ op: "resolve", id: 5, name: "slow.test" });
+  await until(() => h.transport.held.length === 3, "the lookup admitted after the close");
+  await assertControl(h, 5, [{ ev: "error", id: 5, msg: WireError.tooManyLookups(2) }]);
+  h.close(3);
+  h.close(5);
+  h.close(4);
+  await h.terminal(4);
+  strictEqual(h.transport.held.length, 0, "every lookup cancelled");
+});
+
+Deno.test("session: a closed lookup the transport cannot cancel counts until it finishes", async () => {
+  await using h = new Harness("json", { limits: { maxPendingLookups: 1 } });
+  h.transport.honourAborts = false; // like getaddrinfo, which cannot be cancelled
+  h.transport.answers.set("slow.test", "hold");
+  h.req({ op: "resolve", id: 1, name: "slow.test" });
+  const lookup = await h.transport.waitHeld("lookup");
+  h.close(1);
+  eq(await h.terminal(1), { ev: "closed", id: 1 });
+  h.req({ op: "resolve", id: 2, name: "slow.test" });
+  eq(await h.terminal(2), { ev: "error", id: 2, msg: WireError.tooManyLookups(1) });
+  lookup.answer([OK_IP]);
+  await tick();
+  await assertControl(h, 1, [{ ev: "closed", id: 1 }]); // the late answer is not sent
+  h.req({ op: "resolve", id: 3, name: "slow.test" });
+  const next = await h.transport.waitHeld("lookup");
+  next.answer([OK_IP2]);
+  eq(await h.terminal(3), { ev: "resolved", id: 3, addrs: [OK_IP2] });
+});
+
+// --- upload backpressure and queue bounds -----------------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: pauseReading above uploadHighWaterBytes, resumeReading at uploadLowWaterBytes (${framing})`, async () => {
+    await using h = new Harness(framing, {
+      limits: { uploadHighWaterBytes: 1000, uploadLowWaterBytes: 200 },
+    });
+    const conn = await h.open(1);
+    conn.manualWrites = true;
+    const queued = (): number => h.session.stats.queuedBytes;
+    h.send(1, pattern(1000, 1)); // A: exactly the high mark: no pause
+    strictEqual(queued(), 1000);
+    strictEqual(h.channel.pauses, 0);
+    h.send(1, pattern(1, 2)); // B: 1001 > high
+    eq([queued(), h.channel.pauses], [1001, 1]);
+    h.send(1, pattern(200, 3)); // C: still paused, no second call
+    eq([queued(), h.channel.pauses], [1201, 1]);
+    await until(() => conn.pendingWrites.length === 1, "write of A");
+    conn.completeWrite(500); // half of A: nothing is released until a piece is fully written
+    await until(() => conn.pendingWrites.length === 1, "rest of A");
+    eq([queued(), h.channel.resumes], [1201, 0]);
+    conn.completeWrite(); // A done: 201 > low
+    await until(() => conn.pendingWrites.length === 1, "write of B");
+    eq([queued(), h.channel.resumes], [201, 0]);
+    conn.completeWrite(); // B done: 200 = low: resume
+    await until(() => conn.pendingWrites.length === 1, "write of C");
+    eq([queued(), h.channel.resumes], [200, 1]);
+    conn.completeWrite(); // C done: no second resume
+    await until(() => queued() === 0, "all written");
+    eq([h.channel.pauses, h.channel.resumes], [1, 1]);
+    // The mark is per session: two sockets' queues add up.
+    const other = await h.open(2, OK_IP2);
+    other.manualWrites = true;
+    h.send(1, pattern(600, 4));
+    h.send(2, pattern(401, 5));
+    eq([queued(), h.channel.pauses], [1001, 2]);
+    // Ending a socket releases its queue: 600 left > low, still paused.
+    await until(() => other.pendingWrites.length === 1, "the write on socket 2");
+    h.close(2); // closing waits for the write...
+    other.pendingWrites[0]?.fail(netError("BrokenPipe", "Broken pipe (os error 32)"));
+    eq((await h.terminal(2)).ev, "error");
+    eq([queued(), h.channel.resumes], [600, 1]);
+    eq(h.channel.log.filter((l) => l === "pause" || l === "resume"), [
+      "pause",
+      "resume",
+      "pause",
+    ]);
+    // The session ending while paused releases everything, without a resume call to a closed
+    // channel.
+    await h.session.close();
+    eq([queued(), h.channel.resumes], [0, 1]);
+  });
+}
+
+Deno.test("session: send queue full says why: no read backpressure, ignored backpressure, or neither", async () => {
+  const cases: {
+    name: string;
+    pausable: boolean;
+    limits: Partial<SessionLimits>;
+    sends: [number, number][];
+    msg: string;
+  }[] = [
+    {
+      name: "a channel that cannot pause",
+      pausable: false,
+      limits: { maxSocketQueueBytes: 1000, uploadHighWaterBytes: 500 },
+      sends: [[1, 600], [1, 600]],
+      msg: WireError.queueFull(1, 1000, WireError.noReadBackpressure()),
+    },
+    {
+      name: "a client that ignores the pause",
+      pausable: true,
+      limits: { maxSocketQueueBytes: 1000, uploadHighWaterBytes: 500 },
+      sends: [[1, 600], [1, 600]],
+      msg: WireError.queueFull(1, 1000, WireError.ignoredBackpressure()),
+    },
+    {
+      name: "a socket bound below the high-water mark",
+      pausable: true,
+      limits: { maxSocketQueueBytes: 1000, uploadHighWaterBytes: 5000 },
+      sends: [[1, 600], [1, 600]],
+      msg: WireError.queueFull(1, 1000),
+    },
+    {
+      name: "the session bound",
+      pausable: true,
+      limits: { maxSessionQueueBytes: 1500, uploadHighWaterBytes: 500 },
+      sends: [[1, 800], [2, 800]],
+      msg: WireError.sessionQueueFull(2, 1500, WireError.ignoredBackpressure()),
+    },
+  ];
+  for (const c of cases) {
+    await using h = new Harness("json", { pausable: c.pausable, limits: c.limits });
+    const conns = [await h.open(1), await h.open(2, OK_IP2)];
+    for (const conn of conns) conn.manualWrites = true;
+    for (const [id, n] of c.sends) h.send(id, pattern(n, id));
+    const victim = c.sends.at(-1)?.[0] ?? 0;
+    eq(await h.terminal(victim), { ev: "error", id: victim, msg: c.msg }, c.name);
+    // Only that socket ended; its queue is released (and reading resumed if it was paused).
+    eq(h.session.stats.queuedBytes, victim === 1 ? 0 : 800, c.name);
+    eq(h.channel.paused, false, c.name);
+    const survivor = victim === 1 ? 2 : 1;
+    h.send(survivor, "still open");
+    strictEqual(h.channel.controlFor(survivor).length, 1, c.name);
+  }
+  // The stable text, as the README lists it.
+  strictEqual(
+    WireError.queueFull(1, 1000, WireError.noReadBackpressure()),
+    "send queue full: socket 1 has more than 1000 bytes waiting for its peer (this server " +
+      "cannot pause reading the client: see README, Limits); socket closed",
+  );
+});
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: a failing write or read ends only its own socket (${framing})`, async () => {
+    await using h = new Harness(framing);
+    const bad = await h.open(1);
+    const good = await h.open(2, OK_IP2);
+    const readBad = await h.open(3, OK_IP2, 81);
+    bad.manualWrites = true;
+    h.send(1, "doomed");
+    h.send(2, "fine ");
+    await until(() => bad.pendingWrites.length === 1, "the write");
+    bad.pendingWrites[0]?.fail(
+      netError("ConnectionReset", "Connection reset by peer (os error 104)"),
+    );
+    eq(await h.terminal(1), {
+      ev: "error",
+      id: 1,
+      msg: "connection error: Connection reset by peer (os error 104)",
+    });
+    readBad.pushError(netError("ConnectionReset", "Connection reset by peer (os error 104)"));
+    strictEqual((await h.terminal(3)).ev, "error");
+    ok(bad.closed && readBad.closed && !good.closed);
+    // Socket 2 still works both ways.
+    h.send(2, "and well");
+    good.push("reply");
+    await until(() => good.text === "fine and well", "socket 2 writes");
+    eq(await h.channel.waitFor(2, "data"), { ev: "data", id: 2, data: enc.encode("reply") });
+    // Socket 1 is gone: exactly one terminal event, later sends get `unknown id`.
+    h.send(1, "more");
+    await assertControl(h, 1, [
+      { ev: "connected", id: 1 },
+      { ev: "error", id: 1, msg: "connection error: Connection reset by peer (os error 104)" },
+      { ev: "error", id: 1, msg: WireError.unknownId(1) },
+    ]);
+    eq(h.channel.controlFor(2), [{ ev: "connected", id: 2 }]);
+  });
+}
+
+// --- ids ------------------------------------------------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: unknown, live, reserved and wrong-kind ids get the documented errors (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.send(7, "x");
+    h.close(7);
+    h.req({ op: "send_to", id: 7, addr: OK_IP, port: 53, data: enc.encode("x") });
+    h.req({ op: "listen", id: 7, backlog: 1 });
+    eq(h.channel.take(), Array(4).fill({ ev: "error", id: 7, msg: WireError.unknownId(7) }));
+    // A second close of a socket: `closed`, then `unknown id`.
+    await h.open(1);
+    h.close(1);
+    h.close(1);
+    eq(h.channel.take().slice(-2), [
+      { ev: "closed", id: 1 },
+      { ev: "error", id: 1, msg: WireError.unknownId(1) },
+    ]);
+    // A live id (here a pending dial) is refused and the live socket is untouched.
+    h.transport.dials.set(OK_IP2, "hold");
+    h.connect(2, OK_IP2);
+    h.connect(2, OK_IP);
+    h.req({ op: "resolve", id: 2, name: "a.test" });
+    eq(h.channel.take(), [
+      { ev: "error", id: 2, msg: WireError.idInUse(2) },
+      { ev: "error", id: 2, msg: WireError.idInUse(2) },
+    ]);
+    (await h.transport.waitHeld("dial")).open();
+    await h.channel.waitFor(2, "connected");
+    h.channel.take();
+    eq(h.transport.dialled.slice(-1), [`${OK_IP2}:80`]);
+    // Server-assigned ids are reserved.
+    h.connect(SERVER_ID_BASE, OK_IP);
+    eq(h.channel.take(), [{
+      ev: "error",
+      id: SERVER_ID_BASE,
+      msg: WireError.reservedId(SERVER_ID_BASE),
+    }]);
+    // Ops on the wrong kind of entry.
+    h.req({ op: "send_to", id: 2, addr: OK_IP, port: 53, data: enc.encode("x") });
+    h.req({ op: "listen", id: 2, backlog: 1 });
+    eq(h.channel.take(), [
+      { ev: "error", id: 2, msg: WireError.wrongKind("send_to", 2, "stream") },
+      { ev: "error", id: 2, msg: WireError.wrongKind("listen", 2, "stream") },
+    ]);
+    // Undecodable input is answered on id 0 and the session goes on.
+    h.session.handle(framing === "json" ? "{" : new Uint8Array([0xff]));
+    const bad = h.channel.take();
+    strictEqual(bad.length, 1);
+    ok(bad[0]?.ev === "error" && bad[0].id === 0, JSON.stringify(bad));
+    h.send(2, "ok");
+    await until(() => h.transport.lastConn.text === "ok", "socket 2 still works");
+  });
+}
+
+// --- download backpressure ------------------------------------------------------------------
+
+Deno.test("session: no upstream read while the channel is above the high-water mark", async () => {
+  await using h = new Harness("binary", { limits: { highWaterMarkBytes: 1000, drainPollMs: 1 } });
+  const conn = await h.open(1);
+  await until(() => conn.reading, "the first read");
+  h.channel.bufferedAmount = 5000; // the client is slow
+  conn.push("one"); // answers the read that was already waiting
+  await h.channel.waitFor(1, "data");
+  conn.push("two");
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 1));
+  strictEqual(conn.reads, 1, "no second read while above the mark");
+  eq(h.channel.dataFor(1), enc.encode("one"));
+  h.channel.bufferedAmount = 700; // below the mark, above half of it: still waiting
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 1));
+  strictEqual(conn.reads, 1, "reads resume only at half the mark");
+  h.channel.bufferedAmount = 500;
+  await until(() => h.channel.dataFor(1).byteLength === 6, "the second chunk");
+  eq(h.channel.dataFor(1), enc.encode("onetwo"));
+});
+
+// --- transports that bind asynchronously (node:net, node:dgram) ------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: an asynchronous listen answers listening once bound, a bind failure frees the slot (${framing})`, async () => {
+    await using h = new Harness(framing, { policy: testPolicy({ maxConnections: 1 }) });
+    h.transport.binds = "hold";
+    h.req({ op: "bind", id: 1, addr: "127.0.0.1", port: 3000 });
+    h.req({ op: "listen", id: 1, backlog: 8 }); // before the listener is bound
+    const bind = await h.transport.waitHeld("listen");
+    await tick();
+    eq(h.channel.events, [], "nothing before the listener is bound");
+    bind.bind();
+    await until(() => h.channel.events.length === 2, "listening twice");
+    eq(h.channel.events, [
+      { ev: "listening", id: 1, port: 3000 },
+      { ev: "listening", id: 1, port: 3000 },
+    ]);
+    h.close(1);
+    eq(await h.terminal(1), { ev: "closed", id: 1 });
+    h.transport.listenError = netError("AddrInUse", "Address already in use (os error 98)");
+    h.req({ op: "bind", id: 2, addr: "127.0.0.1", port: 3001 });
+    (await h.transport.waitHeld("listen")).bind();
+    eq(await h.terminal(2), {
+      ev: "error",
+      id: 2,
+      msg: "bind to 127.0.0.1:3001 failed: Address already in use (os error 98)",
+    });
+    strictEqual(h.session.stats.slots, 0);
+  });
+
+  Deno.test(`session: an entry closed while its socket binds closes the socket once bound (${framing})`, async () => {
+    await using h = new Harness(framing);
+    h.transport.binds = "hold";
+    h.req({ op: "bind", id: 1, addr: "127.0.0.1", port: 3000 });
+    h.req({ op: "connect_udp", id: 2, addr: OK_IP, port: 53 });
+    h.req({ op: "send", id: 2, data: enc.encode("early") });
+    const listen = await h.transport.waitHeld("listen");
+    const udp = await h.transport.waitHeld("udp");
+    h.close(1);
+    h.close(2);
+    eq(h.channel.take(), [{ ev: "closed", id: 1 }, { ev: "closed", id: 2 }]);
+    listen.bind();
+    udp.bind();
+    await until(() => h.transport.open.length === 0, "the late sockets closed");
+    eq(h.transport.udps[0]?.sent, [], "nothing sent on a socket closed before it was bound");
+    await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+    await assertControl(h, 2, [{ ev: "closed", id: 2 }]);
+  });
+}
+
+Deno.test("session: an asynchronous UDP socket sends early datagrams once bound, in order", async () => {
+  await using h = new Harness("binary");
+  h.transport.binds = "async";
+  h.req({ op: "connect_udp", id: 1, addr: OK_IP, port: 53 });
+  h.req({ op: "send", id: 1, data: enc.encode("a") });
+  h.req({ op: "send", id: 1, data: enc.encode("b") });
+  await h.channel.waitFor(1, "udp_bound");
+  const [udp] = h.transport.udps;
+  ok(udp);
+  await until(() => udp.sent.length === 2, "two datagrams");
+  eq(udp.sent.map((d) => [dec.decode(d.data), d.addr.hostname, d.addr.port]), [
+    ["a", OK_IP, 53],
+    ["b", OK_IP, 53],
+  ]);
+  // Replies from the peer are delivered; from a peer never contacted, dropped.
+  udp.deliver("stranger", OK_IP2, 53);
+  udp.deliver("reply", OK_IP, 53);
+  eq(await h.channel.waitFor(1, "data_from"), {
+    ev: "data_from",
+    id: 1,
+    data: enc.encode("reply"),
+    addr: OK_IP,
+    port: 53,
+  });
+  strictEqual(h.channel.eventsFor(1).filter((e) => e.ev === "data_from").length, 1);
 });
