@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { delay, until } from "./helpers/wait.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import { inProcessOnly, loopbackPolicy, startTestServer } from "./helpers/server.ts";
 import { startTcpEcho, startTcpSink } from "./helpers/echo_servers.ts";
 import {
   decodeEvent,
@@ -188,6 +188,7 @@ for (const framing of FRAMINGS) {
 
   Deno.test(
     `guarantee: sends before connected wait for a slow dial and arrive in order (${framing})`,
+    inProcessOnly("a gated (fake) transport controls the dial"),
     async () => {
       await using echo = await startTcpEcho();
       using gated = new GatedTransport();
@@ -225,52 +226,61 @@ for (const framing of FRAMINGS) {
   );
 }
 
-Deno.test("guarantee: the queue before connected is bounded; overflow ends the dial", async () => {
-  await using echo = await startTcpEcho();
-  using gated = new GatedTransport();
-  await using server = await startTestServer({
-    transport: gated.transport,
-    limits: { maxSocketQueueBytes: 64 * 1024 },
-  });
-  await using client = await TestClient.open(server.url, "binary");
-  client.send({ op: "connect", id: 1, addr: "127.0.0.1", port: echo.port });
-  for (let i = 0; i < 3; i++) client.send({ op: "send", id: 1, data: randomBytes(30 * 1024) });
-  const ev = await client.nextFor(1);
-  assert.equal(ev.ev, "error");
-  if (ev.ev === "error") assert.match(ev.msg, /^send queue full/);
-  await until(() => gated.aborted === 1, "the pending dial is cancelled");
-  gated.open();
-  await settle(client);
-  assert.deepEqual(client.queuedFor(1), [], "nothing after the terminal error");
-  assert.equal(echo.accepted, 0, "the cancelled dial never reached the peer");
-});
+Deno.test(
+  "guarantee: the queue before connected is bounded; overflow ends the dial",
+  inProcessOnly("a gated (fake) transport controls the dial"),
+  async () => {
+    await using echo = await startTcpEcho();
+    using gated = new GatedTransport();
+    await using server = await startTestServer({
+      transport: gated.transport,
+      limits: { maxSocketQueueBytes: 64 * 1024 },
+    });
+    await using client = await TestClient.open(server.url, "binary");
+    client.send({ op: "connect", id: 1, addr: "127.0.0.1", port: echo.port });
+    for (let i = 0; i < 3; i++) client.send({ op: "send", id: 1, data: randomBytes(30 * 1024) });
+    const ev = await client.nextFor(1);
+    assert.equal(ev.ev, "error");
+    if (ev.ev === "error") assert.match(ev.msg, /^send queue full/);
+    await until(() => gated.aborted === 1, "the pending dial is cancelled");
+    gated.open();
+    await settle(client);
+    assert.deepEqual(client.queuedFor(1), [], "nothing after the terminal error");
+    assert.equal(echo.accepted, 0, "the cancelled dial never reached the peer");
+  },
+);
 
 // --- close before connected cancels the dial ----------------------------------------------------
 
 for (const framing of FRAMINGS) {
-  Deno.test(`guarantee: close before connected cancels the dial (${framing})`, async () => {
-    await using echo = await startTcpEcho();
-    using gated = new GatedTransport();
-    await using server = await startTestServer({ transport: gated.transport });
-    await using client = await TestClient.open(server.url, framing);
-    client.send({ op: "connect", id: 1, addr: "127.0.0.1", port: echo.port });
-    client.send({ op: "send", id: 1, data: enc.encode("must not arrive") });
-    await until(() => gated.dials === 1, "the dial starts");
-    client.send({ op: "close", id: 1 });
-    assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
-    await until(() => gated.aborted === 1, "the transport sees the abort");
-    gated.open();
-    await settle(client);
-    assert.deepEqual(client.queuedFor(1), [], "exactly one closed, no connected");
-    assert.equal(echo.accepted, 0);
-    // The id is free again.
-    await client.connect(1, "127.0.0.1", echo.port);
-    client.send({ op: "send", id: 1, data: enc.encode("again") });
-    assert.equal(dec.decode(await client.collect(1, 5)), "again");
-  });
+  Deno.test(
+    `guarantee: close before connected cancels the dial (${framing})`,
+    inProcessOnly("a gated (fake) transport controls the dial"),
+    async () => {
+      await using echo = await startTcpEcho();
+      using gated = new GatedTransport();
+      await using server = await startTestServer({ transport: gated.transport });
+      await using client = await TestClient.open(server.url, framing);
+      client.send({ op: "connect", id: 1, addr: "127.0.0.1", port: echo.port });
+      client.send({ op: "send", id: 1, data: enc.encode("must not arrive") });
+      await until(() => gated.dials === 1, "the dial starts");
+      client.send({ op: "close", id: 1 });
+      assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
+      await until(() => gated.aborted === 1, "the transport sees the abort");
+      gated.open();
+      await settle(client);
+      assert.deepEqual(client.queuedFor(1), [], "exactly one closed, no connected");
+      assert.equal(echo.accepted, 0);
+      // The id is free again.
+      await client.connect(1, "127.0.0.1", echo.port);
+      client.send({ op: "send", id: 1, data: enc.encode("again") });
+      assert.equal(dec.decode(await client.collect(1, 5)), "again");
+    },
+  );
 
   Deno.test(
     `guarantee: a dial that completes after close is closed; the peer sees no data (${framing})`,
+    inProcessOnly("a gated (fake) transport controls the dial"),
     async () => {
       await using peer = new Peer();
       await using echo = await startTcpEcho();
@@ -406,22 +416,26 @@ for (const framing of FRAMINGS) {
     },
   );
 
-  Deno.test(`guarantee: a connect naming a pending dial's id is refused (${framing})`, async () => {
-    await using echo = await startTcpEcho();
-    using gated = new GatedTransport();
-    await using server = await startTestServer({ transport: gated.transport });
-    await using client = await TestClient.open(server.url, framing);
-    client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
-    client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
-    assert.deepEqual(await client.nextFor(5), {
-      ev: "error",
-      id: 5,
-      msg: "id 5 is already in use",
-    });
-    gated.open();
-    assert.deepEqual(await client.nextFor(5), { ev: "connected", id: 5 });
-    assert.equal(gated.dials, 1);
-  });
+  Deno.test(
+    `guarantee: a connect naming a pending dial's id is refused (${framing})`,
+    inProcessOnly("a gated (fake) transport controls the dial"),
+    async () => {
+      await using echo = await startTcpEcho();
+      using gated = new GatedTransport();
+      await using server = await startTestServer({ transport: gated.transport });
+      await using client = await TestClient.open(server.url, framing);
+      client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
+      client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
+      assert.deepEqual(await client.nextFor(5), {
+        ev: "error",
+        id: 5,
+        msg: "id 5 is already in use",
+      });
+      gated.open();
+      assert.deepEqual(await client.nextFor(5), { ev: "connected", id: 5 });
+      assert.equal(gated.dials, 1);
+    },
+  );
 
   Deno.test(`guarantee: send and close on an unknown id get error (${framing})`, async () => {
     await using server = await startTestServer();
@@ -524,22 +538,30 @@ for (const framing of FRAMINGS) {
   });
 }
 
-Deno.test("guarantee: pending dials count against max_connections", async () => {
-  await using echo = await startTcpEcho();
-  using gated = new GatedTransport();
-  await using server = await startTestServer({
-    transport: gated.transport,
-    policy: loopbackPolicy({ maxConnections: 3 }),
-  });
-  await using client = await TestClient.open(server.url, "binary");
-  for (const id of [1, 2, 3]) {
-    client.send({ op: "connect", id, addr: "127.0.0.1", port: echo.port });
-  }
-  client.send({ op: "connect", id: 4, addr: "127.0.0.1", port: echo.port });
-  assert.deepEqual(await client.nextFor(4), { ev: "error", id: 4, msg: "max connections reached" });
-  gated.open();
-  for (const id of [1, 2, 3]) assert.deepEqual(await client.nextFor(id), { ev: "connected", id });
-});
+Deno.test(
+  "guarantee: pending dials count against max_connections",
+  inProcessOnly("a gated (fake) transport controls the dial"),
+  async () => {
+    await using echo = await startTcpEcho();
+    using gated = new GatedTransport();
+    await using server = await startTestServer({
+      transport: gated.transport,
+      policy: loopbackPolicy({ maxConnections: 3 }),
+    });
+    await using client = await TestClient.open(server.url, "binary");
+    for (const id of [1, 2, 3]) {
+      client.send({ op: "connect", id, addr: "127.0.0.1", port: echo.port });
+    }
+    client.send({ op: "connect", id: 4, addr: "127.0.0.1", port: echo.port });
+    assert.deepEqual(await client.nextFor(4), {
+      ev: "error",
+      id: 4,
+      msg: "max connections reached",
+    });
+    gated.open();
+    for (const id of [1, 2, 3]) assert.deepEqual(await client.nextFor(id), { ev: "connected", id });
+  },
+);
 
 /** Ways a socket can end, each of which must free its slot exactly once. */
 const ENDINGS: {
@@ -675,39 +697,48 @@ async function endingFixture(): Promise<{
 }
 
 for (const ending of ENDINGS) {
-  Deno.test(`guarantee: max_connections slot is freed by ${ending.name}`, async () => {
-    await using fx = await endingFixture();
-    const { ctx, echo, server } = fx;
-    await using client = await TestClient.open(server.url, "binary");
-    // Two long-lived sockets, one slot left for the ending under test.
-    await client.connect(1, "127.0.0.1", echo.port);
-    await client.connect(2, "127.0.0.1", echo.port);
-    for (let round = 0; round < 5; round++) await ending.run(client, 100 + round, ctx);
-    await assertFreeSlots(client, echo.port, 1, 200);
-    client.send({ op: "close", id: 1 });
-    assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
-    await assertFreeSlots(client, echo.port, 2, 300);
-  });
+  Deno.test(
+    `guarantee: max_connections slot is freed by ${ending.name}`,
+    inProcessOnly("a fake transport makes the slow port"),
+    async () => {
+      await using fx = await endingFixture();
+      const { ctx, echo, server } = fx;
+      await using client = await TestClient.open(server.url, "binary");
+      // Two long-lived sockets, one slot left for the ending under test.
+      await client.connect(1, "127.0.0.1", echo.port);
+      await client.connect(2, "127.0.0.1", echo.port);
+      for (let round = 0; round < 5; round++) await ending.run(client, 100 + round, ctx);
+      await assertFreeSlots(client, echo.port, 1, 200);
+      client.send({ op: "close", id: 1 });
+      assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
+      await assertFreeSlots(client, echo.port, 2, 300);
+    },
+  );
 }
 
-Deno.test("guarantee: 50 open/close cycles over every ending never drift", async () => {
-  await using fx = await endingFixture();
-  const { ctx, echo, server } = fx;
-  await using client = await TestClient.open(server.url, "json");
-  let id = 1000;
-  for (let cycle = 0; cycle < 50; cycle++) {
-    // Three endings at once per cycle, filling every slot.
-    const picks = [0, 1, 2].map((k) => ENDINGS[(cycle * 3 + k) % ENDINGS.length]);
-    await Promise.all(picks.map((e) => e ? e.run(client, id++, ctx) : Promise.resolve()));
-  }
-  await assertFreeSlots(client, echo.port, 3, 1);
-});
+Deno.test(
+  "guarantee: 50 open/close cycles over every ending never drift",
+  inProcessOnly("a fake transport makes the slow port"),
+  async () => {
+    await using fx = await endingFixture();
+    const { ctx, echo, server } = fx;
+    await using client = await TestClient.open(server.url, "json");
+    let id = 1000;
+    for (let cycle = 0; cycle < 50; cycle++) {
+      // Three endings at once per cycle, filling every slot.
+      const picks = [0, 1, 2].map((k) => ENDINGS[(cycle * 3 + k) % ENDINGS.length]);
+      await Promise.all(picks.map((e) => e ? e.run(client, id++, ctx) : Promise.resolve()));
+    }
+    await assertFreeSlots(client, echo.port, 3, 1);
+  },
+);
 
 // --- per-socket queue bound --------------------------------------------------------------------
 
 for (const framing of FRAMINGS) {
   Deno.test(
     `guarantee: a peer that never reads gets send queue full, the session goes on (${framing})`,
+    inProcessOnly("limits.maxSocketQueueBytes has no CLI flag"),
     async () => {
       await using peer = new Peer();
       await using echo = await startTcpEcho();
@@ -786,33 +817,37 @@ function patternByte(i: number): number {
   return (i * 31 + Math.floor(i / 251)) & 0xff;
 }
 
-Deno.test("guarantee: 8 MiB from a fast peer arrive complete and in order", async () => {
-  const total = 8 * 1024 * 1024;
-  await using peer = new Peer();
-  // No bandwidth cap (the policy default is 10 Mbps): only backpressure may slow the pump.
-  await using server = await startTestServer({
-    policy: loopbackPolicy({ maxBandwidthMbps: 0 }),
-    limits: { highWaterMarkBytes: 64 * 1024 },
-  });
-  await using client = await TestClient.open(server.url, "binary");
-  await client.connect(1, "127.0.0.1", peer.port);
-  const conn = await peer.next();
-  const writer = (async () => {
-    const buf = new Uint8Array(256 * 1024);
-    for (let at = 0; at < total; at += buf.byteLength) {
-      for (let i = 0; i < buf.byteLength; i++) buf[i] = patternByte(at + i);
-      let off = 0;
-      while (off < buf.byteLength) off += await conn.write(buf.subarray(off));
+Deno.test(
+  "guarantee: 8 MiB from a fast peer arrive complete and in order",
+  inProcessOnly("limits.highWaterMarkBytes has no CLI flag"),
+  async () => {
+    const total = 8 * 1024 * 1024;
+    await using peer = new Peer();
+    // No bandwidth cap (the policy default is 10 Mbps): only backpressure may slow the pump.
+    await using server = await startTestServer({
+      policy: loopbackPolicy({ maxBandwidthMbps: 0 }),
+      limits: { highWaterMarkBytes: 64 * 1024 },
+    });
+    await using client = await TestClient.open(server.url, "binary");
+    await client.connect(1, "127.0.0.1", peer.port);
+    const conn = await peer.next();
+    const writer = (async () => {
+      const buf = new Uint8Array(256 * 1024);
+      for (let at = 0; at < total; at += buf.byteLength) {
+        for (let i = 0; i < buf.byteLength; i++) buf[i] = patternByte(at + i);
+        let off = 0;
+        while (off < buf.byteLength) off += await conn.write(buf.subarray(off));
+      }
+      conn.close();
+    })();
+    const got = await client.collect(1, total, 60_000);
+    await writer;
+    for (let i = 0; i < total; i++) {
+      if (got[i] !== patternByte(i)) assert.fail(`byte ${i} differs`);
     }
-    conn.close();
-  })();
-  const got = await client.collect(1, total, 60_000);
-  await writer;
-  for (let i = 0; i < total; i++) {
-    if (got[i] !== patternByte(i)) assert.fail(`byte ${i} differs`);
-  }
-  assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
-});
+    assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
+  },
+);
 
 /**
  * A minimal WebSocket client over a raw TCP connection, so a test can stop reading the socket
@@ -917,6 +952,7 @@ class RawWebSocket implements Disposable {
 
 Deno.test(
   "guarantee: a client that does not read stalls the upstream peer (backpressure), then gets every byte",
+  inProcessOnly("limits.highWaterMarkBytes has no CLI flag"),
   async () => {
     const total = 12 * 1024 * 1024;
     await using peer = new Peer();
@@ -979,40 +1015,50 @@ Deno.test(
 // --- WebSocket close ends the session ----------------------------------------------------------
 
 for (const framing of FRAMINGS) {
-  Deno.test(`guarantee: closing the WebSocket closes every proxied socket (${framing})`, async () => {
+  Deno.test(
+    `guarantee: closing the WebSocket closes every proxied socket (${framing})`,
+    inProcessOnly("a gated (fake) transport controls the dial"),
+    async () => {
+      await using echo = await startTcpEcho();
+      using gated = new GatedTransport({ "slow.test": ["127.0.0.1"] });
+      await using server = await startTestServer({ transport: gated.transport });
+      const client = await TestClient.open(server.url, framing);
+      try {
+        gated.open();
+        for (const id of [1, 2, 3]) await client.connect(id, "127.0.0.1", echo.port);
+        client.send({ op: "send", id: 2, data: randomBytes(100_000) });
+        await until(() => echo.live === 3, "three peers are connected");
+        assert.equal(server.sessions, 1);
+      } finally {
+        await client.close();
+      }
+      await until(() => echo.live === 0, "every peer connection is closed");
+      await until(() => server.sessions === 0, "the session is gone");
+    },
+  );
+}
+
+Deno.test(
+  "guarantee: closing the WebSocket cancels pending dials",
+  inProcessOnly("a gated (fake) transport controls the dial"),
+  async () => {
     await using echo = await startTcpEcho();
-    using gated = new GatedTransport({ "slow.test": ["127.0.0.1"] });
+    using gated = new GatedTransport();
     await using server = await startTestServer({ transport: gated.transport });
-    const client = await TestClient.open(server.url, framing);
+    const client = await TestClient.open(server.url, "binary");
     try {
-      gated.open();
-      for (const id of [1, 2, 3]) await client.connect(id, "127.0.0.1", echo.port);
-      client.send({ op: "send", id: 2, data: randomBytes(100_000) });
-      await until(() => echo.live === 3, "three peers are connected");
-      assert.equal(server.sessions, 1);
+      for (const id of [1, 2]) {
+        client.send({ op: "connect", id, addr: "127.0.0.1", port: echo.port });
+      }
+      await until(() => gated.dials === 2, "both dials start");
     } finally {
       await client.close();
     }
-    await until(() => echo.live === 0, "every peer connection is closed");
+    await until(() => gated.aborted === 2, "both dials are aborted");
     await until(() => server.sessions === 0, "the session is gone");
-  });
-}
-
-Deno.test("guarantee: closing the WebSocket cancels pending dials", async () => {
-  await using echo = await startTcpEcho();
-  using gated = new GatedTransport();
-  await using server = await startTestServer({ transport: gated.transport });
-  const client = await TestClient.open(server.url, "binary");
-  try {
-    for (const id of [1, 2]) client.send({ op: "connect", id, addr: "127.0.0.1", port: echo.port });
-    await until(() => gated.dials === 2, "both dials start");
-  } finally {
-    await client.close();
-  }
-  await until(() => gated.aborted === 2, "both dials are aborted");
-  await until(() => server.sessions === 0, "the session is gone");
-  assert.equal(echo.accepted, 0);
-});
+    assert.equal(echo.accepted, 0);
+  },
+);
 
 // --- framing of replies ------------------------------------------------------------------------
 
