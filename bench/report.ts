@@ -954,9 +954,15 @@ export function renderSvg(rep: Report): string {
   const cols = rep.relay.columns;
   const series = (defs: MetricDef[]): Array<{ label: string; values: number[] }> =>
     cols.map((c) => ({ label: c.label, values: defs.map((d) => relayMedian(rep, d.key, c.key)) }));
-  const tputDefs = RELAY.filter((d) => d.unit === "MiB/s");
-  const rttDefs = RELAY.filter((d) => d.unit === "µs");
-  const connDefs = RELAY.filter((d) => d.unit === "/s");
+  // The rows this run measured (all of a unit when it measured none: an empty panel).
+  const defsOf = (unit: string): MetricDef[] => {
+    const all = RELAY.filter((d) => d.unit === unit);
+    const ran = all.filter((d) => rep.relay.cells[d.key]);
+    return ran.length ? ran : all;
+  };
+  const tputDefs = defsOf("MiB/s");
+  const rttDefs = defsOf("µs");
+  const connDefs = defsOf("/s");
   const tput = barPanel(
     20,
     56,

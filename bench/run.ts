@@ -1,30 +1,48 @@
 /**
- * `deno task bench`: wasmnet against a naive relay, raw TCP, websockify and a Wisp server, side by
- * side, in one run on loopback. Starts every server and every load-generator run as its own
- * process, interleaves the repetitions across systems (in a rotating order), and writes
- * `bench/results/latest.md`, `latest.json` and `chart.svg`. Every process it starts is stopped
- * before it exits (also on Ctrl-C).
+ * `deno task bench`: wasmnet — its Deno server and its Bun server — against a naive relay,
+ * hand-written relays of each runtime, raw TCP, websockify and a Wisp server, side by side, in
+ * one run on loopback. Starts every server and every load-generator run as its own process,
+ * interleaves the repetitions across systems (in a rotating order), and writes
+ * `bench/results/latest.md`, `latest.json` and `chart.svg` (`--out DIR` elsewhere). Every process
+ * it starts is stopped before it exits (also on Ctrl-C).
  *
- * Usage: `deno run -A bench/run.ts [--quick] [--reps N] [--only scenario,scenario]`
+ * Usage: `deno run -A bench/run.ts [--quick] [--reps N] [--only scenario,scenario] [--out DIR]`
  *
  * - The relay table (`up_free`, `up_ack`, `down`, `browser`, `rtt`, `connect_rate`): the
  *   independent load generator `loadgen_node.mjs` (Node + npm `ws`, like a browser) against
  *   every column; `loadgen_browser.ts` (headless Chromium) for the browser download; Wisp through
  *   its own client (`driver_wisp.mjs`). Each row also gives the ratio to the naive relay
- *   `naive_server.mjs` (Node + `ws`, no policy, no limits).
- * - Full runs only (`bench:quick` stays under ~2 minutes): the Deno load generator `driver.ts`
- *   for 10 sockets per session (`up10`, `down10`), connect latency (`connect`), 200 sessions
- *   (`sessions`), the pool, server memory with idle sockets (`memory`) and the bandwidth limiter.
+ *   `naive_server.mjs` (Node + `ws`, no policy, no limits) and which runtime's wasmnet server
+ *   wins. Columns: raw TCP; the load generator's WebSocket with no proxy (the upstream peer's
+ *   own WebSocket endpoint: the round-trip calibration); wasmnet binary and JSON under Deno and
+ *   under Bun; the naive relay; the hand-written relays `toy_deno.ts`, `toy_bun.ts`,
+ *   `toy_node.mjs` (one WebSocket per TCP connection, like websockify: `up_free`, `down`, `rtt`,
+ *   `connect_rate`); websockify; Wisp.
+ * - Full runs only: `up_ack`; the Deno load generator `driver.ts` for 10 sockets per session
+ *   (`up10`, `down10`), connect latency (`connect`), 200 sessions (`sessions`), the pool, server
+ *   memory with idle sockets (`memory`) and the bandwidth limiter, each for the Deno and the Bun
+ *   server where it applies; 10,000 idle sessions per server (`idle_sessions`, Node load
+ *   generator, 1,000 when named in `--only` of a quick run).
+ * - `bench:quick` (3 reps, 64 MiB; ~2.5 minutes on 2 idle cores) leaves out the full-only rows
+ *   and the JSON columns of the Chromium row.
+ * - The report's goals table holds the goals of issue 15 for each runtime's server, each a ratio
+ *   of medians within the run, and the older targets for the Deno server.
  *
- * The wasmnet server runs as users run it: `deno run --allow-net --allow-read
- * --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL mod.ts` (the `ws` adapter with read backpressure).
+ * Servers run as users run them: wasmnet under Deno with `bin/wasmnet`'s permissions (`deno run
+ * --allow-net --allow-read --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL mod.ts`, the `ws` adapter
+ * with read backpressure); under Bun as `bin/wasmnet-bun` runs it (`bun run mod.ts`, Bun's
+ * adapter); both `-H 127.0.0.1 -p 0 --no-policy --log-level info`. A server that does not start
+ * (or a Bun that is missing) does not stop the run: its cells say `failed: <reason>` and the
+ * report lists why.
  *
- * Peers: `websockify` from the Debian package (`apt-get install -y websockify`); Chromium from
- * `/usr/bin/chromium` (or `$WASMNET_CHROMIUM`); the npm packages `ws` (the Node load generator
- * and the naive relay) and `@mercuryworkshop/wisp-js` (the Wisp server and client), pinned below
- * and installed on first use with npm into `$WASMNET_BENCH_CACHE` (default
- * `~/.cache/wasmnet-bench`), run under Node. A missing peer is left out with the reason in the
- * report.
+ * Peers: the pinned Bun from `$WASMNET_BUN`, else `.tools/bun/node_modules/.bin/bun` (where
+ * `bin/_bun.sh` installs it), else `/tmp/buntry/node_modules/.bin/bun` (none: no Bun column and
+ * no Bun relay, with the reason in the report); `websockify` from the Debian package (`apt-get
+ * install -y websockify`); Chromium from `/usr/bin/chromium` (or `$WASMNET_CHROMIUM`); the npm
+ * packages `ws` (the Node load generator, the naive relay and the Node relay) and
+ * `@mercuryworkshop/wisp-js` (the Wisp server and client), pinned below and installed on first
+ * use with npm into `$WASMNET_BENCH_CACHE` (default `~/.cache/wasmnet-bench`), run under Node. A
+ * missing peer is left out with the reason in the report.
  *
  * @module
  */
@@ -796,10 +814,10 @@ const SCENARIOS = [
   "limiter",
 ];
 /**
- * Full runs only (`bench:quick` stays short): the Deno load generator's scenarios and the
- * 10,000 idle sessions.
+ * Full runs only (`bench:quick` stays near 2.5 minutes): the acknowledged upload, the Deno load
+ * generator's scenarios and the 10,000 idle sessions.
  */
-const FULL_ONLY = new Set(SCENARIOS.slice(6));
+const FULL_ONLY = new Set(["up_ack", ...SCENARIOS.slice(6)]);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -1207,7 +1225,8 @@ async function main(): Promise<void> {
       { name: "down", bytes: P.bytes, streams: 1 },
       [["down", (r) => r.rate]],
     );
-    const inBrowser = relay.filter((s) => s.browser);
+    // Quick runs: the binary columns only (a browser download per column is the slowest cell).
+    const inBrowser = relay.filter((s) => s.browser && !(quick && s.framing === "json"));
     if (want("browser") && hasChromium && inBrowser.length > 0) {
       await restartServers(inBrowser);
       for (let rep = 0; rep < reps; rep++) {
