@@ -124,6 +124,8 @@ export class FakeConn implements AcceptedConn {
   maxWriteBytes = Infinity;
   /** When set, every later write rejects with it. */
   writeError: Error | undefined;
+  /** When true, `closeWrite` waits until the connection is closed, then rejects (a silent peer). */
+  holdCloseWrite = false;
   /** `read` calls so far. */
   reads = 0;
   /** `write` calls so far. */
@@ -273,11 +275,14 @@ export class FakeConn implements AcceptedConn {
     w.complete(n);
   }
 
-  /** Half-close (TLS close_notify); recorded only. */
+  /** Half-close (TLS close_notify): recorded; resolves at once unless `holdCloseWrite`. */
   closeWrite(): Promise<void> {
     this.closeWriteCalls++;
     if (this.closed) return Promise.reject(closedError());
-    return Promise.resolve();
+    if (!this.holdCloseWrite) return Promise.resolve();
+    const d = new Deferred<number>();
+    this.#rejectOnClose.add(d);
+    return d.promise.then(() => {});
   }
 
   /** Closes the connection (and the TCP one under a TLS one); pending operations reject. */
@@ -459,7 +464,10 @@ export class FakeTransport implements Transport {
    * transport that breaks the contract, or a completion racing the abort). Default true.
    */
   honourAborts = true;
-  /** Called with each new dialled connection before the session gets it (e.g. to push a banner). */
+  /**
+   * Called with each new dialled or TLS connection before the session gets it (e.g. to push a
+   * banner).
+   */
   onConnect: ((conn: FakeConn) => void) | undefined;
   /** When set, `listenTcp` fails with it (thrown, or rejected when `binds` is not `sync`). */
   listenError: Error | undefined;
@@ -509,6 +517,7 @@ export class FakeTransport implements Transport {
     return found as Held;
   }
 
+  /** Answers from {@linkcode FakeTransport.answers}; an unscripted name fails with `NotFound`. */
   lookup(name: string, signal: AbortSignal): Promise<string[]> {
     this.log.push(`lookup ${name}`);
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -518,6 +527,7 @@ export class FakeTransport implements Transport {
     return this.#hold(`lookup ${name}`, signal, (addrs) => [...addrs]);
   }
 
+  /** Dials as {@linkcode FakeTransport.dials} says (default: a new open {@linkcode FakeConn}). */
   connectTcp(ip: string, port: number, signal: AbortSignal): Promise<StreamConn> {
     const key = `${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
     this.log.push(`dial ${key}`);
@@ -533,6 +543,10 @@ export class FakeTransport implements Transport {
     return this.#hold(`dial ${key}`, signal, make);
   }
 
+  /**
+   * Handshakes as {@linkcode FakeTransport.handshakes} says (default: a TLS {@linkcode FakeConn}
+   * over `conn`, closing both when closed); `conn` is closed when the handshake fails or aborts.
+   */
   startTls(conn: StreamConn, serverName: string, signal: AbortSignal): Promise<StreamConn> {
     this.log.push(`tls ${serverName}`);
     const tcp = conn as FakeConn;
@@ -543,12 +557,17 @@ export class FakeTransport implements Transport {
     };
     if (signal.aborted) return fail(signal.reason);
     const script = this.handshakes.get(serverName) ?? "open";
-    const make = (): FakeConn => this.track(new FakeConn(`tls ${serverName}`, undefined, tcp));
+    const make = (): FakeConn => {
+      const tls = this.track(new FakeConn(`tls ${serverName}`, undefined, tcp));
+      this.onConnect?.(tls);
+      return tls;
+    };
     if (script instanceof Error) return fail(script);
     if (script === "open") return Promise.resolve(make());
     return this.#hold(`tls ${serverName}`, signal, make).catch(fail);
   }
 
+  /** A {@linkcode FakeDatagramConn} on the next fake port, as {@linkcode FakeTransport.binds} says. */
   openUdp(family: 4 | 6): DatagramConn | Promise<DatagramConn> {
     this.log.push(`udp ${family}`);
     return this.#bind(`udp ${family}`, this.udpError, () => {
@@ -563,6 +582,7 @@ export class FakeTransport implements Transport {
     });
   }
 
+  /** A {@linkcode FakeListener} (port 0 picks a fake port), as {@linkcode FakeTransport.binds} says. */
   listenTcp(ip: string, port: number): StreamListener | Promise<StreamListener> {
     this.log.push(`listen ${ip}:${port}`);
     return this.#bind(`listen ${ip}:${port}`, this.listenError, () => {

@@ -1102,3 +1102,85 @@ Deno.test("session: an asynchronous UDP socket sends early datagrams once bound,
   });
   strictEqual(h.channel.eventsFor(1).filter((e) => e.ev === "data_from").length, 1);
 });
+
+// --- close of an open socket ----------------------------------------------------------------
+
+for (const framing of FRAMINGS) {
+  Deno.test(`session: close writes every queued byte first, drops later data, answers one closed (${framing})`, async () => {
+    await using h = new Harness(framing);
+    const conn = await h.open(1);
+    conn.manualWrites = true;
+    conn.maxWriteBytes = 3;
+    h.send(1, "abcdefgh");
+    h.send(1, "ijk");
+    h.close(1);
+    h.send(1, "too late"); // not terminal: the socket is still closing
+    conn.push("reply after close"); // dropped: data after `close` is not delivered
+    await tick();
+    eq(h.channel.controlFor(1), [
+      { ev: "connected", id: 1 },
+      { ev: "error", id: 1, msg: WireError.closing(1) },
+    ]);
+    await drainWrites(conn, (n) => n);
+    await h.channel.waitFor(1, "closed");
+    strictEqual(conn.text, "abcdefghijk");
+    ok(conn.closed);
+    eq(h.channel.eventsFor(1).filter((e) => e.ev === "data"), []);
+    await assertControl(h, 1, [
+      { ev: "connected", id: 1 },
+      { ev: "error", id: 1, msg: WireError.closing(1) },
+      { ev: "closed", id: 1 },
+    ]);
+  });
+}
+
+Deno.test("session: a TLS close_notify that never completes ends at the linger limit", async () => {
+  await using h = new Harness("json", { limits: { closeLingerMs: 20 } });
+  h.transport.onConnect = (conn) => conn.holdCloseWrite = true;
+  h.connect(1, OK_IP, 443, true);
+  await h.channel.waitFor(1, "connected");
+  const tls = h.transport.lastConn;
+  h.close(1);
+  await until(() => tls.closeWriteCalls === 1, "close_notify");
+  eq(h.channel.controlFor(1), [{ ev: "connected", id: 1 }]);
+  eq(await h.terminal(1), { ev: "closed", id: 1 });
+  ok(tls.closed);
+});
+
+Deno.test("session: session close while a listen and a UDP bind are pending closes them once bound", async () => {
+  const h = new Harness("binary");
+  h.transport.binds = "hold";
+  h.req({ op: "bind", id: 1, addr: "127.0.0.1", port: 3000 });
+  h.req({ op: "connect_udp", id: 2, addr: OK_IP, port: 53 });
+  const listen = await h.transport.waitHeld("listen");
+  const udp = await h.transport.waitHeld("udp");
+  let done = false;
+  const closing = h.session.close().then(() => done = true);
+  await tick();
+  strictEqual(done, false, "close waits for the binds");
+  listen.bind();
+  udp.bind();
+  await closing;
+  eq(h.channel.events, []);
+  await h[Symbol.asyncDispose](); // nothing open
+});
+
+Deno.test("session: a throttled download keeps every chunk intact in binary frames (fake clock)", async () => {
+  const clock = new FakeClock();
+  const down = new RateLimiter([
+    new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock }),
+  ]);
+  await using h = new Harness("binary", { bandwidth: { up: new RateLimiter([]), down } });
+  const conn = await h.open(1);
+  const payload = pattern(450, 9);
+  conn.push(payload);
+  await until(() => h.channel.dataFor(1).byteLength === 100, "the burst");
+  for (let t = 0; t < 4; t++) {
+    await clock.advance(100);
+    await until(() => h.channel.dataFor(1).byteLength === Math.min(450, 200 + 100 * t), "a piece");
+  }
+  const sizes = h.channel.eventsFor(1).flatMap((e) => e.ev === "data" ? [e.data.byteLength] : []);
+  ok(sizes.every((n) => n <= 100), `pieces no larger than the burst: ${sizes}`);
+  eq(h.channel.dataFor(1), payload, "no header overwrote payload bytes");
+  strictEqual(clock.pending, 0);
+});
