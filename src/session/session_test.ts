@@ -1184,3 +1184,19 @@ Deno.test("session: a throttled download keeps every chunk intact in binary fram
   eq(h.channel.dataFor(1), payload, "no header overwrote payload bytes");
   strictEqual(clock.pending, 0);
 });
+
+Deno.test("session: a lookup that answers after the client's close opens no connection", async () => {
+  await using h = new Harness("json");
+  h.transport.honourAborts = false; // a resolver that cannot be cancelled
+  h.transport.answers.set("slow.test", "hold");
+  h.connect(1, "slow.test");
+  h.req({ op: "connect_udp", id: 2, addr: "slow.test", port: 53 });
+  await until(() => h.transport.held.length === 2, "both lookups");
+  h.close(1);
+  h.close(2);
+  for (const lookup of [...h.transport.held]) lookup.answer([OK_IP]);
+  await assertControl(h, 1, [{ ev: "closed", id: 1 }]);
+  await assertControl(h, 2, [{ ev: "closed", id: 2 }]);
+  eq(h.transport.conns, [], "no stream connection");
+  eq(h.transport.udps, [], "no UDP socket");
+});
