@@ -17,7 +17,14 @@
 import assert from "node:assert/strict";
 import { Slots } from "../src/transport/mod.ts";
 import { connectTcp, denoTransport } from "../src/transport/deno/mod.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import {
+  inProcessOnly,
+  loopbackPolicy,
+  serverPid,
+  sessionsReach,
+  startTestServer,
+  testTransport,
+} from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { delay, until } from "./helpers/wait.ts";
@@ -27,9 +34,9 @@ import { delay, until } from "./helpers/wait.ts";
  * process read its own `/proc/self/fd` only with `--allow-all`; a child may read it). The pipe
  * of that child is open in this process while it runs, so every count includes it alike.
  */
-async function fds(): Promise<number> {
+async function fds(pid = Deno.pid): Promise<number> {
   const out = await new Deno.Command("ls", {
-    args: [`/proc/${Deno.pid}/fd`],
+    args: [`/proc/${pid}/fd`],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -39,12 +46,17 @@ async function fds(): Promise<number> {
 }
 
 /** Waits up to `ms` for the fd count to come back to `baseline`; asserts it did. */
-async function assertFdsBack(baseline: number, what: string, ms = 1000): Promise<void> {
+async function assertFdsBack(
+  baseline: number,
+  what: string,
+  ms = 1000,
+  pid = Deno.pid,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  let now = await fds();
+  let now = await fds(pid);
   while (now > baseline && Date.now() < deadline) {
     await delay(10);
-    now = await fds();
+    now = await fds(pid);
   }
   assert.ok(
     now <= baseline,
@@ -248,69 +260,73 @@ async function blackhole(): Promise<{ port: number; filler: Deno.TcpConn } & Dis
   };
 }
 
-Deno.test("leak: dials in flight are bounded per transport, abandoned ones counted until done", async () => {
-  await using echo = await startTcpEcho();
-  await using server = await startTestServer({ transport: denoTransport({ maxDials: 4 }) });
-  await using client = await TestClient.open(server.url);
-  let hole: ({ port: number } & Disposable) | undefined = await blackhole();
-  try {
-    // Four dials to the blackhole stay pending...
-    for (let id = 1; id <= 4; id++) {
-      client.send({ op: "connect", id, addr: "127.0.0.1", port: hole.port });
-    }
-    await delay(200);
-    for (let id = 1; id <= 4; id++) {
-      assert.deepEqual(client.queuedFor(id), [], `dial ${id} pending`);
-    }
-    // ...so a fifth dial, to a live peer, is refused at once.
-    client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
-    assert.deepEqual(await client.nextFor(5), {
-      ev: "error",
-      id: 5,
-      msg:
-        `connect to 127.0.0.1:${echo.port} failed: too many connection attempts in flight (limit 4)`,
-    });
-    // The client gives up on the four: they end at once, but their sockets are still in SYN-SENT,
-    // so they still count.
-    for (let id = 1; id <= 4; id++) {
-      client.send({ op: "close", id });
-      assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
-    }
-    client.send({ op: "connect", id: 6, addr: "127.0.0.1", port: echo.port });
-    assert.deepEqual(await client.nextFor(6), {
-      ev: "error",
-      id: 6,
-      msg:
-        `connect to 127.0.0.1:${echo.port} failed: too many connection attempts in flight (limit 4)`,
-    });
-    // Once the kernel is done with them (the listener is gone: the next SYN is refused), the
-    // slots come back: four dials at once succeed only when all four abandoned ones settled.
-    hole[Symbol.dispose]();
-    hole = undefined;
-    for (let attempt = 0;; attempt++) {
-      const ids = [1, 2, 3, 4].map((k) => 10 + 4 * attempt + k);
-      for (const my of ids) {
-        client.send({ op: "connect", id: my, addr: "127.0.0.1", port: echo.port });
+Deno.test(
+  "leak: dials in flight are bounded per transport, abandoned ones counted until done",
+  inProcessOnly("transport maxDials has no CLI flag"),
+  async () => {
+    await using echo = await startTcpEcho();
+    await using server = await startTestServer({ transport: testTransport({ maxDials: 4 }) });
+    await using client = await TestClient.open(server.url);
+    let hole: ({ port: number } & Disposable) | undefined = await blackhole();
+    try {
+      // Four dials to the blackhole stay pending...
+      for (let id = 1; id <= 4; id++) {
+        client.send({ op: "connect", id, addr: "127.0.0.1", port: hole.port });
       }
-      let connected = 0;
-      for (const my of ids) {
-        const ev = await client.nextFor(my);
-        if (ev.ev === "connected") {
-          connected++;
-          client.send({ op: "close", id: my });
-          assert.deepEqual(await client.nextFor(my), { ev: "closed", id: my });
-        } else {
-          assert.match(ev.ev === "error" ? ev.msg : "", /too many connection attempts in flight/);
+      await delay(200);
+      for (let id = 1; id <= 4; id++) {
+        assert.deepEqual(client.queuedFor(id), [], `dial ${id} pending`);
+      }
+      // ...so a fifth dial, to a live peer, is refused at once.
+      client.send({ op: "connect", id: 5, addr: "127.0.0.1", port: echo.port });
+      assert.deepEqual(await client.nextFor(5), {
+        ev: "error",
+        id: 5,
+        msg:
+          `connect to 127.0.0.1:${echo.port} failed: too many connection attempts in flight (limit 4)`,
+      });
+      // The client gives up on the four: they end at once, but their sockets are still in SYN-SENT,
+      // so they still count.
+      for (let id = 1; id <= 4; id++) {
+        client.send({ op: "close", id });
+        assert.deepEqual(await client.nextFor(id), { ev: "closed", id });
+      }
+      client.send({ op: "connect", id: 6, addr: "127.0.0.1", port: echo.port });
+      assert.deepEqual(await client.nextFor(6), {
+        ev: "error",
+        id: 6,
+        msg:
+          `connect to 127.0.0.1:${echo.port} failed: too many connection attempts in flight (limit 4)`,
+      });
+      // Once the kernel is done with them (the listener is gone: the next SYN is refused), the
+      // slots come back: four dials at once succeed only when all four abandoned ones settled.
+      hole[Symbol.dispose]();
+      hole = undefined;
+      for (let attempt = 0;; attempt++) {
+        const ids = [1, 2, 3, 4].map((k) => 10 + 4 * attempt + k);
+        for (const my of ids) {
+          client.send({ op: "connect", id: my, addr: "127.0.0.1", port: echo.port });
         }
+        let connected = 0;
+        for (const my of ids) {
+          const ev = await client.nextFor(my);
+          if (ev.ev === "connected") {
+            connected++;
+            client.send({ op: "close", id: my });
+            assert.deepEqual(await client.nextFor(my), { ev: "closed", id: my });
+          } else {
+            assert.match(ev.ev === "error" ? ev.msg : "", /too many connection attempts in flight/);
+          }
+        }
+        if (connected === 4) break;
+        assert.ok(attempt < 100, "the slots never all came back");
+        await delay(50);
       }
-      if (connected === 4) break;
-      assert.ok(attempt < 100, "the slots never all came back");
-      await delay(50);
+    } finally {
+      hole?.[Symbol.dispose]();
     }
-  } finally {
-    hole?.[Symbol.dispose]();
-  }
-});
+  },
+);
 
 Deno.test("leak: connectTcp rejects at once on abort and closes the dial that completes later", async () => {
   await using echo = await startTcpEcho();
@@ -373,9 +389,10 @@ Deno.test("leak: the server frees every socket of handshakes ended by close, tim
   await using peer = new SilentPeer();
   await using server = await startTestServer({
     policy: loopbackPolicy({ connectionTimeoutSecs: 1 }),
-    transport: denoTransport(),
+    transport: testTransport(),
   });
   await using client = await TestClient.open(server.url);
+  const pid = serverPid(server); // the server's fds: this process's, or the child's
   let id = 0;
   /** connect_tls to the silent peer; `close` at `when`; expects one `closed`. */
   const closeDuring = async (when: "at-once" | "timer" | "hello-sent"): Promise<void> => {
@@ -390,13 +407,13 @@ Deno.test("leak: the server frees every socket of handshakes ended by close, tim
   // Warm up, then measure.
   await closeDuring("hello-sent");
   await until(() => peer.open === 0, "the warm-up connection ended");
-  const baseline = await fds();
+  const baseline = await fds(pid);
 
   // 1. The client closes before the handshake ends.
   for (let i = 0; i < 60; i++) {
     await closeDuring((["at-once", "timer", "hello-sent"] as const)[i % 3] ?? "at-once");
   }
-  await assertFdsBack(baseline, "60 connect_tls closed during the handshake");
+  await assertFdsBack(baseline, "60 connect_tls closed during the handshake", 1000, pid);
 
   // 2. The connection timeout (1 s) ends the handshake.
   const timedOut: Promise<void>[] = [];
@@ -410,7 +427,7 @@ Deno.test("leak: the server frees every socket of handshakes ended by close, tim
     );
   }
   await Promise.all(timedOut);
-  await assertFdsBack(baseline, "8 connect_tls timed out during the handshake");
+  await assertFdsBack(baseline, "8 connect_tls timed out during the handshake", 1000, pid);
 
   // 3. A second client drops its WebSocket while 20 handshakes wait for the peer.
   const before = peer.accepted;
@@ -422,7 +439,7 @@ Deno.test("leak: the server frees every socket of handshakes ended by close, tim
   await until(() => peer.accepted - before === 20 && peer.bytes > bytesBefore, "20 handshakes");
   await delay(20);
   await dropper.close();
-  await until(() => server.sessions === 1, "the dropped session ended");
-  await assertFdsBack(baseline, "20 handshakes of a dropped WebSocket");
+  await sessionsReach(server, 1, "the dropped session ended");
+  await assertFdsBack(baseline, "20 handshakes of a dropped WebSocket", 1000, pid);
   assert.equal(peer.open, 0, "the peer still has connections the server did not close");
 });

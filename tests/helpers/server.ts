@@ -62,7 +62,10 @@ export function startTestServer(options: StartOptions = {}): Promise<WasmnetServ
  */
 export async function sessionsOf(server: WasmnetServer): Promise<number> {
   if (!(server instanceof ChildServer)) return server.sessions;
-  const res = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`);
+  // A client that keeps no idle connection: a pooled one would hold a socket (an fd) in the
+  // server for its keep-alive time, visible to tests that count the server's fds.
+  using client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const res = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`, { client });
   if (!res.ok) {
     await res.body?.cancel();
     throw new Error(`/healthz answered ${res.status}`);
@@ -89,6 +92,11 @@ export async function sessionsReach(
     await delay(inProcess() ? 5 : 20);
     last = await sessionsOf(server);
   }
+}
+
+/** The process id of `server`: this process in process, the child's otherwise (for `/proc/PID`). */
+export function serverPid(server: WasmnetServer): number {
+  return server instanceof ChildServer ? server.pid : Deno.pid;
 }
 
 /** Why an option cannot reach a child server. */
