@@ -8,13 +8,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Policy } from "../mod.ts";
-import { denoTransport } from "../src/transport/deno/mod.ts";
 import { HELP, isLoopbackHost, parseCommand } from "../src/cli/args.ts";
 import { buildDemo, DEMO_GENERATED } from "../src/server/demo/build.ts";
 import { DEMO_CSP, DEMO_PATHS } from "../src/server/demo/mod.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { sessionsOf, sessionsReach, startTestServer, testTransport } from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { launchChromium, requireChromium } from "./helpers/browser.ts";
 import { until } from "./helpers/wait.ts";
@@ -207,7 +206,7 @@ Deno.test("demo browser: connect, send text and hex, throughput, resolve, denial
   await using server = await startTestServer({
     demo: true,
     policy: Policy.fromToml(POLICY_TOML, "demo-test.toml"),
-    transport: denoTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+    transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
   });
   const browser = await launchChromium();
   try {
@@ -222,7 +221,7 @@ Deno.test("demo browser: connect, send text and hex, throughput, resolve, denial
     });
     await page.goto(httpUrl(server.url));
     await page.locator("#status", { hasText: "Connected to ws://127.0.0.1:" }).waitFor();
-    assert.equal(server.sessions, 1);
+    assert.equal(await sessionsOf(server), 1);
 
     // Connect to the echo server over TCP.
     await page.fill("#host", "127.0.0.1");
@@ -325,5 +324,5 @@ Deno.test("demo browser: connect, send text and hex, throughput, resolve, denial
   } finally {
     await browser.close();
   }
-  await until(() => server.sessions === 0, "the page's session ended with the browser");
+  await sessionsReach(server, 0, "the page's session ended with the browser");
 });
