@@ -10,9 +10,10 @@
  *
  * - `Connect = (system) => Promise<Session>`: one session with the system of the `DriverConfig`
  *   (a WebSocket, or nothing for raw TCP).
- * - `Session = { open(): Promise<Stream>, close(): Promise<void> }`: `open` dials the upstream
- *   peer through the session and resolves once the stream may send (rejects when the dial
- *   fails); `close` ends the session after its streams were closed.
+ * - `Session = { open(): Promise<Stream>, close(): Promise<void>, isOpen?(): boolean }`: `open`
+ *   dials the upstream peer through the session and resolves once the stream may send (rejects
+ *   when the dial fails); `close` ends the session after its streams were closed; `isOpen`
+ *   (optional) says whether the session's connection is still open (`idle_sessions` checks it).
  * - `Stream`:
  *   - `onData(bytes: Uint8Array)`, `onEnd(failure?: string)`: set by the scenario; the driver calls
  *     `onData` for every received payload and may call `onEnd` when the stream ended without
@@ -359,7 +360,8 @@ async function idle(connect, n) {
 /**
  * `idle_sessions`, driven by `run.ts` over stdin/stdout like `idle`: 100 sessions opened and
  * closed (warm-up), then `{"phase":"base"}` and wait for a line; open `n` sessions with no
- * streams, 100 at a time, `{"phase":"loaded"}`, wait for a line; close all. `secs`: the opening.
+ * streams, 100 at a time, wait 1 s, fail if the server closed any (`isOpen`), `{"phase":"loaded"}`,
+ * wait for a line; close all. `secs`: the opening.
  */
 async function idleSessions(connect, n) {
   const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -373,6 +375,8 @@ async function idleSessions(connect, n) {
   for (let i = 0; i < n; i += 100) open.push(...await batch(Math.min(100, n - i)));
   const secs = (performance.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 1000));
+  const lost = open.filter((s) => s.isOpen?.() === false).length;
+  if (lost > 0) throw new Error(`the server closed ${lost} of ${n} idle sessions`);
   say({ phase: "loaded" });
   await lines.next();
   await Promise.all(open.map((s) => s.close()));

@@ -235,6 +235,7 @@ async function wasmnetSession(url, framing, host, port) {
       ws.close();
       return closedWs;
     },
+    isOpen: () => ws.readyState === WebSocket.OPEN,
   };
 }
 
