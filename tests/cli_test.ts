@@ -1,6 +1,7 @@
 /**
- * The real `wasmnet` command as a subprocess (`deno run -A mod.ts ...`, narrower permissions, and
- * the `bin/wasmnet` launcher): flags, exit codes and their one-line errors, the listening log line,
+ * The real `wasmnet` command as a subprocess (`deno run -A mod.ts ...`, or the command
+ * `WASMNET_TEST_SERVER` chooses: `deno`, `bun`, `binary`; narrower permissions, and the
+ * `bin/wasmnet` launcher): flags, exit codes and their one-line errors, the listening log line,
  * `/healthz`, graceful exit on SIGTERM/SIGINT, `check-policy`.
  *
  * @module
@@ -10,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TestClient } from "./helpers/ws_client.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
+import { inProcess, serverCommand } from "./helpers/target.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ENV = { WASMNET_LOG: "info", NO_COLOR: "1" };
@@ -41,9 +43,14 @@ function launcher(path = join(ROOT, "bin", "wasmnet")): Launch {
   return { cmd: path, args: [], env: { PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin` } };
 }
 
+/** The command under test: `WASMNET_TEST_SERVER`'s, or `deno run -A mod.ts` by default. */
+function command(): Launch {
+  return inProcess() ? denoRun() : serverCommand();
+}
+
 /** Runs the CLI to completion. */
 function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runWith(denoRun(), ...args);
+  return runWith(command(), ...args);
 }
 
 /** Runs the CLI, started as `how` says, to completion. */
@@ -71,7 +78,7 @@ class CliProcess implements AsyncDisposable {
   readonly #pumps: Promise<void>[];
   #status: Promise<Deno.CommandStatus>;
 
-  constructor(args: string[], how: Launch = denoRun()) {
+  constructor(args: string[], how: Launch = command()) {
     this.child = new Deno.Command(how.cmd, {
       args: [...how.args, ...args],
       cwd: ROOT,
