@@ -1,6 +1,6 @@
 /**
- * A `node:net` socket (or a `node:tls` socket) seen as a `StreamConn`: the adapter of
- * the Bun transport (`transport/bun/`), which runs on `node:net`, `node:tls` and `node:dgram`
+ * A `node:net` socket seen as a `StreamConn`: the adapter of
+ * the Bun transport (`transport/bun/`), which runs on `node:net`, `node:dgram` and `node:dns`
  * (Node 22 API, as Bun 1.4 and Deno 2.9 implement it).
  *
  * @module
@@ -16,14 +16,6 @@ import { BadResource, osError } from "./errors.ts";
  */
 export const READ_HIGH_WATER_BYTES = 256 * 1024;
 
-/** Options of {@linkcode NodeSocketConn}. */
-export interface NodeSocketConnOptions {
-  /** What the connection is, for `BadResource` messages: `TCP` (default) or `TLS`. */
-  label?: string | undefined;
-  /** Other sockets to destroy with this one on `close()` (the TCP socket under a TLS socket). */
-  under?: readonly Socket[] | undefined;
-}
-
 /**
  * A `node:net` `Socket` (created with `allowHalfOpen: true`, so a peer's FIN ends only the read
  * side) as a `StreamConn` (an {@linkcode AcceptedConn}); it owns the socket from construction on.
@@ -32,12 +24,12 @@ export interface NodeSocketConnOptions {
  *   does not fit stays queued). The queue holds at most about {@linkcode READ_HIGH_WATER_BYTES}
  *   (256 KiB) plus the socket's own readable buffer: from that many queued bytes on the socket is
  *   paused, and it is resumed once `read()` has taken the queue below half. `null` at the end of
- *   the stream (the peer's FIN, or for TLS close_notify).
+ *   the stream (the peer's FIN).
  * - `write()` resolves `data.byteLength` once the socket's write callback ran (the bytes are in
  *   the kernel), so a slow peer slows the writer down. `data` is not copied: the caller must not
  *   change it before the promise settles.
- * - `closeWrite()` half-closes (`socket.end()`: FIN after the pending writes; for TLS
- *   close_notify first) and resolves once that is written or the socket is gone. Never rejects.
+ * - `closeWrite()` half-closes (`socket.end()`: FIN after the pending writes) and resolves once
+ *   that is written or the socket is gone. Never rejects.
  * - `close()` destroys the socket at once; a pending `read()` or `write()` rejects with
  *   {@linkcode BadResource}. A second `close()` does nothing.
  *
@@ -50,8 +42,6 @@ export class NodeSocketConn implements AcceptedConn {
   /** The local address, taken when the connection was made. */
   readonly localAddr: NetAddr;
   readonly #sock: Socket;
-  readonly #label: string;
-  readonly #under: readonly Socket[];
   readonly #chunks: Uint8Array[] = [];
   #queued = 0;
   #paused = false;
@@ -63,12 +53,9 @@ export class NodeSocketConn implements AcceptedConn {
 
   /**
    * @param sock a connected socket (owned by this object from now on).
-   * @param options label for messages; sockets under `sock` to destroy with it.
    */
-  constructor(sock: Socket, options: NodeSocketConnOptions = {}) {
+  constructor(sock: Socket) {
     this.#sock = sock;
-    this.#label = options.label ?? "TCP";
-    this.#under = options.under ?? [];
     this.remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort);
     this.localAddr = tcpAddr(sock.localAddress, sock.localPort);
     sock.on("data", (chunk: Uint8Array) => {
@@ -95,35 +82,6 @@ export class NodeSocketConn implements AcceptedConn {
     });
   }
 
-  /** The socket, for the transport's own use (TLS directly over it); undefined once closed. */
-  get socket(): Socket | undefined {
-    return this.#closed ? undefined : this.#sock;
-  }
-
-  /**
-   * True when nothing was read, queued, ended or failed and no write is pending: the socket can
-   * be handed to `tls.connect({ socket })` as it is.
-   */
-  get pristine(): boolean {
-    return !this.#closed && !this.#ended && this.#error === undefined &&
-      this.#chunks.length === 0 && this.#writes.size === 0 && this.#waiters.length === 0 &&
-      !this.#sock.destroyed;
-  }
-
-  /**
-   * Gives the socket up without closing it: removes this object's listeners and marks it
-   * closed (later calls reject with `BadResource`). Only for a {@linkcode pristine} connection.
-   */
-  detach(): Socket {
-    const sock = this.#sock;
-    this.#closed = true;
-    sock.removeAllListeners("data");
-    sock.removeAllListeners("end");
-    sock.removeAllListeners("error");
-    sock.removeAllListeners("close");
-    return sock;
-  }
-
   /**
    * Reads into `buffer`; resolves the byte count, or `null` at the end of the stream.
    *
@@ -133,7 +91,7 @@ export class NodeSocketConn implements AcceptedConn {
   async read(buffer: Uint8Array): Promise<number | null> {
     if (buffer.byteLength === 0) return 0;
     for (;;) {
-      if (this.#closed) throw new BadResource(`the ${this.#label} connection is closed`);
+      if (this.#closed) throw new BadResource("the TCP connection is closed");
       if (this.#chunks.length > 0) return this.#take(buffer);
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return null;
@@ -174,7 +132,7 @@ export class NodeSocketConn implements AcceptedConn {
    */
   write(data: Uint8Array): Promise<number> {
     if (this.#closed) {
-      return Promise.reject(new BadResource(`the ${this.#label} connection is closed`));
+      return Promise.reject(new BadResource("the TCP connection is closed"));
     }
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (data.byteLength === 0) return Promise.resolve(0);
@@ -195,7 +153,7 @@ export class NodeSocketConn implements AcceptedConn {
   }
 
   /**
-   * Half-closes the write side (FIN after the pending writes; TLS sends close_notify first);
+   * Half-closes the write side (FIN after the pending writes);
    * resolves once written, or at once when the connection is already closed or failed. Never
    * rejects.
    */
@@ -229,11 +187,10 @@ export class NodeSocketConn implements AcceptedConn {
     if (this.#closed) return;
     this.#closed = true;
     this.#sock.destroy(); // its "error" listener (constructor) stays: late errors are ignored
-    for (const sock of this.#under) sock.destroy();
     this.#chunks.length = 0;
     this.#queued = 0;
     if (this.#writes.size > 0) {
-      const closed = new BadResource(`the ${this.#label} connection is closed`);
+      const closed = new BadResource("the TCP connection is closed");
       for (const settle of [...this.#writes]) settle(closed);
       this.#writes.clear();
     }

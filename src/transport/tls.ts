@@ -89,7 +89,7 @@ const UNTRUSTED = new Set([
  * - `certificate has expired (CERT_HAS_EXPIRED)`, `certificate is not yet valid (...)`,
  *   `certificate has been revoked (...)`, `certificate is not for a TLS server (...)`;
  * - `the peer does not speak TLS (CODE)` — its first bytes are not a TLS record, or it answered
- *   with a ClientHello (e.g. an echo server);
+ *   with a ClientHello (e.g. an echo server; Bun's BoringSSL says `ERR_SSL_UNEXPECTED_MESSAGE`);
  * - `the peer refused the handshake: ALERT alert (CODE)` — a fatal alert from the peer;
  * - `the peer closed the connection during the handshake (CODE)` — `ECONNRESET`, `EPIPE`;
  * - `connection failed during the handshake: MESSAGE (CODE)` — another errno-style I/O error;
@@ -124,6 +124,7 @@ export function describeTlsFailure(e: unknown, serverName: string): TlsError {
     case "EPIPE":
       return make("the peer closed the connection during the handshake");
     case "ERR_SSL_WRONG_VERSION_NUMBER":
+    case "ERR_SSL_UNEXPECTED_MESSAGE": // Bun (BoringSSL), e.g. an echo server's ClientHello
       return make("the peer does not speak TLS");
   }
   if (/^E[A-Z0-9]+$/.test(code)) return make(`connection failed during the handshake: ${message}`);
