@@ -502,6 +502,21 @@ async function main(): Promise<void> {
       const [data, from] = await udp.receive();
       assert.equal(dec.decode(data), "dgram");
       assert.deepEqual(from, { transport: "udp", hostname: "127.0.0.1", port });
+      // ICMP port unreachable must not fail (or drop) the next datagrams (Bun reports it on the
+      // next send; the transport retries).
+      const gone = dgram.createSocket("udp4");
+      gone.bind(0, "127.0.0.1");
+      await listening(gone);
+      const closedPort = gone.address().port;
+      await new Promise<void>((r) => gone.close(() => r()));
+      const burst = await Promise.all([
+        ...[0, 1, 2].map(() =>
+          udp.send(enc.encode("x"), { transport: "udp", hostname: "127.0.0.1", port: closedPort })
+        ),
+        udp.send(enc.encode("after icmp"), { transport: "udp", hostname: "127.0.0.1", port }),
+      ]);
+      assert.deepEqual(burst, [1, 1, 1, 10]);
+      assert.equal(dec.decode((await udp.receive())[0]), "after icmp");
       const pending = udp.receive();
       udp.close();
       assert.equal((await rejection(pending)).name, "BadResource");

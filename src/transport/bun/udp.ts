@@ -19,6 +19,20 @@ export const MAX_QUEUED_DATAGRAMS = 256;
 export const MAX_QUEUED_DATAGRAM_BYTES = 1024 * 1024;
 
 /**
+ * How often a send is retried after `ECONNREFUSED`. Bun 1.4.5's `node:dgram` reports an ICMP
+ * port-unreachable of an *earlier* datagram as the error of the next send (to any address), and
+ * that datagram is not sent; the failed attempt clears the error, so sending again works. Deno
+ * (and Node) never report ICMP errors on an unconnected UDP socket, and the session's contract is
+ * that they do not kill or disturb the socket, so they are retried here and never surface.
+ */
+const STALE_REFUSAL_RETRIES = 3;
+
+/** A send error that belongs to an earlier datagram (see {@linkcode STALE_REFUSAL_RETRIES}). */
+function isStaleRefusal(e: Error): boolean {
+  return (e as { code?: unknown }).code === "ECONNREFUSED";
+}
+
+/**
  * Opens an unconnected UDP socket on an ephemeral port of the wildcard address of `family`
  * (`0.0.0.0`, or `::` for 6), and resolves it once bound (`node:dgram` binds asynchronously).
  *
@@ -125,23 +139,29 @@ export class NodeDatagramConn implements DatagramConn {
    * not copied: do not change it before the promise settles.
    *
    * @throws {BadResource} once closed; an error named as Deno names the OS error otherwise
-   * (`Message too long (os error 90)` for an oversize datagram).
+   * (`Message too long (os error 90)` for an oversize datagram). An ICMP error of an earlier
+   * datagram is not this send's error: it is retried (see {@linkcode STALE_REFUSAL_RETRIES}).
    */
   send(data: Uint8Array, addr: NetAddr): Promise<number> {
     if (this.#closed) return Promise.reject(new BadResource("the UDP socket is closed"));
     return new Promise<number>((resolve, reject) => {
       const abandon = (e: Error): void => reject(e);
       this.#sends.add(abandon);
-      try {
-        this.#sock.send(data, addr.port, addr.hostname, (e: Error | null) => {
-          if (!this.#sends.delete(abandon)) return; // settled by close()
-          if (e) reject(osError(e));
-          else resolve(data.byteLength);
-        });
-      } catch (e) {
-        this.#sends.delete(abandon);
-        reject(osError(e));
-      }
+      const attempt = (retries: number): void => {
+        try {
+          this.#sock.send(data, addr.port, addr.hostname, (e: Error | null) => {
+            if (!this.#sends.has(abandon)) return; // settled by close()
+            if (e && retries > 0 && isStaleRefusal(e)) return attempt(retries - 1);
+            this.#sends.delete(abandon);
+            if (e) reject(osError(e));
+            else resolve(data.byteLength);
+          });
+        } catch (e) {
+          this.#sends.delete(abandon);
+          reject(osError(e));
+        }
+      };
+      attempt(STALE_REFUSAL_RETRIES);
     });
   }
 
