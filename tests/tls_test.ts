@@ -547,7 +547,7 @@ Deno.test("tls transport: closeWrite sends close_notify and FIN, and the reply s
     conn.close();
   }
   conn.close(); // a second close does nothing
-  await assert.rejects(conn.read(new Uint8Array(8)), Deno.errors.BadResource);
+  await assert.rejects(conn.read(new Uint8Array(8)), { name: "BadResource" });
   await peer.served;
 });
 
