@@ -35,6 +35,7 @@
  */
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
+import { readFile } from "node:fs/promises";
 import { admission, sessionFactory } from "../app.ts";
 import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
 import type { Session, WireChannel } from "../../session/mod.ts";
@@ -268,8 +269,55 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   let closing: Promise<void> | undefined;
   return {
     addr: { hostname: addr.address, port: addr.port },
-    close: () => closing ??= server.stop(false),
+    close: () =>
+      closing ??= (async () => {
+        await server.stop(false);
+        await lingerForCloseHandshakes(addr.port, CLOSE_HANDSHAKE_MS);
+      })(),
   };
+}
+
+/**
+ * Waits (at most `ms`) until no connection to `port` is held open any more. Bun calls a
+ * WebSocket's `close` handler, and `server.stop()` resolves, as soon as the close frame is
+ * queued; uWebSockets then still reads (and discards) what the client sends until the client's
+ * own close frame (RFC 6455 §7.1.1). A process that exits before that resets the connection
+ * (its receive buffer is not empty) and a client in the middle of an upload sees 1006 instead
+ * of 1001, so shutdown lingers, as the `ws` adapter waits for its close handshakes. Bun exposes
+ * no close-complete event: the sockets are found in `/proc/self/net/tcp{,6}` (local port `port`,
+ * not listening, still attached to a file: inode ≠ 0). Where that is unavailable (not Linux) it
+ * returns at once.
+ */
+async function lingerForCloseHandshakes(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const open = await heldConnections(port);
+    if (open === undefined || open === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  log.info("close handshakes unfinished at shutdown", { waitedMs: ms });
+}
+
+/** Connections on local port `port` attached to a socket file (ours), or undefined off Linux. */
+async function heldConnections(port: number): Promise<number | undefined> {
+  let count = 0;
+  let found = false;
+  for (const table of ["/proc/self/net/tcp", "/proc/self/net/tcp6"]) {
+    let text: string;
+    try {
+      text = await readFile(table, "utf8");
+    } catch {
+      continue;
+    }
+    found = true;
+    // `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode`
+    for (const line of text.split("\n").slice(1)) {
+      const [, local, , state, , , , , , inode] = line.trim().split(/\s+/);
+      if (local === undefined || inode === undefined || inode === "0" || state === "0A") continue;
+      if (Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port) count++;
+    }
+  }
+  return found ? count : undefined;
 }
 
 /**
