@@ -11,9 +11,12 @@
  *   Bun suspends the idle timeout while paused, as the `ws` adapter skips the ping check of a
  *   paused session.
  * - Message size: `maxPayloadLength` is the session's `maxMessageBytes`, counted as frames
- *   arrive (fragments summed); a larger message closes the socket with 1009 (RFC 6455 §7.4.1) and
- *   drops the connection without reading the rest. Invalid UTF-8 in a text message closes it
- *   with 1007 (§8.1) the same way. Neither reaches the session.
+ *   arrive (fragments summed); a larger message closes the socket with 1009 (RFC 6455 §7.4.1).
+ *   Invalid UTF-8 in a text message closes it with 1007 (§8.1). Neither reaches the session, and
+ *   nothing of the message is kept. Unlike the `ws` adapter (which stops reading and drops the
+ *   connection after 1 s), uWebSockets then reads and discards whatever the client still sends
+ *   until the client closes or its timeout, min(`idleTimeout`, about 16 s), runs out (measured:
+ *   44 GiB discarded in 16 s by a client that kept streaming); Bun offers no way to stop it.
  * - Idle clients: Bun pings on its own and closes a socket that has received nothing (data or
  *   pong) for `idleTimeout` seconds — `idleTimeoutSecs` (default 120, 0 disables), clamped to
  *   Bun's maximum of 960. The `ws` adapter pings every `idleTimeoutSecs` and drops a client that
@@ -28,8 +31,9 @@
  *   `drain` handler: the session's drain poller re-reads the buffered amount itself.
  * - Shutdown: `close()` is `server.stop()`, which stops listening, closes idle HTTP connections
  *   at once and resolves when the last WebSocket has closed; the registry closes every session
- *   with 1001. Bun calls the `close` handler inside `ws.close()`, so a close never waits on the
- *   client's answer.
+ *   with 1001. Bun calls the `close` handler inside `ws.close()`, before the client has answered,
+ *   so `close()` then lingers (at most 2 s) until those connections are really gone (see
+ *   `lingerForCloseHandshakes`).
  *
  * @module
  */
