@@ -85,6 +85,11 @@ export interface BunServeOptions<T> {
   hostname: string;
   /** Port; 0 picks a free one. */
   port: number;
+  /**
+   * Seconds an HTTP connection may sit idle (keep-alive between requests) before Bun closes it
+   * (default 10, at most 255, 0 disables). WebSockets use `websocket.idleTimeout` instead.
+   */
+  idleTimeout?: number;
   /** Every HTTP request; returns nothing after a successful `server.upgrade`. */
   fetch(req: Request, server: BunServer<T>): Response | Promise<Response> | undefined;
   /** Called when `fetch` throws or rejects. */

@@ -56,6 +56,11 @@ export const MAX_IDLE_TIMEOUT_SECS = 960;
 const CLOSE_HANDSHAKE_MS = 2000;
 /** The smallest send-buffer backstop, in bytes (see {@linkcode sendBufferLimit}). */
 const MIN_SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
+/**
+ * Seconds an idle keep-alive HTTP connection stays open: 5, as `node:http`'s `keepAliveTimeout`
+ * in the `ws` adapter (Bun's default is 10).
+ */
+const HTTP_IDLE_SECS = 5;
 /** `ServerWebSocket.readyState` of an open socket. */
 const OPEN = 1;
 
@@ -179,6 +184,7 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
     server = bun.serve<SocketState>({
       hostname,
       port,
+      idleTimeout: HTTP_IDLE_SECS,
       fetch(req, server): Response | Promise<Response> | undefined {
         if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req);
         const refused = admit(req.headers.get("origin") ?? undefined);
