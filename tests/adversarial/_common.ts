@@ -42,19 +42,32 @@ export async function policyFile(toml: string): Promise<string> {
   return path;
 }
 
+/**
+ * `GET /healthz` on a connection of its own, closed after the answer (a pooled keep-alive
+ * connection would hold an fd in the server until the server's idle timeout — 5 s in Deno's
+ * node:http, about 10 s in Bun.serve — which {@linkcode fdsBackTo} counts as a leak); returns
+ * the body.
+ *
+ * @throws {Error} when the answer is not 200.
+ */
+async function getHealthz(port: number): Promise<string> {
+  using client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`, { client });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+  return body;
+}
+
 /** The time `/healthz` takes to answer, in ms. */
 export async function healthzMs(port: number): Promise<number> {
   const t0 = performance.now();
-  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-  await res.body?.cancel();
-  if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+  await getHealthz(port);
   return performance.now() - t0;
 }
 
 /** `/healthz`'s `sessions` count. */
 export async function liveSessions(port: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-  return ((await res.json()) as { sessions: number }).sessions;
+  return (JSON.parse(await getHealthz(port)) as { sessions: number }).sessions;
 }
 
 /**
