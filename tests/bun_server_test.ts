@@ -13,7 +13,8 @@
  */
 import assert from "node:assert/strict";
 import { ServerProcess } from "./helpers/server_process.ts";
-import { bunPath } from "./helpers/target.ts";
+import { bunPath, ROOT } from "./helpers/target.ts";
+import { bunIdleTimeout, sendBufferLimit } from "../src/server/bun/mod.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { Opcode, RawWebSocket } from "./helpers/raw_ws.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
@@ -135,6 +136,32 @@ async function readSome(conn: Deno.Conn): Promise<Uint8Array> {
   const n = await conn.read(buf);
   return buf.subarray(0, n ?? 0);
 }
+
+Deno.test("bun server: a port in use is one line naming the address, exit 1", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const out = await new Deno.Command(bunPath(), {
+    args: ["run", "mod.ts", "-H", "127.0.0.1", "-p", String(taken.addr.port), "--no-policy"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, text);
+  assert.match(
+    text,
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken.addr.port}: address already in use`),
+  );
+});
+
+Deno.test("bun adapter: idle timeout and send-buffer backstop from the options", () => {
+  assert.equal(bunIdleTimeout(undefined), 120);
+  assert.equal(bunIdleTimeout(0), 0);
+  assert.equal(bunIdleTimeout(1.2), 2);
+  assert.equal(bunIdleTimeout(5000), 960); // Bun's maximum
+  assert.equal(sendBufferLimit(undefined), 64 * MiB);
+  assert.equal(sendBufferLimit({ highWaterMarkBytes: 8 * MiB }), 128 * MiB);
+});
 
 for (const framing of ["json", "binary"] as Framing[]) {
   Deno.test(`bun server: TCP echo through a session (${framing})`, async () => {
