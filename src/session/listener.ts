@@ -82,6 +82,11 @@ export class ListenerEntry extends Entry {
     else this.ctx.emit({ ev: "listening", id: this.id, port: this.port });
   }
 
+  /** The accept loop, once listening. */
+  #loop: Promise<void> | undefined;
+  /** Whether the client's `close` is waiting for the accept loop to end. */
+  #closing = false;
+
   #bound(listener: StreamListener): void {
     this.#listener = listener;
     const addr = listener.addr;
@@ -93,7 +98,8 @@ export class ListenerEntry extends Entry {
       this.ctx.emit({ ev: "listening", id: this.id, port: this.port });
     }
     this.#earlyListens = 0;
-    this.ctx.track(this.#acceptLoop(listener));
+    this.#loop = this.#acceptLoop(listener);
+    this.ctx.track(this.#loop);
   }
 
   async #acceptLoop(listener: StreamListener): Promise<void> {
@@ -102,10 +108,10 @@ export class ListenerEntry extends Entry {
       try {
         conn = await listener.accept();
       } catch (e) {
-        if (this.live) this.end(fail(WireError.ioFailed(describe(e))));
+        if (this.live && !this.#closing) this.end(fail(WireError.ioFailed(describe(e))));
         return;
       }
-      if (!this.live) {
+      if (!this.live || this.#closing) {
         conn.close();
         return;
       }
@@ -120,9 +126,21 @@ export class ListenerEntry extends Entry {
     }
   }
 
-  /** The client's `close`: stops accepting and answers `closed`. Accepted sockets stay open. */
+  /**
+   * The client's `close`: stops accepting and answers `closed` once the listening socket is really
+   * closed — after the pending `accept` has returned, because a runtime may keep the socket open
+   * until its pending accept is cancelled (Deno 2.9.6 until the next turn of its event loop), and a
+   * connect in that gap would still succeed after `closed`. A second `close` meanwhile gets
+   * `socket N is closing`. Accepted sockets stay open.
+   */
   close(): void {
-    this.end(CLOSED);
+    if (this.#closing) return this.ctx.report(this.id, fail(WireError.closing(this.id)));
+    const listener = this.#listener;
+    const loop = this.#loop;
+    if (listener === undefined || loop === undefined) return this.end(CLOSED);
+    this.#closing = true;
+    closeListener(listener);
+    void loop.finally(() => this.end(CLOSED));
   }
 
   /** Closes the listening socket. */
