@@ -38,7 +38,7 @@ export interface SessionLimits {
    * once it is at or below half the mark.
    */
   highWaterMarkBytes: number;
-  /** Largest upstream read, in bytes (default 256 KiB); a socket starts at 16 KiB and grows. */
+  /** Largest upstream read, in bytes (default 256 KiB); a socket starts at 1 KiB, doubles while reads come back full and halves while they come back a quarter full or less. */
   maxReadBytes: number;
   /** How long a `close` waits for queued bytes to reach the upstream peer (default 5000 ms). */
   closeLingerMs: number;

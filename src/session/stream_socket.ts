@@ -17,8 +17,12 @@ import { resolveChecked, withTimeout } from "./resolve.ts";
 import { CLOSED, fail, type SessionContext } from "./types.ts";
 import { Entry } from "./_entry.ts";
 
-/** First upstream read size in bytes; a busy socket's reads double up to `maxReadBytes`. */
-const FIRST_READ_BYTES = 16 * 1024;
+/**
+ * First and smallest upstream read size in bytes. A busy socket's reads double up to
+ * `maxReadBytes` while they come back full (1 KiB → 256 KiB in 8 reads) and halve again while they
+ * come back at most a quarter full, so an idle socket's pending read holds 1 KiB, not 256.
+ */
+const MIN_READ_BYTES = 1024;
 
 /**
  * A client's TCP or TLS socket through the proxy, or an accepted inbound connection. Ends with
@@ -239,11 +243,12 @@ export class StreamSocket extends Entry {
   /**
    * Upstream reads, each into a new buffer with `HEADER_BYTES` of headroom (so a binary `data`
    * frame is sent without copying, and the channel may keep the bytes), waiting before each read
-   * while the WebSocket is above its high-water mark. Reads start at 16 KiB and double while they
-   * come back full, up to `max`.
+   * while the WebSocket is above its high-water mark. Reads start at 1 KiB, double while they come
+   * back full, up to `max`, and halve (not below 1 KiB) while they come back at most a quarter full.
    */
   async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
-    let size = Math.min(FIRST_READ_BYTES, max);
+    const min = Math.min(MIN_READ_BYTES, max);
+    let size = min;
     while (this.#state === "open" && this.live) {
       await this.ctx.drained(this.signal);
       const frame = new Uint8Array(HEADER_BYTES + size);
@@ -251,6 +256,7 @@ export class StreamSocket extends Entry {
       if (n === null) return;
       yield frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
       if (n === size && size < max) size = Math.min(max, 2 * size);
+      else if (n <= size / 4 && size > min) size = Math.max(min, size / 2);
     }
   }
 
