@@ -1,11 +1,12 @@
 /**
  * `deno task bench:profile`: CPU-profiles the wasmnet server process (`deno run --cpu-prof`, with
- * the permissions users give it) while a load generator drives one scenario, then prints the
- * hottest functions by self time and the wasmnet functions by inclusive time, read from the
- * `.cpuprofile` JSON.
+ * the permissions users give it, or `bun --cpu-prof run mod.ts` with `--runtime bun`) while a load
+ * generator drives one scenario, then prints the hottest functions by self time and the wasmnet
+ * functions by inclusive time, read from the `.cpuprofile` JSON.
  *
  * Usage: `deno run -A bench/profile.ts [down|up|up_free|rtt|connect_rate|sessions]
- * [binary|json] [--mib N] [--gen node|deno]`
+ * [binary|json] [--mib N] [--gen node|deno] [--runtime deno|bun]` (Bun: `$WASMNET_BUN`, else
+ * `.tools/bun/node_modules/.bin/bun` from `bin/_bun.sh`).
  *
  * The load generator is the bench's Node one (`loadgen_node.mjs`, npm `ws` from
  * `$WASMNET_BENCH_CACHE`, installed by `deno task bench`) when it is there, else (and always for
@@ -132,24 +133,31 @@ async function main(): Promise<void> {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
-      "--cpu-prof",
-      `--cpu-prof-dir=${dir}`,
-      `${ROOT}mod.ts`,
-      "-H",
-      "127.0.0.1",
-      "-p",
-      "0",
-      "--no-policy",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const runtimeArg = Deno.args.indexOf("--runtime");
+  const runtime = runtimeArg >= 0 ? Deno.args[runtimeArg + 1] : "deno";
+  const serverArgs = [`${ROOT}mod.ts`, "-H", "127.0.0.1", "-p", "0", "--no-policy"];
+  const server = runtime === "bun"
+    ? new Deno.Command(
+      Deno.env.get("WASMNET_BUN") ?? `${ROOT}.tools/bun/node_modules/.bin/bun`,
+      {
+        args: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "run", ...serverArgs],
+        stdout: "piped",
+        stderr: "piped",
+      },
+    ).spawn()
+    : new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-read",
+        "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+        "--cpu-prof",
+        `--cpu-prof-dir=${dir}`,
+        ...serverArgs,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
   try {
     void server.stderr.pipeTo(new WritableStream()).catch(() => {});
     void upstream.stderr.pipeTo(new WritableStream()).catch(() => {});
