@@ -42,6 +42,11 @@ export interface BunServerWebSocket<T> {
   close(code?: number, reason?: string): void;
   /** Drops the connection at once, without a close frame. */
   terminate(): void;
+  /**
+   * Runs `callback`, holding every send it makes in one buffer that is written once it returns
+   * (one syscall for many messages).
+   */
+  cork<R>(callback: (ws: BunServerWebSocket<T>) => R): R;
   /** Bytes queued for this socket and not yet written to the network. */
   getBufferedAmount(): number;
   /**
