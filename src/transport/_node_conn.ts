@@ -8,20 +8,16 @@
 import type { Socket } from "node:net";
 import type { AcceptedConn, NetAddr } from "./types.ts";
 import { BadResource, osError } from "./errors.ts";
+import { ReceiveQueue } from "./_receive_queue.ts";
 
-/**
- * Queued received bytes from this many on pause the socket (`socket.pause()`: no more reads from
- * the kernel, so TCP flow control slows the peer down) until `read()` has taken the queue below
- * half: 256 KiB, as the transport's `TlsConn`.
- */
-export const READ_HIGH_WATER_BYTES = 256 * 1024;
+export { READ_HIGH_WATER_BYTES } from "./_receive_queue.ts";
 
 /**
  * A `node:net` `Socket` (created with `allowHalfOpen: true`, so a peer's FIN ends only the read
  * side) as a `StreamConn` (an {@linkcode AcceptedConn}); it owns the socket from construction on.
  *
  * - `read()` copies queued chunks into the caller's buffer (several at once when they fit; what
- *   does not fit stays queued). The queue holds at most about {@linkcode READ_HIGH_WATER_BYTES}
+ *   does not fit stays queued). The queue holds at most about `READ_HIGH_WATER_BYTES` (`_receive_queue.ts`)
  *   (256 KiB) plus the socket's own readable buffer: from that many queued bytes on the socket is
  *   paused, and it is resumed once `read()` has taken the queue below half. `null` at the end of
  *   the stream (the peer's FIN).
@@ -42,13 +38,8 @@ export class NodeSocketConn implements AcceptedConn {
   /** The local address, taken when the connection was made. */
   readonly localAddr: NetAddr;
   readonly #sock: Socket;
-  readonly #chunks: Uint8Array[] = [];
-  #queued = 0;
-  #paused = false;
-  #ended = false;
-  #error: unknown;
+  readonly #received: ReceiveQueue;
   #closed = false;
-  #waiters: (() => void)[] = [];
   readonly #writes = new Set<(e: Error) => void>();
 
   /**
@@ -58,28 +49,17 @@ export class NodeSocketConn implements AcceptedConn {
     this.#sock = sock;
     this.remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort);
     this.localAddr = tcpAddr(sock.localAddress, sock.localPort);
-    sock.on("data", (chunk: Uint8Array) => {
-      if (this.#closed) return;
-      this.#chunks.push(chunk);
-      this.#queued += chunk.byteLength;
-      if (this.#queued >= READ_HIGH_WATER_BYTES && !this.#paused) {
-        this.#paused = true;
-        sock.pause();
-      }
-      this.#wake();
-    });
-    sock.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    sock.on("error", (e: Error) => {
-      this.#error ??= osError(e);
-      this.#wake();
-    });
-    sock.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    // Paused from READ_HIGH_WATER_BYTES of queued bytes on: no more reads from the kernel, so
+    // TCP flow control slows the peer down.
+    const received = new ReceiveQueue(
+      { stop: () => sock.pause(), restart: () => sock.resume() },
+      "the TCP connection is closed",
+    );
+    this.#received = received;
+    sock.on("data", (chunk: Uint8Array) => received.push(chunk));
+    sock.on("end", () => received.end());
+    sock.on("error", (e: Error) => received.fail(osError(e)));
+    sock.on("close", () => received.end());
   }
 
   /**
@@ -88,39 +68,8 @@ export class NodeSocketConn implements AcceptedConn {
    * @throws {BadResource} once closed; the connection's error (e.g. `ConnectionReset`) when it
    * failed.
    */
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (buffer.byteLength === 0) return 0;
-    for (;;) {
-      if (this.#closed) throw new BadResource("the TCP connection is closed");
-      if (this.#chunks.length > 0) return this.#take(buffer);
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-  }
-
-  #take(buffer: Uint8Array): number {
-    let n = 0;
-    while (n < buffer.byteLength) {
-      const chunk = this.#chunks[0];
-      if (chunk === undefined) break;
-      const room = buffer.byteLength - n;
-      if (chunk.byteLength <= room) {
-        buffer.set(chunk, n);
-        n += chunk.byteLength;
-        this.#chunks.shift();
-      } else {
-        buffer.set(chunk.subarray(0, room), n);
-        n += room;
-        this.#chunks[0] = chunk.subarray(room);
-      }
-    }
-    this.#queued -= n;
-    if (this.#paused && this.#queued < READ_HIGH_WATER_BYTES / 2) {
-      this.#paused = false;
-      this.#sock.resume();
-    }
-    return n;
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#received.read(buffer);
   }
 
   /**
@@ -134,7 +83,7 @@ export class NodeSocketConn implements AcceptedConn {
     if (this.#closed) {
       return Promise.reject(new BadResource("the TCP connection is closed"));
     }
-    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#received.error !== undefined) return Promise.reject(this.#received.error);
     if (data.byteLength === 0) return Promise.resolve(0);
     return new Promise<number>((resolve, reject) => {
       const abandon = (e: Error): void => reject(e);
@@ -142,7 +91,7 @@ export class NodeSocketConn implements AcceptedConn {
       try {
         this.#sock.write(data, (e?: Error | null) => {
           if (!this.#writes.delete(abandon)) return; // settled by close()
-          if (e) reject(this.#error ?? osError(e));
+          if (e) reject(this.#received.error ?? osError(e));
           else resolve(data.byteLength);
         });
       } catch (e) {
@@ -187,21 +136,12 @@ export class NodeSocketConn implements AcceptedConn {
     if (this.#closed) return;
     this.#closed = true;
     this.#sock.destroy(); // its "error" listener (constructor) stays: late errors are ignored
-    this.#chunks.length = 0;
-    this.#queued = 0;
+    this.#received.close();
     if (this.#writes.size > 0) {
       const closed = new BadResource("the TCP connection is closed");
       for (const settle of [...this.#writes]) settle(closed);
       this.#writes.clear();
     }
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 }
 

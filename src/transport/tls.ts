@@ -21,6 +21,7 @@ import type { StreamConn } from "./types.ts";
 import { ConnDuplex } from "./_stream_duplex.ts";
 import { closeQuietly } from "./_close_quietly.ts";
 import { BadResource } from "./errors.ts";
+import { ReceiveQueue } from "./_receive_queue.ts";
 
 /** Options of {@linkcode upgradeTls}. */
 export interface TlsOptions {
@@ -276,18 +277,12 @@ export function upgradeTls(conn: StreamConn, options: TlsOptions): Promise<TlsCo
 function ignore(): void {}
 
 /**
- * Queued plaintext from this many bytes on stops reads from the TCP connection until `read()`
- * has taken it below half.
- */
-const READ_HIGH_WATER_BYTES = 256 * 1024;
-
-/**
  * A verified TLS connection from {@linkcode upgradeTls}: a `node:tls` socket over the transport's
  * TCP connection, seen as a {@linkcode StreamConn}.
  *
  * - `read()` copies queued plaintext into the caller's buffer (several TLS records at once when
  *   they fit; what does not fit stays queued for the next read). From
- *   {@linkcode READ_HIGH_WATER_BYTES} (256 KiB) of queued plaintext on, no more TCP reads start
+ *   `READ_HIGH_WATER_BYTES` (`_receive_queue.ts`) (256 KiB) of queued plaintext on, no more TCP reads start
  *   until `read()` drained it below half, so the peer is slowed down by TCP flow control. The
  *   TLS socket itself is never paused: Deno 2.9.6's TLSWrap over a JS stream can lose the end of
  *   stream when the underlying stream ends while the TLS socket is paused (the last records and
@@ -304,13 +299,8 @@ export class TlsConn implements StreamConn {
   readonly #sock: tls.TLSSocket;
   readonly #socket: ConnDuplex;
   readonly #conn: StreamConn;
-  readonly #chunks: Uint8Array[] = [];
-  #queued = 0;
-  #held = false;
-  #ended = false;
-  #error: Error | undefined;
+  readonly #received: ReceiveQueue;
   #closed = false;
-  #waiters: (() => void)[] = [];
   readonly #writes = new Set<(e: Error) => void>();
 
   /**
@@ -322,27 +312,16 @@ export class TlsConn implements StreamConn {
     this.#sock = sock;
     this.#socket = socket;
     this.#conn = conn;
-    sock.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#queued += chunk.byteLength;
-      if (this.#queued >= READ_HIGH_WATER_BYTES && !this.#held) {
-        this.#held = true;
-        socket.hold();
-      }
-      this.#wake();
-    });
-    sock.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    sock.on("error", (e: Error) => {
-      this.#error ??= e;
-      this.#wake();
-    });
-    sock.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    // The TCP reads under the TLS socket stop from READ_HIGH_WATER_BYTES of queued plaintext on.
+    const received = new ReceiveQueue(
+      { stop: () => socket.hold(), restart: () => socket.release() },
+      "the TLS connection is closed",
+    );
+    this.#received = received;
+    sock.on("data", (chunk: Uint8Array) => received.push(chunk));
+    sock.on("end", () => received.end());
+    sock.on("error", (e: Error) => received.fail(e));
+    sock.on("close", () => received.end());
   }
 
   /** The ALPN protocol the server selected, or `null`. */
@@ -355,40 +334,8 @@ export class TlsConn implements StreamConn {
    *
    * @throws {BadResource} once closed; the connection's error when it failed.
    */
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (buffer.byteLength === 0) return 0;
-    for (;;) {
-      if (this.#closed) throw new BadResource("the TLS connection is closed");
-      if (this.#chunks.length > 0) return this.#take(buffer);
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-  }
-
-  /** Copies queued chunks into `buffer`, keeps the rest queued, resumes the socket if drained. */
-  #take(buffer: Uint8Array): number {
-    let n = 0;
-    while (n < buffer.byteLength) {
-      const chunk = this.#chunks[0];
-      if (chunk === undefined) break;
-      const room = buffer.byteLength - n;
-      if (chunk.byteLength <= room) {
-        buffer.set(chunk, n);
-        n += chunk.byteLength;
-        this.#chunks.shift();
-      } else {
-        buffer.set(chunk.subarray(0, room), n);
-        n += room;
-        this.#chunks[0] = chunk.subarray(room);
-      }
-    }
-    this.#queued -= n;
-    if (this.#held && this.#queued < READ_HIGH_WATER_BYTES / 2) {
-      this.#held = false;
-      this.#socket.release();
-    }
-    return n;
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#received.read(buffer);
   }
 
   /**
@@ -401,7 +348,7 @@ export class TlsConn implements StreamConn {
     if (this.#closed) {
       return Promise.reject(new BadResource("the TLS connection is closed"));
     }
-    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#received.error !== undefined) return Promise.reject(this.#received.error);
     if (data.byteLength === 0) return Promise.resolve(0);
     return new Promise<number>((resolve, reject) => {
       const abandon = (e: Error): void => reject(e);
@@ -448,20 +395,11 @@ export class TlsConn implements StreamConn {
     this.#sock.destroy(); // its "error" listener (constructor) stays: late errors are ignored
     this.#socket.destroy();
     closeQuietly(this.#conn);
-    this.#chunks.length = 0;
-    this.#queued = 0;
+    this.#received.close();
     if (this.#writes.size > 0) {
       const closed = new BadResource("the TLS connection is closed");
       for (const settle of [...this.#writes]) settle(closed);
       this.#writes.clear();
     }
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 }
