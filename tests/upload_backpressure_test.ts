@@ -118,9 +118,13 @@ for (const framing of ["binary", "json"] as Framing[]) {
         })();
 
         const chunk = new Uint8Array(CHUNK);
+        let maxBuffered = 0;
         const t0 = performance.now();
         for (let sent = 0; sent < TOTAL; sent += CHUNK) {
-          while (client.ws.bufferedAmount >= CLIENT_BUFFER) await delay(2);
+          while (client.ws.bufferedAmount >= CLIENT_BUFFER) {
+            maxBuffered = Math.max(maxBuffered, client.ws.bufferedAmount);
+            await delay(2);
+          }
           for (let i = 0; i < CHUNK; i++) chunk[i] = patternByte(sent + i);
           client.send({ op: "send", id: 1, data: chunk });
         }
@@ -139,10 +143,13 @@ for (const framing of ["binary", "json"] as Framing[]) {
         console.log(
           `  ${framing}${pause ? ", 5 s stop" : ""}: ${TOTAL / MiB} MiB in ${secs.toFixed(1)} s; ` +
             `server RSS peak ${(memory.peak / MiB).toFixed(0)} MiB; ` +
+            `client buffer max ${(maxBuffered / MiB).toFixed(1)} MiB; ` +
             `echo latency p50 ${latencies[latencies.length >> 1]?.toFixed(0)} ms, ` +
             `max ${latencies.at(-1)?.toFixed(0)} ms over ${latencies.length} pings`,
         );
         assert.equal(sink.received(), TOTAL);
+        // The server stopped reading: the client's own buffer filled to its cap.
+        assert.ok(maxBuffered >= CLIENT_BUFFER, `client buffer max ${maxBuffered}`);
         assert.ok(memory.peak < SERVER_RSS_BOUND, `server peak RSS ${memory.peak} bytes`);
         // The sink closes after the last byte: the socket's only event is that `closed`.
         assert.deepEqual(await client.nextFor(1), { ev: "closed", id: 1 });
