@@ -1,7 +1,9 @@
 /**
  * Smoke test of the Bun transport under real Bun (no Deno APIs): connect, echo, half-close,
  * backpressure, refused dial, abort, dial bound, TLS (trusted, untrusted, wrong name, abort),
- * UDP, listener and lookups (system, and a name server), against loopback servers this script
+ * UDP, listener and lookups (system, and a name server), and under Bun the `Bun.connect` path
+ * (partial writes in order, write after half-close, close and reset semantics, the read queue's
+ * bound, dial slots after aborts), against loopback servers this script
  * starts with `node:net`, `node:tls` and `node:dgram` (certificates made with the `openssl` CLI).
  * Prints one line per check and exits non-zero when any fails.
  *
@@ -20,7 +22,13 @@ import { join } from "node:path";
 import process from "node:process";
 import * as tls from "node:tls";
 import type { StreamConn, Transport } from "../../src/transport/mod.ts";
-import { bunTransport, type NodeSocketConn } from "../../src/transport/bun/mod.ts";
+import {
+  BunSocketConn,
+  bunTransport,
+  connectTcp,
+  type NodeSocketConn,
+} from "../../src/transport/bun/mod.ts";
+import { Slots } from "../../src/transport/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -33,6 +41,8 @@ const out = (line: string): void => {
 const runtime = (globalThis as { Bun?: { version: string } }).Bun
   ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
   : `other (${process.version})`;
+
+const onBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
 
 let failures = 0;
 /** Runs one named check; prints `ok NAME`, or `FAIL NAME: error` and counts the failure. */
@@ -260,6 +270,172 @@ async function startDns(
   return await listening(sock);
 }
 
+/** The checks of the `Bun.connect` path ({@linkcode BunSocketConn}), run under Bun only. */
+async function nativeChecks(transport: Transport, echoPort: number): Promise<void> {
+  await check("native: Bun dials with Bun.connect", async () => {
+    const conn = await transport.connectTcp("127.0.0.1", echoPort, never());
+    const native = conn instanceof BunSocketConn;
+    const addr = native ? conn.localAddr : undefined;
+    conn.close();
+    assert.ok(native, "connectTcp did not return a BunSocketConn");
+    assert.equal(addr?.hostname, "127.0.0.1");
+    assert.ok((addr?.port ?? 0) > 0);
+  });
+
+  await check(
+    "native: 32 MiB in 4 unawaited writes (partial writes) arrive intact, in order",
+    async () => {
+      const total = 32 * 1024 * 1024;
+      const data = new Uint8Array(total).map((_, i) => (i * 7) % 251);
+      const received: Uint8Array[] = [];
+      const { promise: all, resolve } = Promise.withResolvers<Uint8Array>();
+      const server = await listening(
+        net.createServer({ allowHalfOpen: true }, (sock) => {
+          sock.on("error", () => {});
+          sock.on("data", (d: Uint8Array) => received.push(d));
+          sock.on("end", () => {
+            resolve(new Uint8Array(Buffer.concat(received)));
+            sock.end();
+          });
+        }).listen(0, "127.0.0.1"),
+      );
+      try {
+        const conn = await transport.connectTcp("127.0.0.1", portOf(server), never());
+        const quarter = total / 4;
+        const writes = [0, 1, 2, 3].map((i) =>
+          conn.write(data.subarray(i * quarter, (i + 1) * quarter))
+        );
+        const closing = conn.closeWrite?.(); // after the pending writes
+        assert.deepEqual(await Promise.all(writes), [quarter, quarter, quarter, quarter]);
+        await closing;
+        const got = await all;
+        assert.equal(await conn.read(new Uint8Array(1)), null);
+        conn.close();
+        assert.equal(got.byteLength, total);
+        assert.equal(firstDifference(got, data), -1);
+      } finally {
+        await closeServer(server);
+      }
+    },
+  );
+
+  await check("native: half-close: reads go on, a later write is BrokenPipe", async () => {
+    const server = await listening(
+      net.createServer({ allowHalfOpen: true }, (sock) => {
+        sock.on("error", () => {});
+        sock.resume();
+        sock.on("end", () => setTimeout(() => sock.end("late reply"), 50));
+      }).listen(0, "127.0.0.1"),
+    );
+    try {
+      const conn = await transport.connectTcp("127.0.0.1", portOf(server), never());
+      await conn.closeWrite?.();
+      await conn.closeWrite?.(); // twice: nothing more
+      const e = await rejection(conn.write(enc.encode("x")));
+      assert.equal(e.name, "BrokenPipe");
+      assert.equal(e.message, "Broken pipe (os error 32)");
+      assert.equal(dec.decode(await readAll(conn)), "late reply");
+      conn.close();
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  await check(
+    "native: close: peer sees FIN, pending read and write reject BadResource",
+    async () => {
+      const ends: string[] = [];
+      const server = await listening(
+        net.createServer({ allowHalfOpen: true }, (sock) => {
+          sock.on("error", (e: Error & { code?: string }) => ends.push(`error ${e.code}`));
+          sock.on("end", () => ends.push("end"));
+          sock.pause(); // nobody reads: our writes fill the kernel buffers
+        }).listen(0, "127.0.0.1"),
+      );
+      try {
+        const baseline = fds();
+        const conn = await transport.connectTcp("127.0.0.1", portOf(server), never());
+        const read = conn.read(new Uint8Array(10));
+        const write = conn.write(new Uint8Array(64 * 1024 * 1024)); // never fits
+        await delay(50);
+        conn.close();
+        conn.close(); // a second close does nothing
+        assert.equal((await rejection(read)).name, "BadResource");
+        assert.equal((await rejection(write)).name, "BadResource");
+        assert.equal((await rejection(conn.read(new Uint8Array(1)))).name, "BadResource");
+        assert.equal((await rejection(conn.write(enc.encode("x")))).name, "BadResource");
+        await fdsBackTo(baseline + 1, "closed conn"); // + the server's side
+        const conn2 = await transport.connectTcp("127.0.0.1", portOf(server), never());
+        await delay(20);
+        conn2.close();
+        for (let i = 0; i < 100 && !ends.includes("end"); i++) await delay(10);
+        assert.ok(ends.includes("end"), `the peer saw ${JSON.stringify(ends)}, not a FIN`);
+      } finally {
+        await closeServer(server);
+      }
+    },
+  );
+
+  await check("native: reset by the peer reads as ConnectionReset", async () => {
+    const server = await listening(
+      net.createServer((sock) => {
+        sock.on("error", () => {});
+        setTimeout(() => sock.resetAndDestroy(), 20);
+      }).listen(0, "127.0.0.1"),
+    );
+    try {
+      const conn = await transport.connectTcp("127.0.0.1", portOf(server), never());
+      const e = await rejection(conn.read(new Uint8Array(10)));
+      assert.equal(e.name, "ConnectionReset");
+      assert.equal(e.message, "Connection reset by peer (os error 104)");
+      assert.equal((await rejection(conn.write(enc.encode("x")))).name, "ConnectionReset");
+      conn.close();
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  await check("native: a socket nobody reads stops at a bounded queue", async () => {
+    const total = 32 * 1024 * 1024;
+    const server = await listening(
+      net.createServer((sock) => {
+        sock.on("error", () => {});
+        sock.end(new Uint8Array(total));
+      }).listen(0, "127.0.0.1"),
+    );
+    try {
+      const conn = await transport.connectTcp("127.0.0.1", portOf(server), never());
+      assert.ok(conn instanceof BunSocketConn);
+      await delay(300);
+      const queued = conn.queuedBytes;
+      assert.ok(queued >= 256 * 1024, `only ${queued} bytes queued`);
+      assert.ok(queued <= 2 * 1024 * 1024, `${queued} bytes queued while nobody reads`);
+      await delay(200);
+      assert.equal(conn.queuedBytes, queued, "the queue grew while paused");
+      assert.equal((await readAll(conn)).byteLength, total);
+      conn.close();
+      return `${(queued / 1024).toFixed(0)} KiB queued`;
+    } finally {
+      await closeServer(server);
+    }
+  });
+
+  await check("native: aborted dials give their slots back and leave no fd", async () => {
+    const slots = new Slots(100, "connection attempts");
+    const baseline = fds();
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const ctrl = new AbortController();
+      const dial = connectTcp("127.0.0.1", echoPort, ctrl.signal, { slots });
+      if (i % 2 === 0) ctrl.abort(new Error("during"));
+      else queueMicrotask(() => ctrl.abort(new Error("during")));
+      assert.equal((await rejection(dial)).message, "during");
+    }));
+    for (let i = 0; i < 100 && slots.inFlight > 0; i++) await delay(10);
+    assert.equal(slots.inFlight, 0);
+    await fdsBackTo(baseline, "aborted dials");
+  });
+}
+
 async function main(): Promise<void> {
   out(`transport smoke on ${runtime}`);
   const transport: Transport = bunTransport();
@@ -366,6 +542,8 @@ async function main(): Promise<void> {
     (await first).close();
     return JSON.stringify(Object.fromEntries(outcomes));
   });
+
+  if (onBun) await nativeChecks(transport, echoPort);
 
   const certs = makeCerts();
   const tlsTransport = bunTransport({ caCerts: [certs.ca] });
@@ -536,7 +714,7 @@ async function main(): Promise<void> {
         "127.0.0.1",
         listener.addr.port,
         never(),
-      )) as NodeSocketConn;
+      )) as NodeSocketConn | BunSocketConn;
       const peer = await listener.accept();
       assert.deepEqual(peer.remoteAddr, {
         transport: "tcp",
