@@ -48,6 +48,11 @@ export class ReceiveQueue {
     this.#high = highWaterBytes;
   }
 
+  /** Bytes queued for `read()`. */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
   /** The first error given to {@linkcode ReceiveQueue.fail}, if any. */
   get error(): unknown {
     return this.#error;

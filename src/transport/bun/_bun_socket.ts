@@ -18,7 +18,7 @@
  */
 import type { AcceptedConn, NetAddr } from "../types.ts";
 import { BadResource, osError } from "../errors.ts";
-import { READ_HIGH_WATER_BYTES } from "../_node_conn.ts";
+import { ReceiveQueue } from "../_receive_queue.ts";
 
 /** A connected TCP socket of `Bun.connect` (only what {@linkcode BunSocketConn} uses). */
 export interface BunTcpSocket {
@@ -91,7 +91,7 @@ interface PendingWrite {
  * `NodeSocketConn`:
  *
  * - `read()` copies queued chunks into the caller's buffer (several at once when they fit; what
- *   does not fit stays queued). From {@linkcode READ_HIGH_WATER_BYTES} (256 KiB) queued bytes on
+ *   does not fit stays queued). From `READ_HIGH_WATER_BYTES` (256 KiB) queued bytes on
  *   the socket is paused (no reads from the kernel, so TCP flow control slows the peer down)
  *   until `read()` has taken the queue below half. `null` at the end of the stream (the peer's
  *   FIN; half-open: writing still works).
@@ -113,15 +113,16 @@ export class BunSocketConn implements AcceptedConn {
   #remoteAddr: NetAddr = { transport: "tcp", hostname: "", port: 0 };
   #localAddr: NetAddr = { transport: "tcp", hostname: "", port: 0 };
   #sock: BunTcpSocket | undefined;
-  readonly #chunks: Uint8Array[] = [];
-  #queued = 0;
-  #paused = false;
-  #ended = false;
+  /** Received chunks; the socket is paused from 256 KiB queued on, resumed below half. */
+  readonly #received = new ReceiveQueue({
+    stop: () => this.#sock?.pause(),
+    restart: () => {
+      if (!this.#gone) this.#sock?.resume();
+    },
+  }, "the TCP connection is closed");
   /** The socket is gone (closed by the peer, a failure, or `close()`). */
   #gone = false;
-  #error: unknown;
   #closed = false;
-  #waiters: (() => void)[] = [];
   readonly #writes: PendingWrite[] = [];
   /** `closeWrite()` callers waiting for the pending writes before the FIN. */
   #shutdowns: (() => void)[] = [];
@@ -139,7 +140,7 @@ export class BunSocketConn implements AcceptedConn {
 
   /** Received bytes queued for `read()` (at most about 256 KiB plus one read's worth). */
   get queuedBytes(): number {
-    return this.#queued;
+    return this.#received.queuedBytes;
   }
 
   /** The handlers of every socket this module dials. */
@@ -147,11 +148,7 @@ export class BunSocketConn implements AcceptedConn {
     open: (sock) => sock.data.#open(sock),
     data: (sock, data) => sock.data.#data(data),
     drain: (sock) => sock.data.#drain(),
-    end: (sock) => {
-      const conn = sock.data;
-      conn.#ended = true;
-      conn.#wake();
-    },
+    end: (sock) => sock.data.#received.end(),
     close: (sock, error) => sock.data.#lost(error),
     error: (sock, error) => sock.data.#lost(error),
     connectError: () => {}, // the `Bun.connect` promise rejects with the same error
@@ -169,27 +166,19 @@ export class BunSocketConn implements AcceptedConn {
   }
 
   #data(chunk: Uint8Array): void {
-    if (this.#closed) return;
-    this.#chunks.push(chunk);
-    this.#queued += chunk.byteLength;
-    if (this.#queued >= READ_HIGH_WATER_BYTES && !this.#paused) {
-      this.#paused = true;
-      this.#sock?.pause();
-    }
-    this.#wake();
+    this.#received.push(chunk); // ignored once closed
   }
 
   /** The socket closed (`error` set when it failed): settles every pending operation. */
   #lost(error: Error | undefined): void {
     this.#gone = true;
-    this.#ended = true;
-    if (error !== undefined) this.#error ??= osError(error);
+    if (error !== undefined) this.#received.fail(osError(error));
+    this.#received.end();
     if (this.#writes.length > 0) {
-      const e = this.#error ?? brokenPipe();
+      const e = this.#received.error ?? brokenPipe();
       for (const w of this.#writes.splice(0)) w.reject(e);
     }
     this.#settleShutdowns();
-    this.#wake();
   }
 
   #drain(): void {
@@ -217,39 +206,8 @@ export class BunSocketConn implements AcceptedConn {
    * @throws {BadResource} once closed; the connection's error (e.g. `ConnectionReset`) when it
    * failed.
    */
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (buffer.byteLength === 0) return 0;
-    for (;;) {
-      if (this.#closed) throw new BadResource("the TCP connection is closed");
-      if (this.#chunks.length > 0) return this.#take(buffer);
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-  }
-
-  #take(buffer: Uint8Array): number {
-    let n = 0;
-    while (n < buffer.byteLength) {
-      const chunk = this.#chunks[0];
-      if (chunk === undefined) break;
-      const room = buffer.byteLength - n;
-      if (chunk.byteLength <= room) {
-        buffer.set(chunk, n);
-        n += chunk.byteLength;
-        this.#chunks.shift();
-      } else {
-        buffer.set(chunk.subarray(0, room), n);
-        n += room;
-        this.#chunks[0] = chunk.subarray(room);
-      }
-    }
-    this.#queued -= n;
-    if (this.#paused && this.#queued < READ_HIGH_WATER_BYTES / 2) {
-      this.#paused = false;
-      if (!this.#gone) this.#sock?.resume();
-    }
-    return n;
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#received.read(buffer);
   }
 
   /**
@@ -262,7 +220,7 @@ export class BunSocketConn implements AcceptedConn {
    */
   write(data: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new BadResource("the TCP connection is closed"));
-    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#received.error !== undefined) return Promise.reject(this.#received.error);
     const sock = this.#sock;
     if (sock === undefined || this.#gone || this.#shutdown) return Promise.reject(brokenPipe());
     if (data.byteLength === 0) return Promise.resolve(0);
@@ -272,7 +230,7 @@ export class BunSocketConn implements AcceptedConn {
       if (n === data.byteLength) return Promise.resolve(n);
       if (n < 0) {
         this.#lost(undefined);
-        return Promise.reject(this.#error ?? brokenPipe());
+        return Promise.reject(this.#received.error ?? brokenPipe());
       }
       rest = data.subarray(n);
     }
@@ -309,27 +267,18 @@ export class BunSocketConn implements AcceptedConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#chunks.length = 0;
-    this.#queued = 0;
+    this.#received.close();
     if (this.#writes.length > 0) {
       const closed = new BadResource("the TCP connection is closed");
       for (const w of this.#writes.splice(0)) w.reject(closed);
     }
     this.#settleShutdowns();
     if (!this.#gone) this.#sock?.end(); // runs the close handler: settles nothing more
-    this.#wake();
   }
 
   #settleShutdowns(): void {
     if (this.#shutdowns.length === 0) return;
     for (const done of this.#shutdowns.splice(0)) done();
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 }
 
