@@ -31,8 +31,5 @@ export {
   upgradeTls,
 } from "./tls.ts";
 
-/** Default most DNS lookups in flight per transport (per server): 256. */
-export const DEFAULT_MAX_LOOKUPS = 256;
-
-/** Default most TCP dials in flight per transport (per server): 1024. */
-export const DEFAULT_MAX_DIALS = 1024;
+export { DEFAULT_MAX_DIALS, DEFAULT_MAX_LOOKUPS } from "./_defaults.ts";
+export { composeTransport, type TransportParts } from "./_compose.ts";

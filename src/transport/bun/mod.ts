@@ -22,15 +22,7 @@ import { lookupHost } from "./dns.ts";
 import { connectTcp } from "./tcp.ts";
 import { openUdp } from "./udp.ts";
 import { listenTcp } from "./listener.ts";
-import {
-  DEFAULT_MAX_DIALS,
-  DEFAULT_MAX_LOOKUPS,
-  Slots,
-  tlsContext,
-  type Transport,
-  type TransportOptions,
-  upgradeTls,
-} from "../mod.ts";
+import { composeTransport, type Transport, type TransportOptions } from "../mod.ts";
 
 export { lookupHost, type LookupOptions } from "./dns.ts";
 export { connectTcp, type ConnectTcpOptions } from "./tcp.ts";
@@ -72,18 +64,5 @@ export type BunTransportOptions = TransportOptions;
  * certificate or one that does not parse (see `parseCaCerts`).
  */
 export function bunTransport(options: BunTransportOptions = {}): Transport {
-  const lookups = new Slots(options.maxLookups ?? DEFAULT_MAX_LOOKUPS, "DNS lookups");
-  const dials = new Slots(options.maxDials ?? DEFAULT_MAX_DIALS, "connection attempts");
-  const caCerts = options.caCerts?.length ? [...options.caCerts] : undefined;
-  tlsContext(caCerts); // checks the CA certificates now, not at the first connect_tls
-  return {
-    lookup: (name, signal) =>
-      lookupHost(name, { signal, nameServer: options.nameServer, slots: lookups }),
-    connectTcp: (ip, port, signal) => connectTcp(ip, port, signal, { slots: dials }),
-    // Not `tls.connect({ socket })` on the connection's own net.Socket: that TLS socket has no
-    // read backpressure (see the module doc).
-    startTls: (conn, serverName, signal) => upgradeTls(conn, { serverName, caCerts, signal }),
-    openUdp,
-    listenTcp,
-  };
+  return composeTransport({ lookupHost, connectTcp, openUdp, listenTcp }, options);
 }
