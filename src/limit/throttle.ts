@@ -69,6 +69,7 @@ export function throttle(
   }
   const size = maxChunkBytes ?? limiter.pieceBytes;
   const limited = limiter.buckets.length > 0;
+  if (!limited && size === Infinity) return passThrough(source);
   return (async function* (): AsyncGenerator<Uint8Array, void, undefined> {
     for await (const chunk of source) {
       for (let offset = 0; offset < chunk.byteLength; offset += size) {
@@ -80,4 +81,24 @@ export function throttle(
       }
     }
   })();
+}
+
+/**
+ * The unlimited, unsplit case: the source's chunks as they come, empty ones dropped, through a
+ * plain iterator (an async generator would add its own promise hops to every chunk).
+ */
+function passThrough(source: AsyncIterable<Uint8Array>): AsyncIterableIterator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  const pass: AsyncIterableIterator<Uint8Array> = {
+    next: async (): Promise<IteratorResult<Uint8Array>> => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done || r.value.byteLength > 0) return r;
+      }
+    },
+    return: (value?: unknown): Promise<IteratorResult<Uint8Array>> =>
+      it.return ? it.return(value) : Promise.resolve({ done: true, value }),
+    [Symbol.asyncIterator]: () => pass,
+  };
+  return pass;
 }

@@ -267,9 +267,10 @@ export class StreamSocket extends Entry {
     // in front of every chunk) and sockets of a session take turns.
     const max = Math.min(this.ctx.limits.maxReadBytes, down.pieceBytes);
     try {
+      // Reads never exceed `max`; unlimited, the pipe passes them straight through.
       const chunks = throttle(this.#reads(conn, max), down, {
         signal: this.signal,
-        maxChunkBytes: max,
+        ...(down.buckets.length > 0 ? { maxChunkBytes: max } : {}),
       });
       for await (const chunk of chunks) {
         if (this.#state !== "open" || !this.live) return; // closing: data after `close` is dropped
