@@ -36,8 +36,8 @@
  * report lists why.
  *
  * Peers: the pinned Bun from `$WASMNET_BUN`, else `.tools/bun/node_modules/.bin/bun` (where
- * `bin/_bun.sh` installs it), else `/tmp/buntry/node_modules/.bin/bun` (none: no Bun column and
- * no Bun relay, with the reason in the report); `websockify` from the Debian package (`apt-get
+ * `bin/_bun.sh` installs it; none: no Bun column and no Bun relay, with the reason in the
+ * report); `websockify` from the Debian package (`apt-get
  * install -y websockify`); Chromium from `/usr/bin/chromium` (or `$WASMNET_CHROMIUM`); the npm
  * packages `ws` (the Node load generator, the naive relay and the Node relay) and
  * `@mercuryworkshop/wisp-js` (the Wisp server and client), pinned below and installed on first
@@ -368,8 +368,8 @@ function startBun(bun: string, extra: string[] = []): Promise<Server> {
 }
 
 /**
- * The pinned Bun: `$WASMNET_BUN`, else `<repo>/.tools/bun/node_modules/.bin/bun`, else
- * `/tmp/buntry/node_modules/.bin/bun`. Returns the path, or `{ why }` when there is none.
+ * The pinned Bun: `$WASMNET_BUN`, else `<repo>/.tools/bun/node_modules/.bin/bun` (installed by
+ * `bin/_bun.sh`). Returns the path, or `{ why }` when there is none.
  */
 function findBun(): string | { why: string } {
   const isFile = (p: string): boolean => {
@@ -381,12 +381,9 @@ function findBun(): string | { why: string } {
   };
   const env = Deno.env.get("WASMNET_BUN");
   if (env) return isFile(env) ? env : { why: `WASMNET_BUN=${env} does not exist` };
-  const candidates = [
-    `${ROOT}.tools/bun/node_modules/.bin/bun`,
-    "/tmp/buntry/node_modules/.bin/bun",
-  ];
+  const candidates = [`${ROOT}.tools/bun/node_modules/.bin/bun`];
   return candidates.find(isFile) ??
-    { why: `no Bun (set WASMNET_BUN, or install it at ${candidates.join(" or ")})` };
+    { why: `no Bun (set WASMNET_BUN, or run bin/_bun.sh to install it at ${candidates[0]})` };
 }
 
 /** The naive relay (`naive_server.mjs`), with plain `npm install ws` (no `bufferutil`). */

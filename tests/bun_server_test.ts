@@ -7,7 +7,7 @@
  * memory stays bounded, because `ws.pause()` stops reading the client).
  *
  * The Bun binary: `WASMNET_BUN`, else `.tools/bun/node_modules/.bin/bun` (`bin/_bun.sh` installs
- * it), else `/tmp/buntry/node_modules/.bin/bun`; none fails every test with that list.
+ * it); none fails every test, naming both.
  *
  * @module
  */

@@ -7,8 +7,8 @@
  * | unset or `inproc` | `startServer` in the test's own Deno process (the default)             |
  * | `deno`            | `deno run --allow-net --allow-read --allow-env=... mod.ts` as a child  |
  * | `bun`             | `bun run mod.ts` as a child (the pinned Bun: `WASMNET_BUN`, else       |
- * |                   | `.tools/bun/node_modules/.bin/bun`, else `/tmp/buntry/...`)            |
- * | `binary`          | `dist/wasmnet` (`deno task compile`) as a child                        |
+ * |                   | `.tools/bun/node_modules/.bin/bun`, where `bin/_bun.sh` installs it)   |
+ * | `binary`          | `dist/wasmnet` (`deno task binary`) as a child                         |
  *
  * In a child mode, `startTestServer` turns its options into the product's command line; a test
  * whose options have no command-line form is left out with {@linkcode inProcessOnly}, which names
@@ -65,8 +65,8 @@ function isFile(path: string): boolean {
 }
 
 /**
- * The pinned Bun: `$WASMNET_BUN`, else `.tools/bun/node_modules/.bin/bun` in the repository,
- * else `/tmp/buntry/node_modules/.bin/bun`.
+ * The pinned Bun: `$WASMNET_BUN`, else `.tools/bun/node_modules/.bin/bun` in the repository
+ * (where `bin/_bun.sh` installs it).
  *
  * @throws {Error} naming every place looked at when none holds a file.
  */
@@ -76,11 +76,11 @@ export function bunPath(): string {
     if (!isFile(fromEnv)) throw new Error(`WASMNET_BUN=${fromEnv} is not a file`);
     return fromEnv;
   }
-  const places = [`${ROOT}.tools/bun/node_modules/.bin/bun`, "/tmp/buntry/node_modules/.bin/bun"];
+  const places = [`${ROOT}.tools/bun/node_modules/.bin/bun`];
   const found = places.find(isFile);
   if (!found) {
     throw new Error(
-      `WASMNET_TEST_SERVER=bun: no Bun found (set WASMNET_BUN, or install it at ${
+      `WASMNET_TEST_SERVER=bun: no Bun found (set WASMNET_BUN, or run bin/_bun.sh to install it at ${
         places.join(" or ")
       })`,
     );
