@@ -19,7 +19,7 @@ import { Entry } from "./_entry.ts";
 
 /**
  * First and smallest upstream read size in bytes. A busy socket's reads double up to
- * `maxReadBytes` while they come back full (1 KiB → 256 KiB in 8 reads) and halve again while they
+ * `maxReadBytes` while they come back full (1 KiB → 64 KiB in 6 reads) and halve again while they
  * come back at most a quarter full, so an idle socket's pending read holds 1 KiB, not 256.
  */
 const MIN_READ_BYTES = 1024;
