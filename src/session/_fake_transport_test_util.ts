@@ -744,14 +744,7 @@ export class FakeChannel implements WireChannel {
 
   /** Concatenated payload of the `data` events for `id`. */
   dataFor(id: number): Uint8Array {
-    const parts = this.events.flatMap((e) => e.ev === "data" && e.id === id ? [e.data] : []);
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.byteLength;
-    }
-    return out;
+    return concat(this.events.flatMap((e) => e.ev === "data" && e.id === id ? [e.data] : []));
   }
 
   /** Waits until an event for `id` matches `ev` (a name); returns the first such event. */
@@ -764,4 +757,15 @@ export class FakeChannel implements WireChannel {
     );
     return found as WireEvent;
   }
+}
+
+/** The bytes of `parts`, one after another, in a new array. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
 }

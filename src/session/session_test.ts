@@ -17,6 +17,7 @@ import { Session, type SessionOptions } from "./session.ts";
 import { SERVER_ID_BASE, type SessionLimits } from "./options.ts";
 import { WireError } from "./wire_errors.ts";
 import {
+  concat,
   FakeChannel,
   type FakeConn,
   FakeTransport,
@@ -159,16 +160,6 @@ async function assertControl(h: Harness, id: number, expected: WireEvent[]): Pro
 function pattern(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (seed * 131 + i * 7) & 0xff;
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
   return out;
 }
 
