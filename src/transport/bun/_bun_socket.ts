@@ -19,6 +19,7 @@
 import type { AcceptedConn, NetAddr } from "../types.ts";
 import { BadResource, osError } from "../errors.ts";
 import { ReceiveQueue } from "../_receive_queue.ts";
+import { tcpAddr } from "../_node_conn.ts";
 
 /** A connected TCP socket of `Bun.connect` (only what {@linkcode BunSocketConn} uses). */
 export interface BunTcpSocket {
@@ -110,8 +111,8 @@ interface PendingWrite {
  * Made only by {@linkcode dialBunSocket}.
  */
 export class BunSocketConn implements AcceptedConn {
-  #remoteAddr: NetAddr = { transport: "tcp", hostname: "", port: 0 };
-  #localAddr: NetAddr = { transport: "tcp", hostname: "", port: 0 };
+  #remoteAddr: NetAddr = tcpAddr(undefined, undefined);
+  #localAddr: NetAddr = tcpAddr(undefined, undefined);
   #sock: BunTcpSocket | undefined;
   /** Received chunks; the socket is paused from 256 KiB queued on, resumed below half. */
   readonly #received = new ReceiveQueue({
@@ -161,8 +162,8 @@ export class BunSocketConn implements AcceptedConn {
       return;
     }
     sock.setNoDelay(true);
-    this.#remoteAddr = { transport: "tcp", hostname: sock.remoteAddress, port: sock.remotePort };
-    this.#localAddr = { transport: "tcp", hostname: sock.localAddress, port: sock.localPort };
+    this.#remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort);
+    this.#localAddr = tcpAddr(sock.localAddress, sock.localPort);
   }
 
   #data(chunk: Uint8Array): void {

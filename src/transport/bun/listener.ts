@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import type { NetAddr, StreamListener } from "../types.ts";
 import { BadResource, osError } from "../errors.ts";
-import { NodeSocketConn } from "../_node_conn.ts";
+import { NodeSocketConn, tcpAddr } from "../_node_conn.ts";
 
 /**
  * Most accepted connections waiting for `accept()`: 128 (the usual listen backlog). The kernel
@@ -68,7 +68,7 @@ export class NodeTcpListener implements StreamListener {
     if (local === null || typeof local === "string") {
       throw new TypeError("Cannot use the server: it is not a listening TCP server");
     }
-    this.addr = { transport: "tcp", hostname: local.address, port: local.port };
+    this.addr = tcpAddr(local.address, local.port);
     server.on("connection", (sock: net.Socket) => {
       if (this.#closed || this.#pending.length >= MAX_PENDING_ACCEPTS) {
         sock.destroy();
