@@ -95,6 +95,9 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   const caCerts = await readCaCerts(runtime, flags);
   const pool = poolFor(flags);
   const controller = new AbortController();
+  // Signals are taken before the server listens: a SIGTERM that arrives as soon as the `listening`
+  // line is out still exits 0 (a supervisor may stop a server the moment it sees it up).
+  const removeSignals = runtime.onStopSignals(() => controller.abort());
   // Nothing is logged before the server listens: a start that fails prints its one error line only.
   const server = await startServer({
     hostname: flags.host,
@@ -115,6 +118,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
       : {}),
     ...pool.options,
   }).catch((e: unknown) => {
+    removeSignals();
     throw new ListenFailed((e as Error).message, { cause: e });
   });
   if (flags.noPolicy) {
@@ -122,7 +126,6 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
   pool.report();
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
-  const removeSignals = runtime.onStopSignals(() => controller.abort());
   try {
     await server.finished;
   } finally {

@@ -119,7 +119,9 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     })();
     return stopping;
   };
-  options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  // A signal that fired while the server was starting stops it now (the event has passed).
+  if (options.signal?.aborted) void shutdown();
+  else options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   return {
     addr,
     url: `ws://${reach}/`,
