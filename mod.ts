@@ -32,6 +32,7 @@ export {
   SessionRegistry,
   type WasmnetOptions,
   type WasmnetServer,
+  type WispServerOptions,
 } from "./src/server/mod.ts";
 export { canUseWs, denoAdapter, type DenoAdapterOptions, wasmnet } from "./src/server/deno/mod.ts";
 export { bunAdapter } from "./src/server/bun/mod.ts";
@@ -41,9 +42,14 @@ export {
   Session,
   type SessionLimits,
   type SessionOptions,
+  type SessionWire,
   type WireChannel,
   WireError,
+  WispSession,
+  type WispSettings,
+  WsproxySession,
 } from "./src/session/mod.ts";
+export * as wisp from "./src/wisp/mod.ts";
 export { Policy, PolicyError } from "./src/policy/mod.ts";
 export {
   type NameServer,

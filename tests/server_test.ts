@@ -47,10 +47,16 @@ Deno.test("server: /healthz answers JSON with status, version and sessions", asy
   const res = await fetch(httpUrl(server.url, "/healthz"));
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
-  assert.deepEqual(await res.json(), { status: "ok", version: VERSION, sessions: 0 });
+  assert.deepEqual(await res.json(), {
+    status: "ok",
+    version: VERSION,
+    sessions: 0,
+    protocols: { wasmnet: 0, wisp: 0, wsproxy: 0 },
+  });
   await using _client = await TestClient.open(server.url);
   const body = await (await fetch(httpUrl(server.url, "/healthz"))).json();
   assert.equal(body.sessions, 1);
+  assert.equal(body.protocols.wasmnet, 1);
 });
 
 for (const path of ["/", "/anything", "/ws", "/a/b?x=1"]) {

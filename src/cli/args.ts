@@ -56,6 +56,14 @@ export interface ServeFlags {
    * address ({@linkcode isLoopbackHost}), off otherwise (so off on the default `0.0.0.0`).
    */
   demo: boolean;
+  /** `--wisp on|off`: serve Wisp and wsproxy under the prefix (default on). */
+  wisp: boolean;
+  /** `--wisp-prefix PATH`: the Wisp path prefix, starting and ending with `/` (default `/wisp/`). */
+  wispPrefix: string;
+  /** `--wisp-users FILE`: `user:password` lines; Wisp then requires password authentication. */
+  wispUsersFile: string | undefined;
+  /** `--wisp-motd TEXT`: message of the day in Wisp v2's INFO (extension 0x04). */
+  wispMotd: string | undefined;
 }
 
 /** A parsed command line. */
@@ -94,6 +102,13 @@ Flags:
                                sessions; repeatable (default: any origin)
       --demo, --no-demo        serve (or not) a demo page at / that opens sockets through this
                                server (default: on when --host is loopback, else off)
+      --wisp on|off            speak Wisp (v1, v2) at the Wisp prefix and wsproxy under it
+                               (default on)
+      --wisp-prefix PATH       the Wisp path prefix (default /wisp/): ws://HOST:PORT/wisp/ is
+                               Wisp, ws://HOST:PORT/wisp/HOST2:PORT2 is a wsproxy stream
+      --wisp-users FILE        require Wisp v2 password authentication; FILE has one
+                               user:password per line (v1 clients and wsproxy are refused)
+      --wisp-motd TEXT         message of the day sent to Wisp v2 clients
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
   -h, --help                   show this help
   -V, --version                show the version
@@ -168,6 +183,10 @@ export function parseCommand(args: string[]): Command {
         "max-sessions": { type: "string" },
         demo: { type: "boolean" },
         "no-demo": { type: "boolean" },
+        wisp: { type: "string" },
+        "wisp-prefix": { type: "string" },
+        "wisp-users": { type: "string" },
+        "wisp-motd": { type: "string" },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -229,8 +248,59 @@ export function parseCommand(args: string[]): Command {
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
       maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
       demo: v.demo ?? (v["no-demo"] ? false : isLoopbackHost(listenHost(v.host))),
+      wisp: onOff("--wisp", v.wisp),
+      wispPrefix: wispPrefix(v["wisp-prefix"]),
+      wispUsersFile: v["wisp-users"],
+      wispMotd: v["wisp-motd"],
     },
   };
+}
+
+/** `--wisp on|off` (default on). */
+function onOff(flag: string, raw: string | undefined): boolean {
+  if (raw === undefined || raw === "on") return true;
+  if (raw === "off") return false;
+  throw new CliError(`invalid value for ${flag}: "${raw}" (expected on or off)`);
+}
+
+/** `--wisp-prefix`: a path starting and ending with `/`, not `/` itself (wasmnet keeps `/`). */
+function wispPrefix(raw: string | undefined): string {
+  if (raw === undefined) return "/wisp/";
+  const prefix = raw.endsWith("/") ? raw : `${raw}/`;
+  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]+\/$/.test(prefix) || prefix.includes("//")) {
+    throw new CliError(
+      `invalid value for --wisp-prefix: ${JSON.stringify(raw)} ` +
+        "(expected a URL path such as /wisp/, not / itself)",
+    );
+  }
+  return prefix;
+}
+
+/**
+ * Parses a `--wisp-users` file: one `user:password` per line (the first `:` splits; blank lines
+ * and lines starting with `#` are skipped; surrounding spaces of a line are trimmed).
+ *
+ * @throws {CliError} naming the line for a line without `:`, an empty user name, a user name of
+ *   more than 255 UTF-8 bytes, a repeated user, or a file with no users.
+ */
+export function parseWispUsers(file: string, text: string): Map<string, string> {
+  const users = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const colon = line.indexOf(":");
+    const where = `${file}:${i + 1}`;
+    if (colon < 0) throw new CliError(`${where}: expected user:password`);
+    const user = line.slice(0, colon);
+    if (user === "") throw new CliError(`${where}: empty user name`);
+    if (new TextEncoder().encode(user).byteLength > 255) {
+      throw new CliError(`${where}: user name longer than 255 bytes`);
+    }
+    if (users.has(user)) throw new CliError(`${where}: user ${JSON.stringify(user)} repeated`);
+    users.set(user, line.slice(colon + 1));
+  });
+  if (users.size === 0) throw new CliError(`${file}: no users (expected user:password lines)`);
+  return users;
 }
 
 /**

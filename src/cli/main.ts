@@ -3,7 +3,14 @@
  *
  * @module
  */
-import { CliError, type Command, HELP, parseCommand, type ServeFlags } from "./args.ts";
+import {
+  CliError,
+  type Command,
+  HELP,
+  parseCommand,
+  parseWispUsers,
+  type ServeFlags,
+} from "./args.ts";
 import { getLogger, LOG_ENV_VAR, logLevelFromEnv, setLogLevel } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { startServer } from "../server/mod.ts";
@@ -47,6 +54,35 @@ async function readCaCerts(runtime: Runtime, flags: ServeFlags): Promise<string[
     certs.push(text);
   }
   return certs;
+}
+
+/**
+ * The Wisp options of the flags (`false` for `--wisp off`), reading `--wisp-users`.
+ *
+ * @throws {CliError} naming the file when it cannot be read or a line is malformed.
+ */
+async function wispFor(
+  runtime: Runtime,
+  flags: ServeFlags,
+): Promise<false | { prefix: string; users?: Map<string, string>; motd?: string }> {
+  if (!flags.wisp) return false;
+  let users: Map<string, string> | undefined;
+  if (flags.wispUsersFile !== undefined) {
+    let text: string;
+    try {
+      text = await runtime.readTextFile(flags.wispUsersFile);
+    } catch (e) {
+      throw new CliError(
+        `cannot read --wisp-users file "${flags.wispUsersFile}": ${(e as Error).message}`,
+      );
+    }
+    users = parseWispUsers(flags.wispUsersFile, text);
+  }
+  return {
+    prefix: flags.wispPrefix,
+    ...(users ? { users } : {}),
+    ...(flags.wispMotd !== undefined ? { motd: flags.wispMotd } : {}),
+  };
 }
 
 function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
@@ -93,6 +129,7 @@ class ListenFailed extends Error {
 async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   const policy = await policyFor(flags);
   const caCerts = await readCaCerts(runtime, flags);
+  const wisp = await wispFor(runtime, flags);
   const pool = poolFor(flags);
   const controller = new AbortController();
   // Signals are taken before the server listens: a SIGTERM that arrives as soon as the `listening`
@@ -107,6 +144,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     transport: runtime.transport({ nameServer: flags.dnsServer, caCerts }),
     signal: controller.signal,
     demo: flags.demo,
+    wisp,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
@@ -125,6 +163,12 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     log.warn("policy checks disabled (--no-policy): clients may reach any address");
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
   pool.report();
+  if (wisp) {
+    log.info("wisp", {
+      prefix: wisp.prefix,
+      auth: wisp.users ? `${wisp.users.size} users` : "none",
+    });
+  }
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
   try {
     await server.finished;

@@ -11,6 +11,9 @@ import {
   type SessionBandwidth,
   type SessionLimits,
   type WireChannel,
+  WispSession,
+  type WispSettings,
+  WsproxySession,
 } from "../session/mod.ts";
 import { RateLimiter, TokenBucket } from "../limit/mod.ts";
 import type { Transport } from "../transport/mod.ts";
@@ -68,6 +71,55 @@ export interface WasmnetOptions {
    * gets 503, so file descriptors stay bounded at about `maxSessions × max_connections × 2`.
    */
   maxSessions?: number;
+  /**
+   * The Wisp personality (default: on at `/wisp/`); `false` turns it off (those paths then start
+   * wasmnet sessions like any other). See {@linkcode WispServerOptions}.
+   */
+  wisp?: false | WispServerOptions;
+}
+
+/**
+ * Wisp on the server's port: a WebSocket upgrade whose path is `prefix` (or any path under it
+ * ending in `/`) speaks Wisp (MercuryWorkshop/wisp-protocol v1.2 and 2.0 draft 6: v2 when the
+ * upgrade carries `Sec-WebSocket-Protocol`, whose first value is echoed), and
+ * `<prefix><host>:<port>` is a wsproxy stream (one TCP connection per WebSocket).
+ */
+export interface WispServerOptions extends WispSettings {
+  /** The path prefix, starting and ending with `/` (default `/wisp/`). */
+  prefix?: string;
+}
+
+/** The default Wisp path prefix. */
+export const DEFAULT_WISP_PREFIX = "/wisp/";
+
+/** Which personality an upgrade gets, from its path and `Sec-WebSocket-Protocol`. */
+export type Route =
+  | { readonly kind: "wasmnet" }
+  | {
+    readonly kind: "wisp";
+    /** 2 when the upgrade offered a subprotocol, else 1. */
+    readonly version: 1 | 2;
+    /** The subprotocol to echo (the first offered), for v2. */
+    readonly protocol?: string;
+  }
+  | { readonly kind: "wsproxy"; readonly host: string; readonly port: number };
+
+/** Personality names, for logs and `/healthz`. */
+export type ProtocolName = "wasmnet" | "wisp" | "wsproxy";
+
+/**
+ * A client connection of any personality as adapters and the registry see it: the wasmnet
+ * {@linkcode Session}, a {@linkcode WispSession} or a {@linkcode WsproxySession}.
+ */
+export interface ClientSession {
+  /** Session number for logs. */
+  readonly number: number;
+  /** Its personality. */
+  readonly protocol: ProtocolName;
+  /** Handles one WebSocket message; never throws. */
+  handle(message: string | Uint8Array | ArrayBuffer): void;
+  /** Ends it and every socket it holds; resolves when all its tasks ended. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** Options of {@linkcode createApp} (and `startServer`): the session options plus the app's own. */
@@ -91,7 +143,7 @@ export type CloseChannel = (code: number, reason: string) => Promise<void>;
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
 export class SessionRegistry {
-  readonly #sessions = new Map<Session, CloseChannel>();
+  readonly #sessions = new Map<ClientSession, CloseChannel>();
   #accepting = true;
   #pool: ConnectionPool | undefined;
 
@@ -126,13 +178,20 @@ export class SessionRegistry {
     return pooledTransport(base, this.#pool);
   }
 
+  /** Live sessions per personality, e.g. `{ wasmnet: 2, wisp: 1, wsproxy: 0 }`. */
+  byProtocol(): Record<ProtocolName, number> {
+    const counts: Record<ProtocolName, number> = { wasmnet: 0, wisp: 0, wsproxy: 0 };
+    for (const session of this.#sessions.keys()) counts[session.protocol]++;
+    return counts;
+  }
+
   /** Adds a session and the function that closes its WebSocket. */
-  add(session: Session, close: CloseChannel): void {
+  add(session: ClientSession, close: CloseChannel): void {
     this.#sessions.set(session, close);
   }
 
   /** Removes a session (after it closed). */
-  delete(session: Session): void {
+  delete(session: ClientSession): void {
     this.#sessions.delete(session);
   }
 
@@ -176,8 +235,11 @@ export function isUpgrade(c: Context): boolean {
 
 /** Why an upgrade is refused: an HTTP status and a one-line text body. */
 export interface Refusal {
-  /** 403 (origin not allowed) or 503 (shutting down, server full). */
-  readonly status: 403 | 503;
+  /**
+   * 400 (a malformed wsproxy target), 403 (origin not allowed; wsproxy on a server that requires
+   * Wisp authentication) or 503 (shutting down, server full).
+   */
+  readonly status: 400 | 403 | 503;
   /** The response body, one line ending in a newline. */
   readonly body: string;
 }
@@ -209,6 +271,75 @@ export function admission(
 }
 
 /**
+ * Parses a wsproxy target `host:port` (`[v6]:port` for IPv6; percent-escapes decoded). Returns
+ * undefined when it is not one (no port, a port outside 1–65535, an empty host).
+ */
+function wsproxyTarget(text: string): { host: string; port: number } | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+  const colon = decoded.lastIndexOf(":");
+  if (colon <= 0) return undefined;
+  let host = decoded.slice(0, colon);
+  const portText = decoded.slice(colon + 1);
+  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  else if (host.includes(":")) return undefined; // an IPv6 literal needs brackets
+  if (host === "" || host.includes("/")) return undefined;
+  return { host, port };
+}
+
+/**
+ * The upgrade router of a server: a function of the request's path and `Sec-WebSocket-Protocol`
+ * header that answers which personality serves it ({@linkcode Route}), or a refusal (400 for a
+ * malformed wsproxy target, 403 for wsproxy on a server whose Wisp requires authentication).
+ * Paths outside the Wisp prefix (or every path, with `wisp: false`) are wasmnet's.
+ */
+export function router(
+  options: WasmnetOptions,
+): (path: string, protocols: string | undefined) => Route | Refusal {
+  const wisp = options.wisp === false ? undefined : options.wisp ?? {};
+  const prefix = wisp?.prefix ?? DEFAULT_WISP_PREFIX;
+  const bare = prefix.replace(/\/+$/, "");
+  return (path, protocols) => {
+    if (wisp === undefined) return { kind: "wasmnet" };
+    if (path !== bare && !path.startsWith(prefix)) return { kind: "wasmnet" };
+    if (path === bare || path.endsWith("/")) {
+      const offered = protocols?.split(",").map((p) => p.trim()).find((p) => p !== "");
+      return offered === undefined
+        ? { kind: "wisp", version: 1 }
+        : { kind: "wisp", version: 2, protocol: offered };
+    }
+    if (wisp.users && wisp.users.size > 0) {
+      return {
+        status: 403,
+        body: "wasmnet: wsproxy is disabled: this server's Wisp requires authentication\n",
+      };
+    }
+    const target = wsproxyTarget(path.slice(prefix.length));
+    if (target === undefined) {
+      return {
+        status: 400,
+        body: `wasmnet: bad wsproxy target ${
+          JSON.stringify(path.slice(prefix.length, prefix.length + 300))
+        } (expected ${prefix}HOST:PORT)\n`,
+      };
+    }
+    return { kind: "wsproxy", ...target };
+  };
+}
+
+/** Whether a router's answer is a refusal. */
+export function isRefusal(answer: Route | Refusal): answer is Refusal {
+  return "status" in answer;
+}
+
+/**
  * Builds the sessions of one server or handler: each call makes a {@linkcode Session} on `channel`
  * with the shared policy, transport (pooled per registry), bandwidth buckets and limits, and
  * registers it with `close`. Call the returned session's `close()` when the WebSocket closes, then
@@ -219,19 +350,40 @@ export function admission(
 export function sessionFactory(
   options: WasmnetOptions,
   registry: SessionRegistry,
-): (channel: WireChannel, label: string, close: CloseChannel) => Session {
+): (
+  channel: WireChannel,
+  label: string,
+  close: CloseChannel,
+  route?: Route,
+) => ClientSession {
   const policy = options.policy ?? Policy.defaults();
   if (!options.transport) throw new TypeError("sessionFactory needs options.transport");
   const transport = registry.pooled(options.transport, options.pool);
   const bandwidth = bandwidthFor(options, policy);
-  return (channel, label, close) => {
-    const session = new Session(channel, {
+  const wisp = options.wisp === false ? {} : options.wisp ?? {};
+  return (channel, label, close, route = { kind: "wasmnet" }) => {
+    const common = {
       policy,
       transport,
       label,
       bandwidth: bandwidth(),
       ...(options.limits ? { limits: options.limits } : {}),
-    });
+    };
+    const session: ClientSession = route.kind === "wisp"
+      ? new WispSession(channel, {
+        ...common,
+        wisp,
+        version: route.version,
+        closeChannel: close,
+      })
+      : route.kind === "wsproxy"
+      ? new WsproxySession(channel, {
+        ...common,
+        host: route.host,
+        port: route.port,
+        closeChannel: close,
+      })
+      : new Session(channel, common);
     registry.add(session, close);
     return session;
   };
@@ -258,6 +410,7 @@ export function createApp(
         status: registry.accepting ? "ok" : "stopping",
         version: VERSION,
         sessions: registry.size,
+        protocols: registry.byProtocol(),
       }),
   );
   if (options.demo) {

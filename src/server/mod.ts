@@ -7,13 +7,20 @@
 export {
   admission,
   type AppOptions,
+  type ClientSession,
   type CloseChannel,
   createApp,
+  DEFAULT_WISP_PREFIX,
+  isRefusal,
   isUpgrade,
+  type ProtocolName,
   type Refusal,
+  type Route,
+  router,
   sessionFactory,
   SessionRegistry,
   type WasmnetOptions,
+  type WispServerOptions,
 } from "./app.ts";
 export type { Listening, ListenRequest, ServerAdapter } from "./adapter.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";

@@ -37,12 +37,18 @@ export async function resolveChecked(
     ips = await transport.lookup(target.name, signal);
   } catch (e) {
     if (signal.aborted) throw signal.reason;
-    return { ok: false, refusal: fail(WireError.lookupFailed(target.name, describe(e))) };
+    return {
+      ok: false,
+      refusal: fail(WireError.lookupFailed(target.name, describe(e)), "unreachable"),
+    };
   }
   // A transport should throw for a name without addresses; one that answers [] must not reach
   // the dial loop (which would report `connect to NAME (0 addresses) failed: undefined`).
   if (ips.length === 0) {
-    return { ok: false, refusal: fail(WireError.lookupFailed(target.name, NO_ADDRESSES)) };
+    return {
+      ok: false,
+      refusal: fail(WireError.lookupFailed(target.name, NO_ADDRESSES), "unreachable"),
+    };
   }
   for (const ip of ips) {
     const v = policy.checkResolved(target.name, ip, port);

@@ -26,8 +26,10 @@ import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
 import { ListenerEntry, LookupEntry } from "./listener.ts";
 import {
+  type Cause,
   deny,
   type Ending,
+  endingCause,
   type EntryInfo,
   eventFor,
   fail,
@@ -64,6 +66,30 @@ export interface WireChannel {
   resumeReading?(): void;
 }
 
+/**
+ * How a session's events reach its client, for protocol personalities other than wasmnet's own
+ * (Wisp, wsproxy: `session/wisp_session.ts`, `session/wsproxy_session.ts`). Without one, the
+ * session encodes wasmnet events (JSON or binary, README "Protocol") on its {@linkcode WireChannel}.
+ */
+export interface SessionWire {
+  /**
+   * Every event except `data`: `connected`, `udp_bound`, `data_from`, `closed`, `error`,
+   * `denied`, `listening`, `accepted`, `resolved`. `cause` classifies an `error` (see
+   * {@linkcode Cause}); undefined for the others. `ends` is true for the one terminal event of an
+   * id (its entry ended, or a request to open it was refused), false for events that leave it
+   * as it was (e.g. `connected`, or an `error` for one dropped datagram).
+   */
+  event(ev: WireEvent, cause: Cause | undefined, ends: boolean): void;
+  /**
+   * A stream socket's upstream bytes: `payload` is a view with `HEADER_BYTES` (9) bytes of
+   * headroom in its buffer just before it (a header may be written there and the frame sent
+   * without copying); the wire may keep it.
+   */
+  data(id: number, payload: Uint8Array): void;
+  /** `bytes` of stream socket `id`'s queued upload reached the upstream peer. */
+  written?(id: number, bytes: number): void;
+}
+
 /** What a session needs: its policy, network access and limits. */
 export interface SessionOptions {
   /** Decides what the session may reach. */
@@ -81,6 +107,13 @@ export interface SessionOptions {
   bandwidth?: SessionBandwidth;
   /** Label for log lines, e.g. the client's address. */
   label?: string;
+  /**
+   * Where events go (default: wasmnet's encoding on the channel). The channel still gives
+   * `bufferedAmount` (download backpressure) and `pauseReading`/`resumeReading` (upload).
+   */
+  wire?: SessionWire;
+  /** The protocol name in log lines (default `wasmnet`). */
+  protocol?: string;
 }
 
 /** Counters of a session, for logs and tests. */
@@ -133,6 +166,8 @@ function utf8Length(text: string, limit: number): number {
 export class Session implements AsyncDisposable {
   /** Session number for logs (1, 2, ...). */
   readonly number: number = nextSessionNumber++;
+  /** Protocol name (for the server's registry and `/healthz`). */
+  readonly protocol = "wasmnet";
   readonly #channel: WireChannel;
   readonly #policy: Policy;
   readonly #log: Logger;
@@ -156,6 +191,7 @@ export class Session implements AsyncDisposable {
   /** Whether the channel was asked to stop reading (upload backpressure). */
   #readPaused = false;
   readonly #drain: DrainPoller;
+  readonly #wire: SessionWire | undefined;
 
   /**
    * @param channel the WebSocket to send events on.
@@ -166,6 +202,7 @@ export class Session implements AsyncDisposable {
     this.#policy = options.policy;
     this.#log = options.log ?? getLogger("session");
     this.#label = options.label ?? "";
+    this.#wire = options.wire;
     this.#limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...options.limits });
     this.#drain = new DrainPoller(channel, {
       lowWaterMark: this.#limits.highWaterMarkBytes / 2,
@@ -202,6 +239,7 @@ export class Session implements AsyncDisposable {
           if (!this.#closed) this.#channel.resumeReading?.();
         }
       },
+      written: (id, bytes) => this.#wire?.written?.(id, bytes),
       opened: (entry) => {
         this.#opened++;
         this.#log.debug("socket open", { session: this.number, id: entry.id, dest: entry.dest });
@@ -209,7 +247,11 @@ export class Session implements AsyncDisposable {
       release: (entry, ending) => this.#release(entry, ending),
       track: (task) => this.#track(task),
     };
-    this.#log.info("session start", { session: this.number, client: this.#label || undefined });
+    this.#log.info("session start", {
+      session: this.number,
+      client: this.#label || undefined,
+      protocol: options.protocol,
+    });
   }
 
   /** The framing replies use now: that of the client's most recent message. */
@@ -263,6 +305,16 @@ export class Session implements AsyncDisposable {
       this.#log.debug("bad request", { session: this.number, msg });
       return this.#report(0, fail(msg));
     }
+    this.request(req);
+  }
+
+  /**
+   * Runs one decoded request (what {@linkcode Session.handle} does after decoding; protocol
+   * personalities translate their own packets into these). Never throws: refusals and failures
+   * become events.
+   */
+  request(req: Request): void {
+    if (this.#closed) return;
     try {
       this.#dispatch(req);
     } catch (e) {
@@ -327,7 +379,7 @@ export class Session implements AsyncDisposable {
       msg = WireError.maxConnections();
     }
     if (msg === undefined) return true;
-    this.#report(id, fail(msg));
+    this.#report(id, fail(msg, msg === WireError.maxConnections() ? "limit" : "invalid"));
     return false;
   }
 
@@ -335,7 +387,7 @@ export class Session implements AsyncDisposable {
   #target(id: number, addr: string): Target | undefined {
     const target = parseTarget(addr);
     if (target.kind !== "invalid") return target;
-    this.#report(id, fail(WireError.invalidAddress(addr, target.reason)));
+    this.#report(id, fail(WireError.invalidAddress(addr, target.reason), "invalid"));
     return undefined;
   }
 
@@ -421,7 +473,10 @@ export class Session implements AsyncDisposable {
     const verdict = this.#policy.checkLookup(target);
     if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
     if (this.#lookups >= this.#limits.maxPendingLookups) {
-      return this.#report(id, fail(WireError.tooManyLookups(this.#limits.maxPendingLookups)));
+      return this.#report(
+        id,
+        fail(WireError.tooManyLookups(this.#limits.maxPendingLookups), "limit"),
+      );
     }
     const entry = new LookupEntry(id, this.#ctx, name);
     this.#register(entry);
@@ -437,7 +492,7 @@ export class Session implements AsyncDisposable {
     }
     this.#bytesUp += entry.bytesUp;
     this.#bytesDown += entry.bytesDown;
-    if (ending) this.#emit(eventFor(entry.id, ending));
+    if (ending) this.#emit(eventFor(entry.id, ending), endingCause(ending), true);
     this.#log.debug("socket end", {
       session: this.number,
       id: entry.id,
@@ -464,16 +519,21 @@ export class Session implements AsyncDisposable {
     }
   }
 
-  #emit(ev: WireEvent): void {
-    this.#send(encodeEvent(ev, this.#framing));
+  #emit(ev: WireEvent, cause?: Cause, ends = false): void {
+    if (this.#wire) {
+      if (!this.#closed) this.#wire.event(ev, cause, ends);
+    } else this.#send(encodeEvent(ev, this.#framing));
   }
 
+  /** A refusal for `id`: terminal when `id` has no entry (a refused open), else not. */
   #report(id: number, refusal: Refusal): void {
-    this.#emit(eventFor(id, refusal));
+    this.#emit(eventFor(id, refusal), endingCause(refusal), !this.#table.has(id));
   }
 
   #emitData(id: number, payload: Uint8Array): void {
-    if (this.#framing === "binary") {
+    if (this.#wire) {
+      if (!this.#closed) this.#wire.data(id, payload);
+    } else if (this.#framing === "binary") {
       const frame = new Uint8Array(
         payload.buffer,
         payload.byteOffset - HEADER_BYTES,

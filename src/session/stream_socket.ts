@@ -14,7 +14,7 @@ import type { StreamConn } from "../transport/mod.ts";
 import { throttle } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
 import { resolveChecked, withTimeout } from "./resolve.ts";
-import { CLOSED, fail, type SessionContext } from "./types.ts";
+import { causeOf, CLOSED, fail, type SessionContext } from "./types.ts";
 import { Entry } from "./_entry.ts";
 
 /**
@@ -93,7 +93,7 @@ export class StreamSocket extends Entry {
             const dest = ips.length === 1
               ? formatHostPort(ips[0] ?? "", port)
               : `${this.dest} (${ips.length} addresses)`;
-            this.end(fail(WireError.connectFailed(dest, describe(lastError))));
+            this.end(fail(WireError.connectFailed(dest, describe(lastError)), causeOf(lastError)));
             return undefined;
           }
           if (!tls) return tcp;
@@ -101,15 +101,15 @@ export class StreamSocket extends Entry {
           return await transport.startTls(tcp, name, signal);
         } catch (e) {
           if (!this.live) return undefined; // closed by the client or the session
-          this.end(fail(
+          this.end(
             timedOut()
-              ? WireError.timedOut()
+              ? fail(WireError.timedOut(), "timeout")
               : stage === "lookup"
-              ? WireError.lookupFailed(name, describe(e))
+              ? fail(WireError.lookupFailed(name, describe(e)), "unreachable")
               : stage === "tls"
-              ? WireError.tlsFailed(name, this.dest, describe(e))
-              : WireError.ioFailed(describe(e)),
-          ));
+              ? fail(WireError.tlsFailed(name, this.dest, describe(e)))
+              : fail(WireError.ioFailed(describe(e)), causeOf(e)),
+          );
           return undefined;
         }
       },
@@ -153,12 +153,18 @@ export class StreamSocket extends Entry {
     const { maxSocketQueueBytes, maxSessionQueueBytes } = this.ctx.limits;
     if (this.queuedBytes + data.byteLength > maxSocketQueueBytes) {
       return this.end(
-        fail(WireError.queueFull(this.id, maxSocketQueueBytes, this.ctx.overflowReason())),
+        fail(
+          WireError.queueFull(this.id, maxSocketQueueBytes, this.ctx.overflowReason()),
+          "limit",
+        ),
       );
     }
     if (!this.ctx.reserveQueue(data.byteLength)) {
       return this.end(
-        fail(WireError.sessionQueueFull(this.id, maxSessionQueueBytes, this.ctx.overflowReason())),
+        fail(
+          WireError.sessionQueueFull(this.id, maxSessionQueueBytes, this.ctx.overflowReason()),
+          "limit",
+        ),
       );
     }
     this.queuedBytes += data.byteLength;
@@ -224,6 +230,7 @@ export class StreamSocket extends Entry {
         this.queuedBytes -= piece.byteLength;
         this.ctx.releaseQueue(piece.byteLength);
         this.bytesUp += piece.byteLength;
+        this.ctx.written(this.id, piece.byteLength);
       }
     } catch (e) {
       if (this.live) this.end(fail(WireError.ioFailed(describe(e))));

@@ -22,6 +22,15 @@ export interface SessionBandwidth {
 }
 
 /**
+ * What made an `error`, for personalities whose wire carries a reason code instead of a text
+ * (Wisp's CLOSE reasons): `invalid` (a malformed address or request), `unreachable` (DNS found
+ * nothing, no route), `refused` (the peer refused the connection), `timeout` (the dial did not
+ * complete in time), `limit` (a session or server limit: connections, queues, lookups), `network`
+ * (any other I/O failure, the default). A `denied` refusal is always the policy.
+ */
+export type Cause = "invalid" | "unreachable" | "refused" | "timeout" | "limit" | "network";
+
+/**
  * A refusal: an `error` (something failed or was malformed) or a `denied` (the policy said no),
  * with its stable message (see `WireError` and the policy's verdict reasons).
  */
@@ -30,6 +39,8 @@ export interface Refusal {
   readonly ev: "error" | "denied";
   /** The `msg` field. */
   readonly msg: string;
+  /** What made an `error` (not sent by the wasmnet protocol; see {@linkcode Cause}). */
+  readonly cause?: Cause;
 }
 
 /**
@@ -44,9 +55,30 @@ export type Ending =
 /** The `closed` ending. */
 export const CLOSED: Ending = Object.freeze({ ev: "closed" });
 
-/** An `error` refusal with message `msg`. */
-export function fail(msg: string): Refusal {
-  return { ev: "error", msg };
+/** An `error` refusal with message `msg` and, when known, its {@linkcode Cause}. */
+export function fail(msg: string, cause?: Cause): Refusal {
+  return cause === undefined ? { ev: "error", msg } : { ev: "error", msg, cause };
+}
+
+/**
+ * The {@linkcode Cause} of a failed dial from the transport's error (Deno's error names, which
+ * every transport uses: `transport/errors.ts`): `ConnectionRefused` → `refused`, `TimedOut` →
+ * `timeout`, `NetworkUnreachable`/`HostUnreachable`/`AddrNotAvailable` → `unreachable`, else
+ * `network`.
+ */
+export function causeOf(e: unknown): Cause {
+  const name = e instanceof Error ? e.name : "";
+  if (name === "ConnectionRefused") return "refused";
+  if (name === "TimedOut") return "timeout";
+  if (name === "NetworkUnreachable" || name === "HostUnreachable" || name === "AddrNotAvailable") {
+    return "unreachable";
+  }
+  return "network";
+}
+
+/** The {@linkcode Cause} of an ending: `undefined` for `closed`, `resolved` and `denied`. */
+export function endingCause(ending: Ending): Cause | undefined {
+  return ending.ev === "error" ? ending.cause ?? "network" : undefined;
 }
 
 /** A `denied` refusal with the policy's reason `msg`. */
@@ -119,6 +151,11 @@ export interface SessionContext {
   releaseQueue(bytes: number): void;
   /** Logs that a socket opened. */
   opened(entry: EntryInfo): void;
+  /**
+   * Reports that `bytes` of stream socket `id`'s queue reached its upstream peer (after the
+   * write completed); Wisp's per-stream credit is given back from it.
+   */
+  written(id: number, bytes: number): void;
   /**
    * Removes an ended entry from the table, frees its slot once and sends `eventFor(ending)`
    * (nothing when `ending` is undefined: the session itself is ending).

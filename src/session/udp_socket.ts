@@ -60,7 +60,7 @@ export class UdpSocket extends Entry {
   async open(addr: string, port: number): Promise<void> {
     const target = parseTarget(addr);
     if (target.kind === "invalid") {
-      return this.end(fail(WireError.invalidAddress(addr, target.reason)));
+      return this.end(fail(WireError.invalidAddress(addr, target.reason), "invalid"));
     }
     const outcome = await withTimeout(
       this.signal,
@@ -70,7 +70,7 @@ export class UdpSocket extends Entry {
           return await resolveChecked(target, port, this.#policy, this.ctx.transport, signal);
         } catch {
           return timedOut()
-            ? { ok: false as const, refusal: fail(WireError.timedOut()) }
+            ? { ok: false as const, refusal: fail(WireError.timedOut(), "timeout") }
             : undefined;
         }
       },

@@ -121,6 +121,7 @@ const FLAGGED = new Set([
   "demo",
   "pool",
   "signal",
+  "wisp",
 ]);
 
 /** The CLI flags for `options`, writing the policy and CA certificates into `dir`. */
@@ -169,6 +170,19 @@ async function commandLine(options: StartOptions, dir: string): Promise<string[]
   if (options.maxSessions !== undefined) args.push("--max-sessions", String(options.maxSessions));
   for (const origin of options.allowedOrigins ?? []) args.push("--allow-origin", origin);
   if (options.demo) args.push("--demo");
+  if (options.wisp === false) args.push("--wisp", "off");
+  else if (options.wisp !== undefined) {
+    const { prefix, users, motd, ...rest } = options.wisp;
+    const extra = Object.entries(rest).filter(([, v]) => v !== undefined).map(([k]) => k);
+    if (extra.length > 0) throw noFlag(`wisp.${extra.join(", wisp.")}`);
+    if (prefix !== undefined) args.push("--wisp-prefix", prefix);
+    if (users !== undefined) {
+      const file = join(dir, "wisp-users.txt");
+      await Deno.writeTextFile(file, [...users].map(([u, p]) => `${u}:${p}\n`).join(""));
+      args.push("--wisp-users", file);
+    }
+    if (motd !== undefined) args.push("--wisp-motd", motd);
+  }
   if (options.pool !== undefined) {
     const { perKey, idleSecs, maxTotal } = options.pool;
     if (maxTotal !== undefined) throw noFlag("pool.maxTotal");

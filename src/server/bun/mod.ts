@@ -41,9 +41,16 @@ import { isIP } from "node:net";
 import process from "node:process";
 import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
-import { admission, sessionFactory } from "../app.ts";
+import {
+  admission,
+  type ClientSession,
+  isRefusal,
+  type Route,
+  router,
+  sessionFactory,
+} from "../app.ts";
 import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
-import type { Session, WireChannel } from "../../session/mod.ts";
+import type { WireChannel } from "../../session/mod.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits } from "../../session/mod.ts";
 import { formatHostPort } from "../../protocol/mod.ts";
 import { getLogger } from "../../log/mod.ts";
@@ -89,8 +96,10 @@ export function sendBufferLimit(limits: Partial<SessionLimits> | undefined): num
 interface SocketState {
   /** The client's `host:port`, for the log. */
   readonly label: string;
+  /** Which personality serves the socket. */
+  readonly route: Route;
   /** The session, from `open` on. */
-  session?: Session;
+  session?: ClientSession;
   /** The channel the session sends on. */
   channel?: BunChannel;
   /** Set once Bun has called `close`. */
@@ -206,6 +215,7 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   const bun = bunGlobal();
   const app = request.app();
   const admit = admission(options, registry);
+  const route = router(options);
   const newSession = sessionFactory(options, registry);
   const limit = sendBufferLimit(options.limits);
   const idleTimeout = bunIdleTimeout(options.idleTimeoutSecs);
@@ -224,10 +234,12 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
       idleTimeout: HTTP_IDLE_SECS,
       fetch(req, server): Response | Promise<Response> | undefined {
         if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req);
-        const refused = admit(req.headers.get("origin") ?? undefined);
-        if (refused) {
-          return new Response(refused.body, {
-            status: refused.status,
+        const admitted = admit(req.headers.get("origin") ?? undefined);
+        const routed = admitted ??
+          route(new URL(req.url).pathname, req.headers.get("sec-websocket-protocol") ?? undefined);
+        if (isRefusal(routed)) {
+          return new Response(routed.body, {
+            status: routed.status,
             headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
           });
         }
@@ -236,11 +248,17 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
         const ended = new Promise<void>((resolve) => markEnded = resolve);
         const data: SocketState = {
           label: ip ? formatHostPort(ip.address, ip.port) : "",
+          route: routed,
           closed: false,
           markEnded,
           ended,
         };
-        if (server.upgrade(req, { data })) return undefined;
+        // Wisp v2 needs its subprotocol echoed (browsers fail the handshake otherwise).
+        const echo = routed.kind === "wisp" ? routed.protocol : undefined;
+        const upgraded = echo === undefined
+          ? server.upgrade(req, { data })
+          : server.upgrade(req, { data, headers: { "Sec-WebSocket-Protocol": echo } });
+        if (upgraded) return undefined;
         return new Response("wasmnet: bad WebSocket upgrade\n", {
           status: 400,
           headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
@@ -283,6 +301,7 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
                 await state.ended;
                 clearTimeout(timer);
               })(),
+            state.route,
           );
         },
         message(ws, message): void {

@@ -20,7 +20,7 @@ import type { Buffer } from "node:buffer";
 import { getRequestListener } from "@hono/node-server";
 // @ts-types="npm:@types/ws@^8.18.1"
 import type { RawData, WebSocket, WebSocketServer } from "ws";
-import { admission, sessionFactory } from "../app.ts";
+import { admission, isRefusal, router, sessionFactory } from "../app.ts";
 import type { Listening, ListenRequest } from "../adapter.ts";
 import type { WireChannel } from "../../session/mod.ts";
 import { DEFAULT_SESSION_LIMITS } from "../../session/mod.ts";
@@ -112,6 +112,7 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
     skipUTF8Validation: false,
   });
   const admit = admission(options, registry);
+  const route = router(options);
   const newSession = sessionFactory(options, registry);
   const heartbeatMs = (options.idleTimeoutSecs ?? 120) * 1000;
   // The global Request/Response stay Deno's own (Deno.serve and user code need them).
@@ -122,8 +123,10 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
     if (req.headers.upgrade?.toLowerCase() !== "websocket") {
       return refuse(socket, 400, "bad upgrade");
     }
-    const refused = admit(req.headers.origin);
-    if (refused) return refuse(socket, refused.status, refused.body);
+    const protocols = req.headers["sec-websocket-protocol"];
+    const routed = admit(req.headers.origin) ??
+      route(new URL(req.url ?? "/", "http://localhost").pathname, protocols);
+    if (isRefusal(routed)) return refuse(socket, routed.status, routed.body);
     const label = req.socket.remoteAddress === undefined
       ? ""
       : formatHostPort(req.socket.remoteAddress, req.socket.remotePort ?? 0);
@@ -141,7 +144,7 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
           clearTimeout(timer);
         })();
         return closed;
-      });
+      }, routed);
       let alive = true;
       const heartbeat = heartbeatMs > 0
         ? setInterval(() => {

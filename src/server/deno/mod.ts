@@ -8,7 +8,10 @@
 import type { Context, MiddlewareHandler } from "hono";
 import {
   admission,
+  type ClientSession,
+  isRefusal,
   isUpgrade,
+  router,
   sessionFactory,
   SessionRegistry,
   type WasmnetOptions,
@@ -96,37 +99,49 @@ export function wasmnet(
   registry: SessionRegistry = new SessionRegistry(),
 ): MiddlewareHandler {
   const admit = admission(options, registry);
+  const route = router(options);
   const newSession = sessionFactory(
     { ...options, transport: options.transport ?? denoTransport() },
     registry,
   );
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
-    const refused = admit(c.req.header("origin"));
-    if (refused) return c.text(refused.body, refused.status);
+    const routed = admit(c.req.header("origin")) ??
+      route(c.req.path, c.req.header("sec-websocket-protocol"));
+    if (isRefusal(routed)) return c.text(routed.body, routed.status);
     // The client's address must be read before the upgrade takes the request over.
     const label = clientLabel(c);
     let upgraded: { socket: WebSocket; response: Response };
     try {
       upgraded = Deno.upgradeWebSocket(c.req.raw, {
         ...(options.idleTimeoutSecs !== undefined ? { idleTimeout: options.idleTimeoutSecs } : {}),
+        // Wisp v2 needs its subprotocol echoed (browsers fail the handshake otherwise).
+        ...(routed.kind === "wisp" && routed.protocol !== undefined
+          ? { protocol: routed.protocol }
+          : {}),
       });
     } catch (e) {
       return c.text(`wasmnet: bad WebSocket upgrade: ${(e as Error).message}\n`, 400);
     }
     const { socket, response } = upgraded;
     socket.binaryType = "arraybuffer";
-    const session = newSession(socket, label, (code, reason) => {
+    const close = (code: number, reason: string): Promise<void> => {
       try {
         socket.close(code, reason);
       } catch {
         // already closed
       }
       return Promise.resolve();
-    });
-    socket.onmessage = (e: MessageEvent<string | ArrayBuffer>) => session.handle(e.data);
+    };
+    // A personality may greet the client (Wisp's handshake): the session starts once it is open.
+    let session: ClientSession | undefined;
+    socket.onopen = () => {
+      session = newSession(socket, label, close, routed);
+    };
+    socket.onmessage = (e: MessageEvent<string | ArrayBuffer>) => session?.handle(e.data);
     socket.onclose = () => {
-      void session.close().finally(() => registry.delete(session));
+      const ended = session;
+      if (ended) void ended.close().finally(() => registry.delete(ended));
     };
     socket.onerror = () => {
       // The close event follows; nothing to do here.
