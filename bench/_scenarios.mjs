@@ -64,18 +64,18 @@ const PROBE = Uint8Array.of(MODE_ECHO, 0x78);
 export const say = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 /**
- * A one-slot wake-up: `wait()` resolves at the next `wake()` (a later `wait()` replaces an
- * earlier one that is still pending).
+ * A wake-up: every pending `wait()` resolves at the next `wake()` (several streams of one
+ * session may wait on their session's send completions at once).
  */
 export function wakeup() {
-  let pending;
+  let pending = [];
   return {
     wake() {
-      const w = pending;
-      pending = undefined;
-      w?.();
+      const ws = pending;
+      pending = [];
+      for (const w of ws) w();
     },
-    wait: () => new Promise((r) => pending = r),
+    wait: () => new Promise((r) => pending.push(r)),
   };
 }
 
@@ -401,15 +401,17 @@ const SCENARIOS = {
  *
  * @param connect `(system) => Promise<Session>`, see the module doc.
  * @param names the scenario names this driver accepts (others: `unknown scenario <name>`).
+ * @param describe `() => object`: fields added to the result (what the driver learned about the
+ *   system, e.g. `{protocol: "Wisp v2"}`); default none.
  */
-export async function main(connect, names) {
+export async function main(connect, names, describe = () => ({})) {
   try {
     const cfg = JSON.parse(process.argv[2] ?? "{}");
     const sc = cfg.scenario;
     const run = names.includes(sc.name) ? SCENARIOS[sc.name] : undefined;
     if (!run) throw new Error(`unknown scenario ${sc.name}`);
     const result = await run(() => connect(cfg.system), sc);
-    say({ result });
+    say({ result: { ...result, ...describe() } });
     process.exit(0);
   } catch (e) {
     say({ error: String(e?.stack ?? e) });

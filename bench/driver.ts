@@ -45,6 +45,8 @@ export interface ScenarioResult {
   errors: number;
   /** Why the run failed (`loadgen_node.mjs`: the server's `error` message for an upload). */
   failure?: string;
+  /** What the client spoke (`driver_wisp.mjs`: `Wisp v2`, or `Wisp v1` after a fallback). */
+  protocol?: string;
 }
 
 interface Stream {

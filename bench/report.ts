@@ -112,6 +112,25 @@ export interface MemoryRow {
   failure?: string;
 }
 
+/** One column of the Wisp table. */
+export interface WispColumn extends RelayColumn {
+  /** What the wisp-js client spoke to it (`Wisp v2`; `Wisp v1` when it fell back). */
+  protocol?: string;
+}
+
+/**
+ * The Wisp table: our Wisp personality under Deno (`wisp-deno`) and Bun (`wisp-bun`) against the
+ * wisp-js server (`wisp`), all through the wisp-js client. Metrics: `up`, `up10`, `down`,
+ * `down10` (MiB/s, the total of the streams), `rtt_p50`, `rtt_p99` (µs), `conn_rate` (/s).
+ */
+export interface WispReport {
+  columns: WispColumn[];
+  /** Metric → column key → cell. */
+  cells: Record<string, Record<string, RelayCell>>;
+  /** Server memory with idle streams, one row per column (`sockets` counts streams). */
+  memory: MemoryRow[];
+}
+
 /** Everything a run produced (also written as `latest.json`). */
 export interface Report {
   date: string;
@@ -128,6 +147,8 @@ export interface Report {
   relay: { columns: RelayColumn[]; cells: Record<string, Record<string, RelayCell>> };
   /** The Deno load generator's systems. */
   rows: Row[];
+  /** The Wisp table (absent in reports of runs before it existed). */
+  wisp?: WispReport;
   /** Server memory with idle proxied sockets. */
   memory: MemoryRow[];
   /** Server memory with idle sessions (no sockets); `sockets` and `perSocketKiB` count sessions. */
@@ -239,25 +260,39 @@ function table(rows: Row[], raw: Row | undefined, defs: MetricDef[]): string {
 // ---------------------------------------------------------------------------------------------
 // the relay table
 
-function relayMedian(rep: Report, metric: string, col: string | undefined): number {
-  const c = col === undefined ? undefined : rep.relay.cells[metric]?.[col];
+/** Metric → column key → cell (the relay table's, the Wisp table's). */
+type Cells = Record<string, Record<string, RelayCell>>;
+
+/** The median of a cell with at least one successful run, else `NaN`. */
+function cellMedian(cells: Cells, metric: string, col: string | undefined): number {
+  const c = col === undefined ? undefined : cells[metric]?.[col];
   return c && c.n > 0 ? c.median : NaN;
 }
 
-function relayCellText(rep: Report, def: MetricDef, col: RelayColumn): string {
-  const c = rep.relay.cells[def.key]?.[col.key];
+function relayMedian(rep: Report, metric: string, col: string | undefined): number {
+  return cellMedian(rep.relay.cells, metric, col);
+}
+
+/**
+ * A cell's text: median, ± spread, (×) the ratio to column `base`'s median of the same metric,
+ * and the failed runs; "–" when the column did not run the metric.
+ */
+function cellText(cells: Cells, metric: string, col: string, base: string | undefined): string {
+  const c = cells[metric]?.[col];
   if (!c) return "–";
   const runs = c.n + c.failed;
   if (c.n === 0) {
     const why = (c.failure ?? "").slice(0, 70);
     return why.startsWith("failed: ") ? why : `**fails** ${c.failed}/${runs}: ${why}`;
   }
-  const base = relayMedian(rep, def.key, col.naive);
-  const ratio = col.naive && Number.isFinite(base) && base !== 0
-    ? ` (${(c.median / base).toFixed(2)}×)`
-    : "";
+  const b = cellMedian(cells, metric, base);
+  const ratio = base && Number.isFinite(b) && b !== 0 ? ` (${(c.median / b).toFixed(2)}×)` : "";
   const failed = c.failed ? ` ⚠ ${c.failed}/${runs} failed: ${(c.failure ?? "").slice(0, 50)}` : "";
   return `${num(c.median)}${spreadOf(c)}${ratio}${failed}`;
+}
+
+function relayCellText(rep: Report, def: MetricDef, col: RelayColumn): string {
+  return cellText(rep.relay.cells, def.key, col.key, col.naive);
 }
 
 /** Whether both runtimes' wasmnet columns are in the relay table. */
@@ -373,6 +408,153 @@ function toyTable(rep: Report): string | undefined {
     } |`
   );
   return [head, sep, ...body].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the Wisp table
+
+/** Rows of the Wisp table (keys of `WispReport.cells`); memory per idle stream follows them. */
+const WISP_ROWS: MetricDef[] = [
+  { key: "up", title: "upload, 1 stream, free-running", unit: "MiB/s", higher: true },
+  { key: "up10", title: "upload, 10 streams, free-running, total", unit: "MiB/s", higher: true },
+  { key: "down", title: "download, 1 stream", unit: "MiB/s", higher: true },
+  { key: "down10", title: "download, 10 streams, total", unit: "MiB/s", higher: true },
+  { key: "rtt_p50", title: "64 B round trip p50", unit: "µs", higher: false },
+  { key: "rtt_p99", title: "64 B round trip p99", unit: "µs", higher: false },
+  { key: "conn_rate", title: "connect+close, 16 in flight", unit: "/s", higher: true },
+];
+/** The Wisp table's reference column: the wisp-js server. */
+const WISP_REF = "wisp";
+/** Our Wisp personality's columns, by runtime. */
+const WISP_OURS = { deno: "wisp-deno", bun: "wisp-bun" } as const;
+
+/** One row of the Wisp table: the medians (or the memory rows) of its columns. */
+interface WispRow {
+  title: string;
+  higher: boolean;
+  /** Column key → median (`NaN`: none). */
+  value: (col: string) => number;
+  /** Column key → cell text. */
+  text: (col: string) => string;
+}
+
+function wispRows(w: WispReport, streams: number): WispRow[] {
+  const rows: WispRow[] = WISP_ROWS.filter((d) => w.cells[d.key]).map((d) => ({
+    title: `${d.title} (${d.unit})`,
+    higher: d.higher,
+    value: (col) => cellMedian(w.cells, d.key, col),
+    text: (col) => cellText(w.cells, d.key, col, col === WISP_REF ? undefined : WISP_REF),
+  }));
+  if (w.memory.length) {
+    const perStream = (col: string): number =>
+      w.memory.find((m) => m.system === col && !m.failure)?.perSocketKiB ?? NaN;
+    rows.push({
+      title: `server memory per idle stream (KiB; ${streams} streams)`,
+      higher: false,
+      value: perStream,
+      text: (col) => {
+        const m = w.memory.find((x) => x.system === col);
+        if (!m) return "–";
+        if (m.failure) return m.failure.slice(0, 70);
+        const ref = perStream(WISP_REF);
+        const ratio = col !== WISP_REF && Number.isFinite(ref) && ref > 0
+          ? ` (${(m.perSocketKiB / ref).toFixed(2)}×)`
+          : "";
+        return `${num(m.perSocketKiB)}${ratio}`;
+      },
+    });
+  }
+  return rows;
+}
+
+/** The Wisp section: the table, how each of ours compares with wisp-js, and the method. */
+function wispSection(rep: Report): string[] {
+  const w = rep.wisp;
+  const lines = ["## Wisp: wasmnet's Wisp personality against the wisp-js server", ""];
+  const wanted = rep.ran.some((s) => s.startsWith("wisp_"));
+  if (!w || w.columns.length === 0 || (!Object.keys(w.cells).length && !w.memory.length)) {
+    lines.push(wanted ? "No figures (see left out and errors)." : "Not run (--only).");
+    return lines;
+  }
+  const cols = w.columns;
+  const has = (k: string): boolean => cols.some((c) => c.key === k);
+  const both = has(WISP_OURS.deno) && has(WISP_OURS.bun);
+  const streams = w.memory[0]?.sockets ?? rep.params.idle;
+  const rows = wispRows(w, streams);
+  lines.push(
+    `| row | ${cols.map((c) => c.label).join(" | ")} |${both ? " faster runtime |" : ""}`,
+  );
+  lines.push(`| --- | ${cols.map(() => "---:").join(" | ")} |${both ? " --- |" : ""}`);
+  for (const r of rows) {
+    const win = both
+      ? ` ${winner(r.value(WISP_OURS.deno), r.value(WISP_OURS.bun), r.higher)} |`
+      : "";
+    lines.push(`| ${r.title} | ${cols.map((c) => r.text(c.key)).join(" | ")} |${win}`);
+  }
+  lines.push("");
+  const p = rep.params;
+  lines.push(
+    `Cells: median of ${rep.reps} runs, ±half the min–max spread in % of the median, (×) the ` +
+      "ratio to the wisp-js server (for round trips and memory below 1× is better); " +
+      "**fails** k/n: runs that ended with an error (a stream's unasked `CLOSE` is named by " +
+      "its reason); `failed: …`: the server did not start. faster runtime: our Deno server " +
+      `against our Bun server (a tie within ${TIE * 100}%).`,
+  );
+  lines.push("");
+  for (const key of [WISP_OURS.deno, WISP_OURS.bun]) {
+    const col = cols.find((c) => c.key === key);
+    if (!col || !has(WISP_REF)) continue;
+    const worse: string[] = [];
+    let better = 0;
+    let compared = 0;
+    for (const r of rows) {
+      const a = r.value(key);
+      const b = r.value(WISP_REF);
+      if (!Number.isFinite(a) || !Number.isFinite(b) || a <= 0 || b <= 0) continue;
+      compared++;
+      const gain = r.higher ? a / b - 1 : b / a - 1;
+      if (gain > TIE) better++;
+      else if (gain < -TIE) worse.push(`${r.title.replace(/ \(.*$/, "")} ${(a / b).toFixed(2)}×`);
+    }
+    lines.push(
+      `- **${col.label}** against the wisp-js server: better by more than ${TIE * 100}% in ` +
+        `${better} of ${compared} rows; worse in ${worse.length ? worse.join(", ") : "none"}.`,
+    );
+  }
+  const spoke = cols.filter((c) => c.protocol).map((c) => `${c.label}: ${c.protocol}`);
+  if (spoke.length) {
+    lines.push(
+      `- What the wisp-js client spoke (it offers v2 and falls back to v1 when the v2 ` +
+        `handshake fails): ${spoke.join("; ")}.`,
+    );
+  }
+  lines.push("");
+  lines.push(
+    "- Every column is driven by the same client, `@mercuryworkshop/wisp-js`'s own " +
+      "`ClientConnection` under Node (`bench/driver_wisp.mjs`), with the scenarios of the relay " +
+      "table, all streams on one Wisp connection. **ours**: the wasmnet servers of the relay " +
+      "table (same command line, fresh per scenario), their Wisp endpoint `ws://…/wisp/`. " +
+      "**wisp-js server**: its CLI under Node (`server_cli.mjs`, loopback and private " +
+      "addresses allowed).",
+  );
+  lines.push(
+    `- **upload**: ${p.bytes / 2 ** 20} MiB in 64 KiB DATA packets over 1 stream, or split ` +
+      "over 10 streams (the total rate), sent while the WebSocket's `bufferedAmount` plus the " +
+      "stream's queue waiting for `CONTINUE` credit hold under 4 MiB; timed until the upstream " +
+      `peer reports the last byte. **download**: the upstream peer writes ${
+        p.bytes / 2 ** 20
+      } MiB (1 stream, or 10 streams with a tenth each); timed until the last byte arrived. A ` +
+      "warm-up run precedes each.",
+  );
+  lines.push(
+    `- **round trip**: ${p.rtt} sequential 64 B echoes on one stream. **connect+close**: 16 ` +
+      `loops for ${p.rateSecs} s of CONNECT, one byte echoed end to end, CLOSE (Wisp has no ` +
+      "acknowledgement of either). **memory**: a fresh server per column; the server's VmRSS " +
+      `after one Wisp connection opened and closed 50 streams, then with ${streams} idle ` +
+      "streams open on it (each proven by one echoed byte, each with its upstream TCP " +
+      "connection), 1 s after the last opened: (loaded − base) / streams.",
+  );
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,6 +922,8 @@ export function renderMarkdown(rep: Report): string {
     );
     lines.push("");
   }
+  lines.push(...wispSection(rep));
+  lines.push("");
   lines.push("## Goals (ratios from this run)");
   lines.push("");
   lines.push(...goalTables(rep));

@@ -7,6 +7,7 @@
  * it starts is stopped before it exits (also on Ctrl-C).
  *
  * Usage: `deno run -A bench/run.ts [--quick] [--reps N] [--only scenario,scenario] [--out DIR]`
+ * (`--only wisp`: every scenario of the Wisp table)
  *
  * - The relay table (`up_free`, `up_ack`, `down`, `browser`, `rtt`, `connect_rate`): the
  *   independent load generator `loadgen_node.mjs` (Node + npm `ws`, like a browser) against
@@ -23,8 +24,15 @@
  *   memory with idle sockets (`memory`) and the bandwidth limiter, each for the Deno and the Bun
  *   server where it applies; 10,000 idle sessions per server (`idle_sessions`, Node load
  *   generator, 1,000 when named in `--only` of a quick run).
- * - `bench:quick` (3 reps, 64 MiB; ~2.5 minutes on 2 idle cores) leaves out the full-only rows
- *   and the JSON columns of the Chromium row.
+ * - The Wisp table (quick runs too; `--only wisp` alone): our Wisp personality at `/wisp/` of the
+ *   Deno and the Bun wasmnet servers (the same servers and command line as their wasmnet
+ *   columns) against the wisp-js server, every column driven by the wisp-js client
+ *   (`driver_wisp.mjs`): free-running upload and download over 1 and 10 streams of one
+ *   connection (`wisp_up`, `wisp_up10`, `wisp_down`, `wisp_down10`), 64 B round trips
+ *   (`wisp_rtt`), connect+close with 16 in flight (`wisp_connect_rate`), and server memory per
+ *   idle stream (`wisp_idle`: VmRSS delta over the idle streams of `memory`, a fresh server each).
+ * - `bench:quick` (3 reps, 64 MiB; ~3 minutes on 2 idle cores, the Wisp table ~45 s of it)
+ *   leaves out the full-only rows and the JSON columns of the Chromium row.
  * - The report's goals table holds the goals of issue 15 for each runtime's server, each a ratio
  *   of medians within the run, and the older targets for the Deno server.
  *
@@ -530,6 +538,8 @@ interface Sys {
   gen: "deno" | "node" | "wisp";
   /** Which server it talks to (its port changes when servers restart); none: the upstream. */
   server?: ServerName;
+  /** The WebSocket path on that server (default `/`; our Wisp personality: `/wisp/`). */
+  path?: string;
   kind: "raw" | "wasmnet" | "ws1" | "wisp";
   framing?: "binary" | "json";
   /** Calibration rows (not a proxy). */
@@ -554,7 +564,9 @@ interface Upstream {
 /** The load generator's `system` for `sys` with the servers' current ports. */
 function systemConfig(sys: Sys, up: Upstream, ports: Ports): Record<string, unknown> {
   const host = "127.0.0.1";
-  const url = sys.server ? `ws://${host}:${ports[sys.server]}/` : `ws://${host}:${up.ws}/`;
+  const url = sys.server
+    ? `ws://${host}:${ports[sys.server]}${sys.path ?? "/"}`
+    : `ws://${host}:${up.ws}/`;
   switch (sys.kind) {
     case "raw":
       return { kind: "raw", host, port: up.tcp };
@@ -793,7 +805,20 @@ function statOf(xs: number[]): Stat {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Every name `--only` accepts: the relay table's scenarios, then the Deno driver's. */
+/**
+ * The Wisp table's scenarios (our Wisp personality on both runtimes against the wisp-js server,
+ * all through the wisp-js client): quick runs too. `--only wisp` names them all.
+ */
+const WISP_SCENARIOS = [
+  "wisp_up",
+  "wisp_up10",
+  "wisp_down",
+  "wisp_down10",
+  "wisp_rtt",
+  "wisp_connect_rate",
+  "wisp_idle",
+];
+/** Every name `--only` accepts: the relay table's scenarios, the Deno driver's, the Wisp table's. */
 const SCENARIOS = [
   "up_free",
   "up_ack",
@@ -809,12 +834,23 @@ const SCENARIOS = [
   "memory",
   "idle_sessions",
   "limiter",
+  ...WISP_SCENARIOS,
 ];
 /**
- * Full runs only (`bench:quick` stays near 2.5 minutes): the acknowledged upload, the Deno load
- * generator's scenarios and the 10,000 idle sessions.
+ * Full runs only (`bench:quick` stays near 3 minutes): the acknowledged upload, the Deno load
+ * generator's scenarios, the memory scenarios but the Wisp table's, and the limiter.
  */
-const FULL_ONLY = new Set(["up_ack", ...SCENARIOS.slice(6)]);
+const FULL_ONLY = new Set([
+  "up_ack",
+  "up10",
+  "down10",
+  "connect",
+  "sessions",
+  "pool",
+  "memory",
+  "idle_sessions",
+  "limiter",
+]);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -828,10 +864,10 @@ async function main(): Promise<void> {
   });
   const quick = values.quick ?? false;
   const reps = Number(values.reps ?? (quick ? 3 : 5));
-  const only = values.only?.split(",");
+  const only = values.only?.split(",").flatMap((n) => n === "wisp" ? WISP_SCENARIOS : [n]);
   for (const name of only ?? []) {
     if (!SCENARIOS.includes(name)) {
-      throw new Error(`--only: unknown scenario "${name}" (one of ${SCENARIOS.join(", ")})`);
+      throw new Error(`--only: unknown scenario "${name}" (one of wisp, ${SCENARIOS.join(", ")})`);
     }
   }
   const want = (s: string): boolean => only ? only.includes(s) : !(quick && FULL_ONLY.has(s));
@@ -1032,6 +1068,28 @@ async function main(): Promise<void> {
     relay.push(wisp);
     legacy.push({ ...wisp, label: "Wisp (wisp-js, Node)" });
   }
+  /**
+   * The Wisp table's columns, all driven by the wisp-js client (`driver_wisp.mjs`): our Wisp
+   * personality at `/wisp/` of the Deno and the Bun wasmnet servers (the same servers as the
+   * wasmnet columns, same command line), and the wisp-js server.
+   */
+  const wispCols: Sys[] = [];
+  if (deps.wisp) {
+    const ours = (key: string, label: string, server: "wasmnet" | "bun"): Sys => ({
+      key,
+      label,
+      gen: "wisp",
+      server,
+      path: "/wisp/",
+      kind: "wisp",
+      runtime: server === "bun" ? "bun" : "deno",
+    });
+    wispCols.push(
+      ours("wisp-deno", "wasmnet Wisp (Deno)", "wasmnet"),
+      ...(bun ? [ours("wisp-bun", "wasmnet Wisp (Bun)", "bun")] : []),
+      { key: "wisp", label: "wisp-js server", gen: "wisp", server: "wisp", kind: "wisp" },
+    );
+  }
   legacy.push({
     key: "ws-direct",
     label: "loadgen: WebSocket, no proxy",
@@ -1133,40 +1191,78 @@ async function main(): Promise<void> {
   const failRelay = (metrics: string[], sys: string, why: string): void => {
     for (const mt of metrics) push(relayFailures, mt, sys, why);
   };
+  /** The columns a relay-style scenario runs over and where its samples go. */
+  interface Table {
+    cols: Sys[];
+    samples: Map<string, Map<string, number[]>>;
+    failures: Map<string, Map<string, string[]>>;
+    /** Column key → what its client spoke (`ScenarioResult.protocol`). */
+    protocols: Map<string, Set<string>>;
+  }
+  const relayTable: Table = {
+    cols: relay,
+    samples: relaySamples,
+    failures: relayFailures,
+    protocols: new Map(),
+  };
+  const wispTable: Table = {
+    cols: wispCols,
+    samples: new Map(),
+    failures: new Map(),
+    protocols: new Map(),
+  };
   const fail = (metrics: string[], sys: string, why: string): void => {
     for (const mt of metrics) push(failures, mt, sys, why);
   };
   const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length] as T);
   type Metric = [string, (r: ScenarioResult) => number | undefined];
 
-  /** A relay scenario: every rep runs each of its columns once, in a rotated order. */
+  /**
+   * A relay-style scenario over the columns of `table` (the relay table, or the Wisp table):
+   * every rep runs each of its columns once, in a rotated order. A column whose load generator
+   * timed out is not run again in this scenario (its later reps fail with the same reason).
+   */
   const relayScenario = async (
     name: string,
     sc: Record<string, unknown>,
     metrics: Metric[],
+    table: Table = relayTable,
   ): Promise<void> => {
-    const cols = relay.filter((s) => !s.rows || s.rows.includes(name));
+    const cols = table.cols.filter((s) => !s.rows || s.rows.includes(name));
     if (!want(name) || cols.length === 0) return;
+    const failAll = (sys: string, why: string): void => {
+      for (const [mt] of metrics) push(table.failures, mt, sys, why);
+    };
+    const timedOut = new Map<string, string>();
     await restartServers(cols);
     for (let rep = 0; rep < reps; rep++) {
       for (const sys of rotate(cols, rep)) {
-        const why = downWhy(sys);
+        const why = downWhy(sys) ?? timedOut.get(sys.key);
         if (why !== undefined) {
-          failRelay(metrics.map(([mt]) => mt), sys.key, why);
+          failAll(sys.key, why);
           continue;
         }
         try {
           const r = await drive(sys, sc, ctx);
+          if (r.protocol !== undefined) {
+            const seen = table.protocols.get(sys.key) ?? new Set();
+            table.protocols.set(sys.key, seen.add(r.protocol));
+          }
           if (r.failure !== undefined) {
-            failRelay(metrics.map(([mt]) => mt), sys.key, r.failure);
+            failAll(sys.key, r.failure);
             errors.push(`${name} ${sys.key} rep ${rep + 1}: failed: ${r.failure}`);
             continue;
           }
-          for (const [mt, get] of metrics) addRelay(mt, sys.key, get(r));
+          for (const [mt, get] of metrics) {
+            const v = get(r);
+            if (v !== undefined && Number.isFinite(v)) push(table.samples, mt, sys.key, v);
+          }
           if (r.errors) errors.push(`${name} ${sys.key}: ${r.errors} failed operations`);
         } catch (e) {
-          failRelay(metrics.map(([mt]) => mt), sys.key, (e as Error).message);
-          errors.push(`${name} ${sys.key} rep ${rep + 1}: ${(e as Error).message}`);
+          const msg = (e as Error).message;
+          if (msg.startsWith("load generator timed out")) timedOut.set(sys.key, msg);
+          failAll(sys.key, msg);
+          errors.push(`${name} ${sys.key} rep ${rep + 1}: ${msg}`);
         }
       }
       note(`${name}: rep ${rep + 1}/${reps} done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
@@ -1378,6 +1474,51 @@ async function main(): Promise<void> {
       }
     }
 
+    // --- the Wisp table: our Wisp personality against the wisp-js server (wisp-js client) -----
+    if (wispCols.length === 0 && WISP_SCENARIOS.some(want)) {
+      skipped.wisp = "needs the wisp-js client (node and npm @mercuryworkshop/wisp-js)";
+    }
+    const throughputMetric = (key: string): Metric[] => [[key, (r) => r.rate]];
+    await relayScenario(
+      "wisp_up",
+      { name: "up", bytes: P.bytes, streams: 1, free: true },
+      throughputMetric("up"),
+      wispTable,
+    );
+    await relayScenario(
+      "wisp_up10",
+      { name: "up", bytes: P.bytes, streams: 10, free: true },
+      throughputMetric("up10"),
+      wispTable,
+    );
+    await relayScenario(
+      "wisp_down",
+      { name: "down", bytes: P.bytes, streams: 1 },
+      throughputMetric("down"),
+      wispTable,
+    );
+    await relayScenario(
+      "wisp_down10",
+      { name: "down", bytes: P.bytes, streams: 10 },
+      throughputMetric("down10"),
+      wispTable,
+    );
+    await relayScenario("wisp_rtt", { name: "rtt", size: 64, count: P.rtt }, [
+      ["rtt_p50", (r) => r.p50Us],
+      ["rtt_p99", (r) => r.p99Us],
+    ], wispTable);
+    await relayScenario(
+      "wisp_connect_rate",
+      { name: "connect_rate", secs: P.rateSecs, concurrency: 16 },
+      [["conn_rate", (r) => r.rate]],
+      wispTable,
+    );
+    const wispMemory: Report["memory"] = [];
+    if (want("wisp_idle")) {
+      await stopServers();
+      for (const sys of wispCols) await measureOne(wispMemory, sys, P.idle, "VmRSS", rssKiB);
+    }
+
     // Bandwidth limiter accuracy.
     const limiter: Report["limiter"] = [];
     if (want("limiter")) {
@@ -1416,22 +1557,25 @@ async function main(): Promise<void> {
       }
     }
 
-    // Aggregate.
-    const relayCells: Report["relay"]["cells"] = {};
-    for (const metric of new Set([...relaySamples.keys(), ...relayFailures.keys()])) {
-      const cells: Record<string, RelayCell> = {};
-      for (const s of relay) {
-        const xs = relaySamples.get(metric)?.get(s.key) ?? [];
-        const fails = relayFailures.get(metric)?.get(s.key) ?? [];
-        if (xs.length === 0 && fails.length === 0) continue;
-        cells[s.key] = {
-          ...statOf(xs),
-          failed: fails.length,
-          ...(fails.length ? { failure: fails[0] } : {}),
-        };
+    // Aggregate: median and spread of each cell, the first failure's message.
+    const cellsOf = (t: Table): Report["relay"]["cells"] => {
+      const out: Report["relay"]["cells"] = {};
+      for (const metric of new Set([...t.samples.keys(), ...t.failures.keys()])) {
+        const cells: Record<string, RelayCell> = {};
+        for (const s of t.cols) {
+          const xs = t.samples.get(metric)?.get(s.key) ?? [];
+          const fails = t.failures.get(metric)?.get(s.key) ?? [];
+          if (xs.length === 0 && fails.length === 0) continue;
+          cells[s.key] = {
+            ...statOf(xs),
+            failed: fails.length,
+            ...(fails.length ? { failure: fails[0] } : {}),
+          };
+        }
+        out[metric] = cells;
       }
-      relayCells[metric] = cells;
-    }
+      return out;
+    };
     const metrics = [...new Set([...samples.keys(), ...failures.keys()])];
     const rows: Row[] = legacy
       .filter((s) =>
@@ -1473,9 +1617,22 @@ async function main(): Promise<void> {
           ...(s.runtime ? { runtime: s.runtime } : {}),
           ...(s.calibration ? { calibration: true } : {}),
         })),
-        cells: relayCells,
+        cells: cellsOf(relayTable),
       },
       rows,
+      wisp: {
+        columns: wispCols.map((s) => ({
+          key: s.key,
+          label: s.label,
+          perSocketWs: false,
+          ...(s.runtime ? { runtime: s.runtime } : {}),
+          ...(wispTable.protocols.has(s.key)
+            ? { protocol: [...wispTable.protocols.get(s.key) ?? []].join(", ") }
+            : {}),
+        })),
+        cells: cellsOf(wispTable),
+        memory: wispMemory,
+      },
       memory: mem,
       idleSessions,
       limiter,
