@@ -1,9 +1,10 @@
 /**
  * The Wisp personality end to end with a real, **unmodified** client: `@mercuryworkshop/wisp-js`
  * 0.5.0 (npm, pinned; only run, never copied), driven from Deno against a real wasmnet server and
- * real loopback peers (`echo_servers.ts`): a 1 MiB TCP echo (v1 and v2), UDP echo (v2), a denied
- * destination (0x48), a refused port (0x44), password auth (ok, 0xc0, 0xc2, v1 gets no stream),
- * the MOTD. Beside it, raw handshakes over Deno's `WebSocket` with a packet codec written from the
+ * real loopback peers (`echo_servers.ts`, `dns_server.ts`): a 1 MiB TCP echo past the initial
+ * credit (v1 and v2), UDP echo (v2), the close reasons (denied TCP and UDP 0x48, refused 0x44,
+ * max_connections 0x49, NXDOMAIN 0x42, DNS timeout 0x43), password auth (ok, 0xc0, 0xc2, v1 gets
+ * no stream), the MOTD. Beside it, raw handshakes over Deno's `WebSocket` with a packet codec written from the
  * spec (`helpers/wisp.ts`): v1 gets CONTINUE on stream 0 first; v2 gets its subprotocol echoed and
  * INFO first; stream-open confirmation (0x05); and the wsproxy path form.
  *
@@ -13,7 +14,9 @@
  */
 import assert from "node:assert/strict";
 import type { Policy } from "../src/policy/mod.ts";
-import { loopbackPolicy, startTestServer } from "./helpers/server.ts";
+import type { Transport } from "../src/transport/mod.ts";
+import { loopbackPolicy, startTestServer, testTransport } from "./helpers/server.ts";
+import { startDnsServer } from "./helpers/dns_server.ts";
 import { startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { randomBytes } from "./helpers/ws_client.ts";
 import {
@@ -39,6 +42,8 @@ import {
 /** Options of {@linkcode startWispServer}: the policy and the `wisp` option of `startTestServer`. */
 interface WispServerOptions {
   policy?: Policy;
+  /** The server's transport (from `testTransport`, e.g. with a test name server). */
+  transport?: Transport;
   /** Users for password auth, user name → password (`--wisp-users FILE` in a child). */
   users?: Map<string, string>;
   /** `--wisp-motd TEXT`. */
@@ -57,8 +62,12 @@ interface WispServer extends AsyncDisposable {
 
 /** Starts a wasmnet server (loopback policy unless given) with Wisp on. */
 async function startWispServer(options: WispServerOptions = {}): Promise<WispServer> {
-  const { policy, ...wisp } = options;
-  const server = await startTestServer({ policy: policy ?? loopbackPolicy(), wisp });
+  const { policy, transport, ...wisp } = options;
+  const server = await startTestServer({
+    policy: policy ?? loopbackPolicy(),
+    ...(transport === undefined ? {} : { transport }),
+    wisp,
+  });
   const url = server.url.replace(/\/$/, "") + (options.prefix ?? "/wisp/");
   return {
     url,
@@ -153,6 +162,56 @@ Deno.test("wisp-js: a refused port closes the stream with 0x44", async () => {
   await using session = await WispJsSession.open(server.url);
   const stream = session.stream("127.0.0.1", closedPort());
   assert.equal(await stream.closed, CloseReason.REFUSED);
+});
+
+Deno.test("wisp-js v2: a denied UDP destination closes the stream with 0x48", async () => {
+  await using echo = await startUdpEcho({ hostname: "127.0.0.1" });
+  await using server = await startWispServer({
+    policy: loopbackPolicy({ deny: [`127.0.0.1:${echo.port}`] }),
+  });
+  await using session = await WispJsSession.open(server.url);
+  const stream = session.stream("127.0.0.1", echo.port, "udp");
+  stream.send(Uint8Array.of(1, 2, 3));
+  assert.equal(await stream.closed, CloseReason.BLOCKED);
+  assert.equal(echo.datagrams, 0, "no datagram reached the denied peer");
+});
+
+Deno.test("wisp-js: a stream over the policy's max_connections closes with 0x49", async () => {
+  await using echo = await startTcpEcho();
+  await using server = await startWispServer({ policy: loopbackPolicy({ maxConnections: 1 }) });
+  await using session = await WispJsSession.open(server.url);
+  const first = session.stream("127.0.0.1", echo.port);
+  first.send(Uint8Array.of(1));
+  await first.receiveBytes(1); // the first stream holds the only connection
+  const second = session.stream("127.0.0.1", echo.port);
+  assert.equal(await second.closed, CloseReason.THROTTLED);
+  assert.equal(echo.accepted, 1, "the second stream dialled nothing");
+  first.send(Uint8Array.of(2));
+  assert.deepEqual(
+    await first.receiveBytes(2),
+    Uint8Array.of(1, 2),
+    "the first stream still works",
+  );
+});
+
+Deno.test("wisp-js: names resolve through the server (a name that works, NXDOMAIN → 0x42, DNS timeout → 0x43)", async () => {
+  await using echo = await startTcpEcho();
+  await using dns = await startDnsServer({
+    records: { "echo.test": { A: ["127.0.0.1"] } },
+    silent: ["silent.test"],
+  });
+  await using server = await startWispServer({
+    policy: loopbackPolicy({ connectionTimeoutSecs: 1 }),
+    transport: testTransport({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } }),
+  });
+  await using session = await WispJsSession.open(server.url);
+  const named = session.stream("echo.test", echo.port);
+  named.send(Uint8Array.of(7));
+  assert.deepEqual(await named.receiveBytes(1), Uint8Array.of(7));
+  const nowhere = session.stream("nowhere.test", 80);
+  assert.equal(await nowhere.closed, CloseReason.UNREACHABLE);
+  const silent = session.stream("silent.test", 80);
+  assert.equal(await silent.closed, CloseReason.TIMEOUT);
 });
 
 Deno.test("wisp-js: the MOTD reaches the client (extension 0x04)", async () => {
