@@ -117,6 +117,8 @@ Deno.test("wisp: CLOSE reasons name the cause (refused 0x44, invalid 0x41, peer 
   assert.equal(await client.closeOf(2), CloseReason.invalid);
   client.send(encodePacket({ type: "connect", stream: 4, streamType: 9, port: 80, host: "x" }));
   assert.equal(await client.closeOf(4), CloseReason.invalid);
+  client.connect(6, "127.0.0.1", 0);
+  assert.equal(await client.closeOf(6), CloseReason.invalid, "port 0");
   // A peer that closes: CLOSE 0x02 after its data.
   const peer = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const served = (async () => {

@@ -102,6 +102,20 @@ interface Stream {
   received: number;
 }
 
+/**
+ * Compares two passwords in time that depends only on their lengths, not on where they differ
+ * (so a client cannot find a password byte by byte by timing refusals).
+ */
+function sameSecret(expected: string, given: string): boolean {
+  const a = utf8Bytes(expected);
+  const b = utf8Bytes(given);
+  let diff = a.byteLength ^ b.byteLength;
+  for (let i = 0; i < a.byteLength; i++) {
+    diff |= (a[i] ?? 0) ^ (b[i % Math.max(1, b.byteLength)] ?? 0);
+  }
+  return diff === 0;
+}
+
 /** Wisp CLOSE reason for a terminal event of the session core. */
 function reasonFor(ev: WireEvent, cause: Cause | undefined): number {
   if (ev.ev === "closed") return CloseReason.voluntary;
@@ -291,7 +305,8 @@ export class WispSession implements AsyncDisposable {
       try {
         const creds = decodeCredentials(ext.payload);
         user = creds.user;
-        ok = this.#users.get(creds.user) === creds.password;
+        const expected = this.#users.get(creds.user);
+        ok = expected !== undefined && sameSecret(expected, creds.password);
       } catch {
         ok = false;
       }
@@ -312,6 +327,8 @@ export class WispSession implements AsyncDisposable {
       return this.#send(encodeClose(wispId, CloseReason.invalid));
     }
     if (udp && !this.#udp) return this.#send(encodeClose(wispId, CloseReason.invalid));
+    // Port 0 names no destination (spec: "the port is invalid" → 0x41).
+    if (port === 0) return this.#send(encodeClose(wispId, CloseReason.invalid));
     const stream: Stream = {
       wispId,
       id: this.#nextId++,

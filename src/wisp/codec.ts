@@ -125,7 +125,8 @@ export class WispError extends Error {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a host or user name that starts with U+FEFF keeps it (the default would strip it).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 function view(bytes: Uint8Array): DataView {
