@@ -31,8 +31,8 @@
  *   connection (`wisp_up`, `wisp_up10`, `wisp_down`, `wisp_down10`), 64 B round trips
  *   (`wisp_rtt`), connect+close with 16 in flight (`wisp_connect_rate`), and server memory per
  *   idle stream (`wisp_idle`: VmRSS delta over the idle streams of `memory`, a fresh server each).
- * - `bench:quick` (3 reps, 64 MiB; ~3 minutes on 2 idle cores, the Wisp table ~45 s of it)
- *   leaves out the full-only rows and the JSON columns of the Chromium row.
+ * - `bench:quick` (3 reps, 64 MiB; ~3.5 minutes on 2 cores, the Wisp table about 1 minute of
+ *   it) leaves out the full-only rows and the JSON columns of the Chromium row.
  * - The report's goals table holds the goals of issue 15 for each runtime's server, each a ratio
  *   of medians within the run, and the older targets for the Deno server.
  *
@@ -837,7 +837,7 @@ const SCENARIOS = [
   ...WISP_SCENARIOS,
 ];
 /**
- * Full runs only (`bench:quick` stays near 3 minutes): the acknowledged upload, the Deno load
+ * Full runs only (`bench:quick` stays near 3.5 minutes): the acknowledged upload, the Deno load
  * generator's scenarios, the memory scenarios but the Wisp table's, and the limiter.
  */
 const FULL_ONLY = new Set([
