@@ -6,13 +6,15 @@
  *
  * Flow control (spec "0x03 - CONTINUE"): every TCP stream has a buffer of `bufferPackets` packets.
  * The server counts, per stream, the packets it holds for the upstream socket (`held`) and the
- * packets the client may still send on its last grant (`granted − received`, which covers packets
- * in flight), and grants `bufferPackets − held − (granted − received)` in a CONTINUE as writes
- * complete. So a client that follows its credit never makes the server hold more than
- * `bufferPackets` packets of a stream, and other streams keep flowing while one upstream stalls.
- * Credit counts packets, so bytes are bounded too: with DATA payloads of at most
- * {@linkcode WISP_MAX_PAYLOAD_BYTES} a stream holds at most `bufferPackets × 64 KiB` (4 MiB by
- * default); CONTINUE is also withheld while a stream holds more than `streamBudgetBytes`, and the
+ * packets the client may still send (`unspent`: the credit of every CONTINUE not yet seen
+ * arriving, which covers packets in flight, since a client replaces its credit with each
+ * CONTINUE), and grants `bufferPackets − held − unspent` in a CONTINUE as writes complete. So a
+ * client that follows its credit never makes the server hold more than `bufferPackets` packets of
+ * a stream (up to one buffer more with stream open confirmation: see `#sendContinue`), and other streams
+ * keep flowing while one upstream stalls. Credit counts packets, so bytes are bounded too: with
+ * DATA payloads of at most {@linkcode WISP_MAX_PAYLOAD_BYTES} a stream holds at most
+ * `bufferPackets × 64 KiB` (4 MiB by default; 8 MiB with the confirmation's extra buffer, the
+ * per-socket queue bound); CONTINUE is also withheld while a stream holds more than `streamBudgetBytes`, and the
  * session's per-socket queue bound (8 MiB) ends a stream whose client ignores its credit (CLOSE
  * 0x49).
  *
@@ -400,10 +402,11 @@ export class WispSession implements AsyncDisposable {
     switch (ev.ev) {
       case "connected":
         // Stream open confirmation (v2 extension 0x05): a CONTINUE once the socket is connected,
-        // with the buffer the stream has left (packets sent before it may still be in flight:
-        // at most one buffer more, once).
+        // with the buffer the stream has left. The client's unspent credit may still be in flight,
+        // so this may let it hold up to one buffer more (README, "Flow control"); giving only the
+        // safe credit instead could be 0, which would stall a client that sent nothing.
         if (this.#confirmOpen) {
-          this.#sendContinue(stream, Math.max(0, this.#buffer - stream.sizes.length));
+          this.#sendContinue(stream, Math.max(0, this.#buffer - stream.sizes.length), false);
         }
         return;
       case "data_from":
@@ -460,8 +463,20 @@ export class WispSession implements AsyncDisposable {
     this.#sendContinue(stream, credit);
   }
 
-  #sendContinue(stream: Stream, credit: number): void {
-    stream.granted = credit;
+  /**
+   * Sends CONTINUE(`credit`). The client replaces its credit with it, but packets it sent on the
+   * old credit may still be in flight: they arrive after this and must not be counted against the
+   * new credit, so the unspent old credit stays counted as "may still arrive" (`granted` =
+   * unspent + credit). A client that never sends that old credit leaves it counted for good, which
+   * only narrows its window: a grant needs `unspent < buffer / 2`, so the window stays above half
+   * the buffer. The stream open confirmation passes `carry = false`: there the unspent credit may
+   * be a whole buffer (the client may not have sent at all), which carried would stall the stream;
+   * forgetting it lets the packets in flight at that moment (at most one buffer) count against the
+   * new credit, so such a stream may hold up to one buffer more (README, "Flow control").
+   */
+  #sendContinue(stream: Stream, credit: number, carry = true): void {
+    const unspent = Math.max(0, stream.granted - stream.received);
+    stream.granted = (carry ? unspent : 0) + credit;
     stream.received = 0;
     this.#send(encodeContinue(stream.wispId, credit));
   }
