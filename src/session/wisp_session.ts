@@ -13,10 +13,10 @@
  * a stream (up to one buffer more with stream open confirmation: see `#sendContinue`), and other streams
  * keep flowing while one upstream stalls. Credit counts packets, so bytes are bounded too: with
  * DATA payloads of at most {@linkcode WISP_MAX_PAYLOAD_BYTES} a stream holds at most
- * `bufferPackets × 64 KiB` (4 MiB by default; 8 MiB with the confirmation's extra buffer, the
- * per-socket queue bound); CONTINUE is also withheld while a stream holds more than `streamBudgetBytes`, and the
- * session's per-socket queue bound (8 MiB) ends a stream whose client ignores its credit (CLOSE
- * 0x49).
+ * `bufferPackets × 64 KiB` (4 MiB by default; 8 MiB with the confirmation's extra buffer);
+ * CONTINUE is also withheld while a stream holds more than `streamBudgetBytes`, and the
+ * session's per-socket queue bound (raised to 2 buffers of 64 KiB packets plus the byte budget,
+ * 9 MiB by default) ends a stream whose client ignores its credit (CLOSE 0x49).
  *
  * @module
  */
@@ -42,6 +42,7 @@ import type { WireEvent } from "../protocol/mod.ts";
 import { getLogger, type Logger } from "../log/mod.ts";
 import { Session, type SessionOptions, type SessionWire, type WireChannel } from "./session.ts";
 import type { Cause } from "./types.ts";
+import { DEFAULT_SESSION_LIMITS } from "./options.ts";
 
 /**
  * Largest DATA payload, in bytes, for which the per-stream memory bound holds exactly (64 KiB).
@@ -186,8 +187,19 @@ export class WispSession implements AsyncDisposable {
     this.#session = new Session(channel, {
       ...sessionOptions,
       // Credit bounds each stream; the WebSocket-wide read pause (which stalls every stream) is
-      // only the backstop for clients that ignore it.
-      limits: { uploadHighWaterBytes: 16 << 20, uploadLowWaterBytes: 8 << 20, ...options.limits },
+      // only the backstop for clients that ignore it. A stream's queue bound is above what a
+      // client that follows its credit can make it hold (2 buffers of 64 KiB packets, with the
+      // open confirmation's extra buffer, plus the byte budget), so only clients that ignore
+      // their credit meet it.
+      limits: {
+        uploadHighWaterBytes: 16 << 20,
+        uploadLowWaterBytes: 8 << 20,
+        maxSocketQueueBytes: Math.max(
+          DEFAULT_SESSION_LIMITS.maxSocketQueueBytes,
+          2 * this.#buffer * WISP_MAX_PAYLOAD_BYTES + this.#budget,
+        ),
+        ...options.limits,
+      },
       wire,
       protocol: `wisp v${options.version}`,
     });
