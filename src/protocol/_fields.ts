@@ -39,6 +39,14 @@ export class Fields {
     return v;
   }
 
+  /** Reads an optional string: undefined when absent or null. */
+  optionalString(key: string): string | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "string") this.#fail(`field "${key}" must be a string, got ${show(v)}`);
+    return v;
+  }
+
   /** Reads an optional unsigned 32-bit integer, `fallback` when absent or null. */
   u32(key: string, fallback: number): number {
     const v = this.obj[key];

@@ -74,8 +74,9 @@ export function writeHeader(frame: Uint8Array, type: number, id: number): void {
  * @throws {ProtocolError} message `invalid binary frame: ...`: frame shorter than 9 bytes
  * (`binary frame too short`), unknown type byte (`unknown message type: 0x42`), id above 2^53-1,
  * a payload too short for its fields (`frame missing port`, `send_to frame too short`,
- * `send_to addr truncated`), a `listen` payload that is not 0 or 4 bytes, or strings that are
- * not UTF-8.
+ * `send_to addr truncated`), a `listen` payload that is not 0 or 4 bytes, a `shutdown` payload
+ * that is not empty, or strings that are not UTF-8. The extensions `start_tls` (0x0A, payload:
+ * the servername, empty for "the socket's host") and `shutdown` (0x0B) are decoded too.
  *
  * @example
  * ```ts
@@ -112,6 +113,10 @@ export function decodeRequestBinary(frame: Uint8Array): Request {
         return "resolve";
       case MsgType.connect_tls:
         return "connect_tls";
+      case MsgType.start_tls:
+        return "start_tls";
+      case MsgType.shutdown:
+        return "shutdown";
     }
     return undefined;
   };
@@ -149,6 +154,15 @@ export function decodeRequestBinary(frame: Uint8Array): Request {
     }
     case "resolve":
       return { op, id, name: text(payload, "name") };
+    case "start_tls": {
+      const servername = text(payload, "servername");
+      return servername ? { op, id, servername } : { op, id };
+    }
+    case "shutdown":
+      if (payload.byteLength !== 0) {
+        fail(`shutdown payload must be empty, got ${payload.byteLength} bytes`);
+      }
+      return { op, id };
     default:
       return unreachable(op);
   }
@@ -185,12 +199,12 @@ export function encodeRequestBinary(req: Request): Uint8Array {
       return header(MsgType.close, req.id, 0);
     case "send_to":
       return addrPayloadFrame(MsgType.send_to, req.id, req.port, req.addr, req.data);
-    case "resolve": {
-      const name = utf8.encode(req.name);
-      const out = header(MsgType.resolve, req.id, name.byteLength);
-      out.set(name, HEADER_BYTES);
-      return out;
-    }
+    case "resolve":
+      return bytesFrame(MsgType.resolve, req.id, utf8.encode(req.name));
+    case "start_tls":
+      return bytesFrame(MsgType.start_tls, req.id, utf8.encode(req.servername ?? ""));
+    case "shutdown":
+      return header(MsgType.shutdown, req.id, 0);
     default:
       return unreachable(req);
   }

@@ -95,6 +95,8 @@ Deno.test("binary type codes match DESIGN.md §3", (): void => {
     send_to: 0x07,
     resolve: 0x08,
     connect_tls: 0x09,
+    start_tls: 0x0a,
+    shutdown: 0x0b,
     connected: 0x81,
     data: 0x82,
     listening: 0x83,
@@ -109,7 +111,8 @@ Deno.test("binary type codes match DESIGN.md §3", (): void => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Requests: exact bytes, round trips and sub-views, one per op (9).
+// Requests: exact bytes, round trips and sub-views, one per op (9, and the extensions start_tls,
+// shutdown).
 
 const requestCases: { req: Request; hex: string }[] = [
   {
@@ -136,10 +139,16 @@ const requestCases: { req: Request; hex: string }[] = [
     req: { op: "connect_tls", id: 9, addr: "x.io", port: 443 },
     hex: "09 0000000000000009 01BB 782E696F",
   },
+  {
+    req: { op: "start_tls", id: 9, servername: "db.example.com" },
+    hex: "0A 0000000000000009 64622E6578616D706C652E636F6D",
+  },
+  { req: { op: "start_tls", id: 9 }, hex: "0A 0000000000000009" },
+  { req: { op: "shutdown", id: 9 }, hex: "0B 0000000000000009" },
 ];
 
-Deno.test("binary requests: the cases cover all 9 ops", (): void => {
-  assert.equal(new Set(requestCases.map((c) => c.req.op)).size, 9);
+Deno.test("binary requests: the cases cover all 9 ops and the 2 extensions", (): void => {
+  assert.equal(new Set(requestCases.map((c) => c.req.op)).size, 11);
 });
 
 for (const { req, hex } of requestCases) {
@@ -407,7 +416,7 @@ Deno.test("binary request refusal: frames shorter than the 9-byte header", (): v
 });
 
 Deno.test("binary request refusal: unknown type bytes, events included", (): void => {
-  const unknown = [0x00, 0x0a, 0x0b, 0x10, 0x42, 0x7f, 0x80, 0x81, 0x82, 0x89, 0x8a, 0xff];
+  const unknown = [0x00, 0x0c, 0x10, 0x42, 0x7f, 0x80, 0x81, 0x82, 0x89, 0x8a, 0xff];
   for (const type of unknown) {
     const hex = type.toString(16).padStart(2, "0");
     refuses(
@@ -420,8 +429,8 @@ Deno.test("binary request refusal: unknown type bytes, events included", (): voi
     "invalid binary frame: unknown message type: 0x42",
   );
   refuses(
-    () => decodeRequestBinary(frame(0x0a, 1)),
-    "invalid binary frame: unknown message type: 0x0a",
+    () => decodeRequestBinary(frame(0x0c, 1)),
+    "invalid binary frame: unknown message type: 0x0c",
   );
   refuses(
     () => decodeRequestBinary(frame(0x81, 1)),
@@ -736,6 +745,57 @@ Deno.test("binary: a leading U+FEFF in addr, name and msg is kept (as in JSON an
   assert.deepStrictEqual(decodeRequestBinary(encodeRequestBinary(resolve)), resolve);
   const err: WireEvent = { ev: "error", id: 1, msg: "\uFEFFboom" };
   assert.deepStrictEqual(decodeEventBinary(encodeEventBinary(err)), err);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Extensions: start_tls (0x0A) and shutdown (0x0B).
+
+Deno.test("binary start_tls: an empty payload means the socket's host", (): void => {
+  assert.deepStrictEqual(decodeRequestBinary(frame(0x0a, 7)), { op: "start_tls", id: 7 });
+  assert.ok(!("servername" in decodeRequestBinary(frame(0x0a, 7))));
+  assert.equal(
+    toHex(encodeRequestBinary({ op: "start_tls", id: 7, servername: "" })),
+    "0A0000000000000007",
+  );
+  const ip: Request = { op: "start_tls", id: 7, servername: "::1" };
+  assert.equal(toHex(encodeRequestBinary(ip)), "0A0000000000000007" + "3A3A31");
+  const idn: Request = { op: "start_tls", id: MAX_ID, servername: "bücher.example" };
+  assert.deepStrictEqual(decodeRequestBinary(encodeRequestBinary(idn)), idn);
+  assert.deepStrictEqual(decodeRequestBinary(embed(encodeRequestBinary(idn), 3, 2).sub), idn);
+});
+
+Deno.test("binary start_tls and shutdown refusals: bad UTF-8, payload, id", (): void => {
+  refuses(
+    () => decodeRequestBinary(frame(0x0a, 1, bytes(0x61, 0xff))),
+    "invalid binary frame: servername is not valid UTF-8",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0a, 1, bytes(0xc3))),
+    "invalid binary frame: servername is not valid UTF-8",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0b, 1, bytes(0))),
+    "invalid binary frame: shutdown payload must be empty, got 1 bytes",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0b, 1, te.encode("both"))),
+    "invalid binary frame: shutdown payload must be empty, got 4 bytes",
+  );
+  for (const type of [0x0a, 0x0b]) {
+    refuses(
+      () => decodeRequestBinary(frame(type, 2n ** 53n)),
+      /^invalid binary frame: id 9007199254740992 is above 2\^53-1/,
+    );
+    refuses(
+      () => decodeRequestBinary(frame(type, 0).subarray(0, 8)),
+      "invalid binary frame: binary frame too short (8 bytes, need at least 9)",
+    );
+  }
+  // A sub-view whose junk after it is not UTF-8 (0xAA) decodes: nothing past the view is read.
+  assert.deepStrictEqual(decodeRequestBinary(embed(fromHex("0B 0000000000000003"), 4, 9).sub), {
+    op: "shutdown",
+    id: 3,
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ import {
 } from "./messages.ts";
 
 /**
- * Decodes one JSON request. Unknown extra fields are ignored (as serde does in wasmnet).
+ * Decodes one JSON request. Unknown extra fields are ignored (as serde does in wasmnet). The
+ * extensions `start_tls` (`servername` optional; absent, null and `""` all mean "the socket's
+ * host") and `shutdown` are decoded too.
  *
  * @throws {ProtocolError} message `invalid request: ...` when the text is not JSON, not an
  * object, has an unknown `op`, or a field is missing, of the wrong type or out of range
@@ -49,6 +51,13 @@ export function decodeRequestJson(text: string): Request {
       return { op, id: f.id() };
     case "resolve":
       return { op, id: f.id(), name: f.string("name") };
+    case "start_tls": {
+      const id = f.id();
+      const servername = f.optionalString("servername");
+      return servername ? { op, id, servername } : { op, id };
+    }
+    case "shutdown":
+      return { op, id: f.id() };
     case undefined:
       throw new ProtocolError("json", 'missing field "op"');
     default:
@@ -88,6 +97,15 @@ export function encodeRequestJson(req: Request): string {
       return JSON.stringify({ op: req.op, id: req.id });
     case "resolve":
       return JSON.stringify({ op: req.op, id: req.id, name: req.name });
+    case "start_tls":
+      return JSON.stringify(
+        req.servername ? { op: req.op, id: req.id, servername: req.servername } : {
+          op: req.op,
+          id: req.id,
+        },
+      );
+    case "shutdown":
+      return JSON.stringify({ op: req.op, id: req.id });
     default:
       return unreachable(req);
   }

@@ -43,7 +43,7 @@ function refusesEvent(text: string, message: string | RegExp): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Requests: exact text and round trips, one per op (9).
+// Requests: exact text and round trips, one per op (9, and the extensions start_tls, shutdown).
 
 const requestCases: { req: Request; text: string }[] = [
   {
@@ -79,9 +79,14 @@ const requestCases: { req: Request; text: string }[] = [
     req: { op: "connect_tls", id: 9, addr: "x.io", port: 443 },
     text: '{"op":"connect_tls","id":9,"addr":"x.io","port":443}',
   },
+  {
+    req: { op: "start_tls", id: 9, servername: "db.example.com" },
+    text: '{"op":"start_tls","id":9,"servername":"db.example.com"}',
+  },
+  { req: { op: "shutdown", id: 9 }, text: '{"op":"shutdown","id":9}' },
 ];
 
-Deno.test("json requests: the cases cover all 9 ops", (): void => {
+Deno.test("json requests: the cases cover all 9 ops and the 2 extensions", (): void => {
   assert.deepStrictEqual(
     requestCases.map((c) => c.req.op).sort(),
     [
@@ -94,6 +99,8 @@ Deno.test("json requests: the cases cover all 9 ops", (): void => {
       "resolve",
       "send",
       "send_to",
+      "shutdown",
+      "start_tls",
     ],
   );
 });
@@ -410,6 +417,7 @@ Deno.test("json request refusal: every required field missing, op by op", (): vo
     const full = JSON.parse(encodeRequestJson(req)) as Record<string, unknown>;
     for (const key of Object.keys(full)) {
       if (key === "op" || (req.op === "listen" && key === "backlog")) continue;
+      if (req.op === "start_tls" && key === "servername") continue; // optional
       const obj = { ...full };
       delete obj[key];
       refuses(JSON.stringify(obj), `invalid request: missing field "${key}"`);
@@ -621,4 +629,54 @@ Deno.test("json request: a shape no message has is refused before parsing", (): 
     decodeRequestJson(`{"op":"close","id":1,"x":${"[".repeat(127)}${"]".repeat(127)}}`),
     { op: "close", id: 1 },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Extensions: start_tls and shutdown.
+
+Deno.test("json start_tls: servername absent, null or empty means the socket's host", (): void => {
+  const plain = { op: "start_tls", id: 4 };
+  assert.equal(encodeRequestJson({ op: "start_tls", id: 4 }), '{"op":"start_tls","id":4}');
+  assert.equal(
+    encodeRequestJson({ op: "start_tls", id: 4, servername: "" }),
+    '{"op":"start_tls","id":4}',
+  );
+  assert.deepStrictEqual(decodeRequestJson('{"op":"start_tls","id":4}'), plain);
+  assert.deepStrictEqual(decodeRequestJson('{"op":"start_tls","id":4,"servername":null}'), plain);
+  assert.deepStrictEqual(decodeRequestJson('{"op":"start_tls","id":4,"servername":""}'), plain);
+  assert.ok(!("servername" in decodeRequestJson('{"op":"start_tls","id":4,"servername":""}')));
+  assert.deepStrictEqual(
+    decodeRequestJson('{"servername":"127.0.0.1","id":4,"op":"start_tls"}'),
+    { op: "start_tls", id: 4, servername: "127.0.0.1" },
+  );
+  assert.deepStrictEqual(
+    decodeRequestJson('{"op":"start_tls","id":4,"servername":"bücher.example"}'),
+    { op: "start_tls", id: 4, servername: "bücher.example" },
+  );
+});
+
+Deno.test("json start_tls and shutdown refusals: wrong types, missing or bad id", (): void => {
+  for (const bad of ["5", "true", "[]", "{}", '["a"]']) {
+    refuses(
+      `{"op":"start_tls","id":1,"servername":${bad}}`,
+      /^invalid request: field "servername" must be a string, got /,
+    );
+  }
+  refuses('{"op":"start_tls"}', 'invalid request: missing field "id"');
+  refuses('{"op":"shutdown"}', 'invalid request: missing field "id"');
+  refuses(
+    '{"op":"shutdown","id":-1}',
+    'invalid request: field "id" must be an integer from 0 to 9007199254740991, got -1',
+  );
+  refuses(
+    '{"op":"start_tls","id":1.5}',
+    'invalid request: field "id" must be an integer from 0 to 9007199254740991, got 1.5',
+  );
+  refuses('{"op":"START_TLS","id":1}', 'invalid request: unknown op "START_TLS"');
+  refuses('{"op":"starttls","id":1}', 'invalid request: unknown op "starttls"');
+  // Extra fields are ignored, as for every op.
+  assert.deepStrictEqual(decodeRequestJson('{"op":"shutdown","id":2,"how":"both"}'), {
+    op: "shutdown",
+    id: 2,
+  });
 });

@@ -1,5 +1,7 @@
 /**
- * Message types of the wasmnet wire protocol (wasmnet 0.1.3, `src/protocol.rs`).
+ * Message types of the wasmnet wire protocol (wasmnet 0.1.3, `src/protocol.rs`), plus two
+ * backward-compatible extensions of this server: `start_tls` (0x0A) and `shutdown` (0x0B)
+ * (README "Wire protocol"). A server without them answers them like any unknown op.
  *
  * Each WebSocket message carries exactly one {@linkcode Request} (client → server) or one
  * {@linkcode WireEvent} (server → client). Payload bytes are carried as `Uint8Array` here; the
@@ -28,6 +30,10 @@ export const MsgType = {
   send_to: 0x07,
   resolve: 0x08,
   connect_tls: 0x09,
+  /** Extension: upgrade an open TCP socket to TLS (payload: servername, may be empty). */
+  start_tls: 0x0a,
+  /** Extension: half-close (FIN) the write side of a socket (no payload). */
+  shutdown: 0x0b,
   connected: 0x81,
   data: 0x82,
   listening: 0x83,
@@ -46,6 +52,10 @@ export type AddrOp = "connect" | "connect_tls" | "connect_udp" | "bind";
 /**
  * A client request, decoded and validated. `id` is a client-chosen integer in `[0, 2^53-1]`
  * naming a socket, listener or lookup; `port` is in `[0, 65535]`.
+ *
+ * Extensions (not in wasmnet 0.1.3): `start_tls` upgrades an open TCP socket to TLS, with
+ * `servername` for SNI and certificate verification (absent: the host the socket was opened
+ * with; the codecs never produce an empty one); `shutdown` half-closes its write side.
  */
 export type Request =
   | { op: AddrOp; id: number; addr: string; port: number }
@@ -53,7 +63,9 @@ export type Request =
   | { op: "send"; id: number; data: Uint8Array }
   | { op: "send_to"; id: number; addr: string; port: number; data: Uint8Array }
   | { op: "close"; id: number }
-  | { op: "resolve"; id: number; name: string };
+  | { op: "resolve"; id: number; name: string }
+  | { op: "start_tls"; id: number; servername?: string }
+  | { op: "shutdown"; id: number };
 
 /** Name of a request operation. */
 export type Op = Request["op"];
