@@ -353,9 +353,39 @@ export class Session implements AsyncDisposable {
         if (entry?.kind === "listener") return entry.listen();
         return this.#wrongKind("listen", entry);
       }
+      case "start_tls":
+        return this.#startTls(req.id, req.servername);
+      case "shutdown": {
+        const entry = this.#entry(req.id);
+        if (entry?.kind === "stream") return entry.shutdown();
+        return this.#wrongKind("shutdown", entry);
+      }
       default:
         return unreachable(req);
     }
+  }
+
+  /**
+   * `start_tls` (extension): upgrades stream socket `id` to TLS with `servername` (default: the
+   * host it was opened with). No policy check: the peer is the one already checked and
+   * connected; the log line names the upgrade.
+   */
+  #startTls(id: number, servername: string | undefined): void {
+    const entry = this.#entry(id);
+    if (entry?.kind !== "stream") return this.#wrongKind("start_tls", entry);
+    let name: string | undefined;
+    if (servername !== undefined) {
+      const target = this.#target(id, servername);
+      if (!target) return;
+      name = target.kind === "name" ? target.name : target.ip;
+    }
+    this.#log.debug("start_tls", {
+      session: this.number,
+      id,
+      dest: entry.dest,
+      servername: name ?? "(the socket's host)",
+    });
+    entry.startTls(name, this.#policy.connectionTimeoutMs);
   }
 
   /** The live entry `id`, or undefined after answering `unknown id`. */

@@ -6,6 +6,11 @@
  * - down: upstream reads (paused while the WebSocket is above its high-water mark) →
  *   `throttle(bandwidth.down)` → `data` events.
  *
+ * The protocol extensions act on the pumps: `start_tls` stops both (the up pump once the bytes
+ * queued before it are written, the down pump before its next read, or handing its read in
+ * flight to TLS), runs the TLS handshake over the connection and starts them again over TLS;
+ * `shutdown` ends the up pump with a FIN once the queue is written, and the down pump reads on.
+ *
  * @module
  */
 import { formatHostPort, HEADER_BYTES } from "../protocol/mod.ts";
@@ -16,6 +21,7 @@ import { describe, WireError } from "./wire_errors.ts";
 import { resolveChecked, withTimeout } from "./resolve.ts";
 import { causeOf, CLOSED, fail, type SessionContext } from "./types.ts";
 import { Entry } from "./_entry.ts";
+import { HandoverConn } from "./_handover_conn.ts";
 
 /**
  * First and smallest upstream read size in bytes. A busy socket's reads double up to
@@ -41,6 +47,24 @@ export class StreamSocket extends Entry {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #tls = false;
   readonly #announce: boolean;
+  /** The host the socket was opened with (name or IP): `start_tls`'s default servername. */
+  #host = "";
+  /** The client's `shutdown`: no more sends; a FIN once the queue is written. */
+  #shut = false;
+  /** The up pump has ended after the FIN of a `shutdown` (nothing more to write). */
+  #writeDone = false;
+  /** A `start_tls` in progress: its servername and handshake time bound. */
+  #upgrade: { servername: string; timeoutMs: number } | undefined;
+  /** The handshake of {@linkcode StreamSocket.#upgrade} has started. */
+  #upgrading = false;
+  /** The up pump stopped for the upgrade (every byte queued before `start_tls` written). */
+  #upStopped = false;
+  /** The down pump will emit no more `data` before the upgrade. */
+  #downStopped = false;
+  /** `send`s after `start_tls`: written over TLS once the handshake is done. */
+  #later: Uint8Array[] = [];
+  /** The down pump's read in flight (with its buffer): handed to TLS at `start_tls`. */
+  #parked: { read: Promise<number | null>; buffer: Uint8Array } | undefined;
 
   /**
    * @param id client id of the socket.
@@ -64,6 +88,7 @@ export class StreamSocket extends Entry {
   async dial(target: Target, port: number, policy: Policy, tls: boolean): Promise<void> {
     const { transport } = this.ctx;
     const name = target.kind === "name" ? target.name : target.ip;
+    this.#host = name;
     const conn = await withTimeout(
       this.signal,
       policy.connectionTimeoutMs,
@@ -136,19 +161,26 @@ export class StreamSocket extends Entry {
     this.#state = "open";
     this.ctx.opened(this);
     if (this.#announce) this.ctx.emit({ ev: "connected", id: this.id });
+    this.#pumps(conn);
+  }
+
+  #pumps(conn: StreamConn): void {
     this.ctx.track(this.#upPump(conn));
     this.ctx.track(this.#downPump(conn));
   }
 
   /**
-   * Queues bytes for the upstream peer, in order. Before `connected` they wait for the dial.
-   * Exceeding the socket's or the session's queue bound ends the socket with `error`.
+   * Queues bytes for the upstream peer, in order. Before `connected` they wait for the dial;
+   * during a `start_tls` they wait for the handshake (and go through TLS). Exceeding the
+   * socket's or the session's queue bound ends the socket with `error`; a `send` after `close`
+   * or `shutdown` is answered with a non-terminal `error`.
    */
   send(data: Uint8Array): void {
     if (!this.live) return;
     if (this.#state === "closing") {
       return this.ctx.report(this.id, fail(WireError.closing(this.id)));
     }
+    if (this.#shut) return this.ctx.report(this.id, fail(WireError.shutDown(this.id)));
     if (data.byteLength === 0) return;
     const { maxSocketQueueBytes, maxSessionQueueBytes } = this.ctx.limits;
     if (this.queuedBytes + data.byteLength > maxSocketQueueBytes) {
@@ -168,8 +200,116 @@ export class StreamSocket extends Entry {
       );
     }
     this.queuedBytes += data.byteLength;
+    if (this.#upgrade !== undefined) {
+      this.#later.push(data); // written over TLS once the handshake is done
+      return;
+    }
     this.#queue.push(data);
     this.#wake();
+  }
+
+  /**
+   * The client's `shutdown` (extension): no more sends; once every queued byte is written, the
+   * write side of the upstream connection is closed (TCP FIN; for TLS, close_notify then FIN),
+   * and reading goes on until the peer closes (then `closed`). Before `connected` it waits for
+   * the dial. No event answers it; a second one does nothing; after `close`, `error`.
+   */
+  shutdown(): void {
+    if (!this.live) return;
+    if (this.#state === "closing") {
+      return this.ctx.report(this.id, fail(WireError.closing(this.id)));
+    }
+    if (this.#shut) return;
+    this.#shut = true;
+    this.#wake();
+  }
+
+  /**
+   * The client's `start_tls` (extension): once every byte queued before it is written and the
+   * down pump has stopped (a read in flight is handed to TLS, so no byte of the handshake is
+   * sent as `data`), runs the TLS client handshake over the connection with `servername` (SNI
+   * and verification; default the host the socket was opened with), bounded by `timeoutMs`, then
+   * emits `connected` again and carries the socket's bytes through TLS. A failed handshake ends
+   * the socket with `error` (`TLS handshake with NAME (IP:PORT) failed: ...`). Refused with a
+   * non-terminal `error` (the socket goes on as it was) on a socket that is not open, already
+   * TLS, shut down, an accepted connection, or in another `start_tls`.
+   *
+   * @param servername normalised name or IP (the session parsed it), or undefined.
+   * @param timeoutMs the handshake's time bound (`connection_timeout_secs`).
+   */
+  startTls(servername: string | undefined, timeoutMs: number): void {
+    if (!this.live) return;
+    if (this.#state === "closing") {
+      return this.ctx.report(this.id, fail(WireError.closing(this.id)));
+    }
+    const why = this.#startTlsRefusal();
+    if (why !== undefined) {
+      return this.ctx.report(this.id, fail(WireError.startTlsRefused(this.id, why), "invalid"));
+    }
+    this.#upgrade = { servername: servername ?? this.#host, timeoutMs };
+    // A read in flight now settles after the request: its bytes are the peer's answer to TLS.
+    this.#downStopped = this.#parked !== undefined;
+    this.#wake();
+  }
+
+  /** Why `start_tls` cannot run on this socket now, or undefined when it can. */
+  #startTlsRefusal(): string | undefined {
+    if (!this.#announce) {
+      return "it is an accepted connection (TLS as a client needs an outbound socket)";
+    }
+    if (this.#state === "dialing") return "it is not connected yet (wait for connected)";
+    if (this.#tls) return "it already speaks TLS";
+    if (this.#upgrade !== undefined) return "a start_tls is already in progress";
+    if (this.#shut) return "it is shut down for writing";
+    return undefined;
+  }
+
+  /** Starts the handshake once both pumps have stopped for it. */
+  #maybeUpgrade(conn: StreamConn): void {
+    const upgrade = this.#upgrade;
+    if (upgrade === undefined || this.#upgrading || !this.#upStopped || !this.#downStopped) return;
+    if (!this.live || conn !== this.#conn) return;
+    this.#upgrading = true;
+    this.ctx.track(this.#runUpgrade(conn, upgrade.servername, upgrade.timeoutMs));
+  }
+
+  async #runUpgrade(conn: StreamConn, servername: string, timeoutMs: number): Promise<void> {
+    const parked = this.#parked;
+    this.#parked = undefined;
+    const handed = parked ? new HandoverConn(conn, parked.read, parked.buffer) : conn;
+    let tls: StreamConn;
+    let timedOut = false;
+    try {
+      tls = await withTimeout(this.signal, timeoutMs, async (signal, isTimedOut) => {
+        try {
+          return await this.ctx.transport.startTls(handed, servername, signal);
+        } catch (e) {
+          timedOut = isTimedOut();
+          throw e;
+        }
+      });
+    } catch (e) {
+      if (!this.live) return; // closed by the client or the session
+      const detail = timedOut ? "timed out" : describe(e);
+      this.end(
+        fail(WireError.tlsFailed(servername, this.dest, detail), timedOut ? "timeout" : "network"),
+      );
+      return;
+    }
+    if (!this.live) {
+      tls.close();
+      return;
+    }
+    this.#conn = tls;
+    this.#tls = true;
+    this.#upgrade = undefined;
+    this.#upgrading = false;
+    this.#upStopped = false;
+    this.#downStopped = false;
+    this.#queue = this.#later;
+    this.#later = [];
+    this.ctx.emit({ ev: "connected", id: this.id });
+    this.#pumps(tls);
   }
 
   /**
@@ -183,7 +323,10 @@ export class StreamSocket extends Entry {
       return this.ctx.report(this.id, fail(WireError.closing(this.id)));
     }
     this.#state = "closing";
-    // `queuedBytes` counts chunks still queued and the one the up pump is writing.
+    // A `start_tls` in progress is cancelled, as a dial is; after a `shutdown`'s FIN there is
+    // nothing left to write. `queuedBytes` counts chunks still queued and the one the up pump
+    // is writing.
+    if (this.#upgrade !== undefined || this.#writeDone) return this.end(CLOSED);
     if (this.queuedBytes === 0 && !this.#tls) return this.end(CLOSED);
     this.#lingerTimer = setTimeout(() => this.end(CLOSED), this.ctx.limits.closeLingerMs);
     this.#wake();
@@ -195,6 +338,7 @@ export class StreamSocket extends Entry {
     this.ctx.releaseQueue(this.queuedBytes);
     this.queuedBytes = 0;
     this.#queue = [];
+    this.#later = [];
     this.#wake();
     try {
       this.#conn?.close();
@@ -209,17 +353,24 @@ export class StreamSocket extends Entry {
     wake?.();
   }
 
-  /** The client's queued chunks, in order; ends once the client closed and the queue is empty. */
+  /**
+   * The client's queued chunks, in order; ends once the queue is empty and the client closed,
+   * shut down, or asked for `start_tls`.
+   */
   async *#queued(): AsyncGenerator<Uint8Array, void, undefined> {
     while (this.live) {
       const chunk = this.#queue.shift();
       if (chunk !== undefined) yield chunk;
-      else if (this.#state === "closing") return;
+      else if (this.#state === "closing" || this.#upgrade !== undefined || this.#shut) return;
       else await new Promise<void>((resolve) => this.#wakeWriter = resolve);
     }
   }
 
-  /** Client → upstream: queue → throttle(up) → awaited writes; then close_notify and `closed`. */
+  /**
+   * Client → upstream: queue → throttle(up) → awaited writes; then, after `close`, close_notify
+   * (TLS) and `closed`; after `shutdown`, a FIN (close_notify first for TLS) while reading goes
+   * on; at `start_tls`, hands over to the handshake.
+   */
   async #upPump(conn: StreamConn): Promise<void> {
     try {
       const pieces = throttle(this.#queued(), this.ctx.bandwidth.up, { signal: this.signal });
@@ -237,14 +388,23 @@ export class StreamSocket extends Entry {
       return;
     }
     if (!this.live) return;
-    if (this.#tls) {
-      try {
-        await conn.closeWrite?.(); // TLS close_notify
-      } catch {
-        // the peer is gone; closing anyway
-      }
+    if (this.#state === "open" && this.#upgrade !== undefined) {
+      this.#upStopped = true;
+      return this.#maybeUpgrade(conn);
     }
-    this.end(CLOSED);
+    if (this.#tls || this.#shut) {
+      try {
+        await conn.closeWrite?.(); // TLS close_notify, then FIN
+      } catch (e) {
+        // Closing: the peer is gone, close anyway. Shut down: the connection failed.
+        if (this.#state === "open" && this.live) {
+          return this.end(fail(WireError.ioFailed(describe(e))));
+        }
+      }
+      if (!this.live) return;
+    }
+    if (this.#state === "closing") return this.end(CLOSED);
+    this.#writeDone = true; // shut down: the down pump reads until the peer closes
   }
 
   /**
@@ -256,10 +416,24 @@ export class StreamSocket extends Entry {
   async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
     const min = Math.min(MIN_READ_BYTES, max);
     let size = min;
-    while (this.#state === "open" && this.live) {
+    while (this.#state === "open" && this.live && this.#upgrade === undefined) {
       await this.ctx.drained(this.signal);
+      if (this.#upgrade !== undefined) return;
       const frame = new Uint8Array(HEADER_BYTES + size);
-      const n = await conn.read(frame.subarray(HEADER_BYTES));
+      const buffer = frame.subarray(HEADER_BYTES);
+      const read = conn.read(buffer);
+      this.#parked = { read, buffer };
+      let n: number | null;
+      try {
+        n = await read;
+      } catch (e) {
+        if (this.#upgrade !== undefined || conn !== this.#conn) return; // TLS gets the error
+        this.#parked = undefined;
+        throw e;
+      }
+      // After `start_tls` the read's bytes belong to TLS (the handover takes `#parked`).
+      if (this.#upgrade !== undefined || conn !== this.#conn) return;
+      this.#parked = undefined;
       if (n === null) return;
       yield frame.subarray(HEADER_BYTES, HEADER_BYTES + n);
       if (n === size && size < max) size = Math.min(max, 2 * size);
@@ -285,8 +459,14 @@ export class StreamSocket extends Entry {
         this.ctx.emitData(this.id, chunk);
       }
     } catch (e) {
+      if (conn !== this.#conn) return;
       if (this.#state === "open" && this.live) this.end(fail(WireError.ioFailed(describe(e))));
       return;
+    }
+    if (conn !== this.#conn) return; // the connection before `start_tls`
+    if (this.#state === "open" && this.live && this.#upgrade !== undefined) {
+      this.#downStopped = true;
+      return this.#maybeUpgrade(conn);
     }
     if (this.#state === "open" && this.live) this.end(CLOSED);
   }

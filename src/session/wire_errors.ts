@@ -69,6 +69,13 @@ export const WireError = {
   bindFailed: (dest: string, detail: string): string => `bind to ${dest} failed: ${detail}`,
   /** A `send` names a socket that is closing. */
   closing: (id: number): string => `socket ${id} is closing`,
+  /** A `send` after the client's `shutdown` (extension); the socket stays open for reading. */
+  shutDown: (id: number): string => `socket ${id} is shut down for writing`,
+  /**
+   * A `start_tls` (extension) that cannot run on this socket now; the socket goes on as it was.
+   * Clients recognise the refusal by its prefix `start_tls refused on socket N: `.
+   */
+  startTlsRefused: (id: number, why: string): string => `start_tls refused on socket ${id}: ${why}`,
   /** An op the session does not implement on this kind of socket. */
   unsupported: (op: string, why: string): string => `op "${op}" is not supported: ${why}`,
   /** A `resolve` while the session already has `maxPendingLookups` lookups pending. */
