@@ -23,7 +23,7 @@ const CLIENT_BUFFER = 4 * MiB;
 const STALL_MS = 3000;
 /**
  * Bound on what the client may have sent while the upstream read nothing: the stream's buffer
- * (64 packets × 32 KiB = 2 MiB) plus what the kernel's loopback socket buffers absorb (at most
+ * (its 4 MiB byte budget) plus what the kernel's loopback socket buffers absorb (at most
  * `tcp_rmem` + `tcp_wmem` maxima, 6 + 4 MiB by default) plus in-flight WebSocket bytes.
  */
 const STALLED_SENT_BOUND = 20 * MiB;

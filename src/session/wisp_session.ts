@@ -11,12 +11,13 @@
  * CONTINUE), and grants `bufferPackets − held − unspent` in a CONTINUE as writes complete. So a
  * client that follows its credit never makes the server hold more than `bufferPackets` packets of
  * a stream (up to one buffer more with stream open confirmation: see `#sendContinue`), and other streams
- * keep flowing while one upstream stalls. Credit counts packets, so bytes are bounded too: with
- * DATA payloads of at most {@linkcode WISP_MAX_PAYLOAD_BYTES} a stream holds at most
- * `bufferPackets × 64 KiB` (4 MiB by default; 8 MiB with the confirmation's extra buffer);
- * CONTINUE is also withheld while a stream holds more than `streamBudgetBytes`, and the
- * session's per-socket queue bound (raised to 2 buffers of 64 KiB packets plus the byte budget,
- * 9 MiB by default) ends a stream whose client ignores its credit (CLOSE 0x49).
+ * keep flowing while one upstream stalls. Credit counts packets, so it is sized in bytes too: a
+ * CONTINUE gives no more packets than, at the size of the largest DATA payload seen on the
+ * stream, fit in what is left of `streamBudgetBytes` (4 MiB), so a client whose packets do not
+ * grow holds at most that much per stream, beyond the initial credit of the handshake. The
+ * session's per-socket queue bound (raised to 2 buffers of {@linkcode WISP_MAX_PAYLOAD_BYTES}
+ * packets plus the budget, 20 MiB by default) ends a stream whose client ignores its credit
+ * (CLOSE 0x49); the WebSocket-wide read pause at 16 MiB held per connection comes first.
  *
  * @module
  */
@@ -45,22 +46,23 @@ import type { Cause } from "./types.ts";
 import { DEFAULT_SESSION_LIMITS } from "./options.ts";
 
 /**
- * Largest DATA payload, in bytes, for which the per-stream memory bound holds exactly (64 KiB).
- * Larger packets are accepted; their bytes are bounded by `streamBudgetBytes` and the socket's
- * queue bound instead.
+ * The DATA payload size, in bytes (64 KiB), that sizes the per-stream queue bound: two buffers of
+ * such packets plus the byte budget. Larger packets are accepted; credit shrinks to fit them in
+ * the byte budget.
  */
 export const WISP_MAX_PAYLOAD_BYTES = 64 * 1024;
 
 /** Settings of the Wisp personality (server options `wisp`; CLI `--wisp-*`). */
 export interface WispSettings {
   /**
-   * Packets of buffer each TCP stream gets (the CONTINUE value; default 64). With
-   * {@linkcode WISP_MAX_PAYLOAD_BYTES} payloads a stream holds at most this × 64 KiB.
+   * Packets of buffer each TCP stream gets (the CONTINUE value on stream 0; default 128, as the
+   * wisp-js server).
    */
   bufferPackets?: number;
   /**
-   * Bytes a stream may hold for its upstream before the server withholds CONTINUE (default 1 MiB),
-   * whatever the packets' sizes.
+   * Bytes a stream may hold for its upstream (default 4 MiB): a CONTINUE gives no more credit
+   * than packets as large as the largest seen on the stream fit in what is left of it, and none
+   * while the stream holds this much.
    */
   streamBudgetBytes?: number;
   /**
@@ -75,9 +77,9 @@ export interface WispSettings {
 }
 
 /** The default {@linkcode WispSettings.bufferPackets}. */
-export const DEFAULT_WISP_BUFFER_PACKETS = 64;
-/** The default {@linkcode WispSettings.streamBudgetBytes} (1 MiB). */
-export const DEFAULT_WISP_STREAM_BUDGET_BYTES = 1024 * 1024;
+export const DEFAULT_WISP_BUFFER_PACKETS = 128;
+/** The default {@linkcode WispSettings.streamBudgetBytes} (4 MiB). */
+export const DEFAULT_WISP_STREAM_BUDGET_BYTES = 4 * 1024 * 1024;
 
 /** Options of a {@linkcode WispSession}: the session's, the Wisp settings, the version. */
 export interface WispSessionOptions extends Omit<SessionOptions, "wire" | "protocol"> {
@@ -100,6 +102,8 @@ interface Stream {
   readonly sizes: number[];
   headWritten: number;
   heldBytes: number;
+  /** The largest DATA payload seen on the stream, bytes (sizes credit in bytes). */
+  largest: number;
   /** Last CONTINUE value and the packets received since it. */
   granted: number;
   received: number;
@@ -350,6 +354,7 @@ export class WispSession implements AsyncDisposable {
       sizes: [],
       headWritten: 0,
       heldBytes: 0,
+      largest: 0,
       granted: this.#buffer,
       received: 0,
     };
@@ -369,6 +374,7 @@ export class WispSession implements AsyncDisposable {
       }
       stream.sizes.push(payload.byteLength);
       stream.heldBytes += payload.byteLength;
+      if (payload.byteLength > stream.largest) stream.largest = payload.byteLength;
     }
     this.#session.request({ op: "send", id: stream.id, data: payload });
   }
@@ -458,7 +464,12 @@ export class WispSession implements AsyncDisposable {
   /** The credit a CONTINUE may give now: the buffer minus held packets and unspent credit. */
   #credit(stream: Stream): number {
     const unspent = Math.max(0, stream.granted - stream.received);
-    return Math.max(0, this.#buffer - stream.sizes.length - unspent);
+    const packets = this.#buffer - stream.sizes.length - unspent;
+    // In bytes too: packets as large as the largest seen so far must fit the byte budget (one at
+    // least once the stream holds nothing, so a packet larger than the budget cannot stall it).
+    const fit = Math.floor((this.#budget - stream.heldBytes) / Math.max(1, stream.largest));
+    const bytes = Math.max(fit, stream.sizes.length === 0 ? 1 : 0) - unspent;
+    return Math.max(0, Math.min(packets, bytes));
   }
 
   /**

@@ -877,7 +877,13 @@ Deno.test("wisp session: credit: CONTINUE is withheld while a stream holds its b
   eq(c.continues, []);
   await until(() => conn.pendingWrites.length === 1, "a write");
   conn.completeWrite();
+  await settle();
+  // 800 bytes held: another 400-byte packet would not fit in the 1000-byte budget.
+  eq(c.continues, []);
+  await until(() => conn.pendingWrites.length === 1, "a write");
+  conn.completeWrite();
   await until(() => c.continues.length === 1, "CONTINUE under the budget");
+  eq(c.continues, [1], "credit sized in bytes: one more 400-byte packet fits");
   eq(c.violations, []);
   while (c.held() > 0) {
     await until(() => conn.pendingWrites.length === 1, "a write");
