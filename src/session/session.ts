@@ -92,8 +92,13 @@ export interface SessionWire {
 
 /** What a session needs: its policy, network access and limits. */
 export interface SessionOptions {
-  /** Decides what the session may reach. */
-  policy: Policy;
+  /**
+   * Decides what the session may reach: a policy, or a function that returns the policy in force
+   * now (read at every dial, lookup, bind and datagram destination, so a server that reloads its
+   * policy, or narrows it per session with a ticket, changes what new dials may reach while open
+   * sockets keep running).
+   */
+  policy: Policy | (() => Policy);
   /** Network access (the real one is `denoTransport()`). */
   transport: Transport;
   /** Limits; missing fields take {@linkcode DEFAULT_SESSION_LIMITS}. */
@@ -169,7 +174,7 @@ export class Session implements AsyncDisposable {
   /** Protocol name (for the server's registry and `/healthz`). */
   readonly protocol = "wasmnet";
   readonly #channel: WireChannel;
-  readonly #policy: Policy;
+  readonly #policyOf: () => Policy;
   readonly #log: Logger;
   readonly #label: string;
   readonly #limits: Readonly<SessionLimits>;
@@ -199,7 +204,8 @@ export class Session implements AsyncDisposable {
    */
   constructor(channel: WireChannel, options: SessionOptions) {
     this.#channel = channel;
-    this.#policy = options.policy;
+    const policy = options.policy;
+    this.#policyOf = typeof policy === "function" ? policy : () => policy;
     this.#log = options.log ?? getLogger("session");
     this.#label = options.label ?? "";
     this.#wire = options.wire;
@@ -252,6 +258,11 @@ export class Session implements AsyncDisposable {
       client: this.#label || undefined,
       protocol: options.protocol,
     });
+  }
+
+  /** The policy in force now (see {@linkcode SessionOptions.policy}). */
+  get #policy(): Policy {
+    return this.#policyOf();
   }
 
   /** The framing replies use now: that of the client's most recent message. */
@@ -438,7 +449,7 @@ export class Session implements AsyncDisposable {
 
   #connectUdp(id: number, addr: string, port: number): void {
     if (!this.#admit(id, true)) return;
-    const socket = new UdpSocket(id, this.#ctx, this.#policy, `${addr}:${port}`);
+    const socket = new UdpSocket(id, this.#ctx, this.#policyOf, `${addr}:${port}`);
     this.#register(socket);
     this.#track(socket.open(addr, port));
   }

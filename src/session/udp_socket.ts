@@ -28,7 +28,7 @@ export class UdpSocket extends Entry {
   /** Kind tag for the socket table. */
   readonly kind = "udp";
 
-  readonly #policy: Policy;
+  readonly #policyOf: () => Policy;
   #state: "opening" | "open" = "opening";
   #conn: DatagramConn | undefined;
   #family: 4 | 6 = 4;
@@ -45,12 +45,18 @@ export class UdpSocket extends Entry {
   /**
    * @param id client id of the socket.
    * @param ctx the owning session's services.
-   * @param policy the session's policy (checked for every destination).
+   * @param policy the session's policy in force now (read for every destination: a reloaded
+   *   policy applies to the next new destination).
    * @param dest requested `addr:port`, for logs.
    */
-  constructor(id: number, ctx: SessionContext, policy: Policy, dest: string) {
+  constructor(id: number, ctx: SessionContext, policy: () => Policy, dest: string) {
     super(id, ctx, dest, true);
-    this.#policy = policy;
+    this.#policyOf = policy;
+  }
+
+  /** The policy in force now. */
+  get #policy(): Policy {
+    return this.#policyOf();
   }
 
   /**
