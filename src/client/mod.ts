@@ -33,6 +33,7 @@ export {
   type DebugLogger,
   type DisconnectInfo,
   type ErrorCallback,
+  type Extension,
   type ListenResult,
   type OpenListenerOptions,
   type OpenTcpOptions,

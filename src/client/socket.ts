@@ -27,9 +27,13 @@ export interface SocketInfo {
  *   bytes the socket is closed and `readable` errors with `EOVERFLOW`. Cancelling it closes the
  *   socket.
  * - `writable`: each write resolves once the bytes are handed to the WebSocket and its buffer is
- *   below the client's `highWaterMark` (else after `client.drain()`). `close()` on it only flushes:
- *   the protocol has no half-close, so the socket stays open until `socket.close()` or the peer
- *   closes. `abort()` closes the socket.
+ *   below the client's `highWaterMark` (else after `client.drain()`). `close()` on it flushes,
+ *   then half-closes the socket ({@linkcode WasmnetSocket.shutdown}: the peer gets a FIN and
+ *   `readable` goes on until the peer closes); on a server without the `shutdown` extension it
+ *   only flushes, and the socket stays open until `socket.close()` or the peer closes.
+ *   `abort()` closes the socket.
+ * - {@linkcode WasmnetSocket.startTls} upgrades the socket to TLS in place: the same `readable`
+ *   and `writable` then carry the TLS session's plaintext.
  * - `opened`: resolves with {@linkcode SocketInfo} when connected; rejects with a
  *   {@linkcode WasmnetError} (`EDENIED`, `ESERVER`, `ECLOSED`, `EWEBSOCKET`) or the abort reason.
  * - `closed`: resolves when the socket ends cleanly (peer closed, or `close()`); rejects with the
@@ -64,6 +68,11 @@ export class WasmnetSocket {
   #readCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
   #writeCtl: WritableStreamDefaultController | undefined;
   #readableDone = false;
+  /** The write in flight (the stream runs one at a time), for `shutdown` to wait for. */
+  #lastWrite: Promise<void> = Promise.resolve();
+  /** A `startTls` in progress: writes wait for it. */
+  #upgrading: Promise<void> | undefined;
+  #shutDown = false;
 
   /**
    * @internal Use {@linkcode WasmnetClient.openTcp}.
@@ -114,8 +123,8 @@ export class WasmnetSocket {
       start: (c): void => {
         this.#writeCtl = c;
       },
-      write: (chunk): Promise<void> => this.#write(chunk),
-      close: (): Promise<void> => this.#flush(),
+      write: (chunk): Promise<void> => this.#lastWrite = this.#write(chunk),
+      close: (): Promise<void> => this.#finish(),
       abort: (reason): void => this.#life.abort(reason),
     });
 
@@ -141,20 +150,76 @@ export class WasmnetSocket {
     return this.#life.close();
   }
 
+  /**
+   * Upgrades the socket to TLS (protocol extension `start_tls`, see
+   * {@linkcode WasmnetClient.startTls}): once it resolves, `readable` and `writable` (the same
+   * objects) carry the TLS session's plaintext. Writes made while it runs wait for it and are
+   * sent through TLS; if it fails they fail too (nothing leaves in plaintext). Data that arrived
+   * before the call stays in `readable`, in order.
+   *
+   * @param servername name for SNI and certificate verification; default the host the socket was
+   * opened with.
+   * @throws {WasmnetError} `EUNSUPPORTED` (the server lacks the extension; the socket stays open
+   * in plaintext), `ESERVER` (handshake failed: the socket is closed and its streams error; or
+   * refused: already TLS, an accepted connection), `ECLOSED`, `EWEBSOCKET`.
+   */
+  startTls(servername?: string): Promise<void> {
+    const run = (async (): Promise<void> => {
+      if (this.#life.state === "opening") await this.opened;
+      this.#life.assertOpen();
+      await this.#lastWrite.catch(noop);
+      await this.#client.startTls(this.#id, servername);
+    })();
+    const upgrading = run.finally(() => {
+      if (this.#upgrading === upgrading) this.#upgrading = undefined;
+    });
+    upgrading.catch(noop);
+    this.#upgrading = upgrading;
+    return run;
+  }
+
+  /**
+   * Half-closes the socket (protocol extension `shutdown`, see {@linkcode WasmnetClient.shutdown}),
+   * after the writes already made: the peer gets a FIN (close_notify first on TLS), `readable`
+   * goes on until the peer closes, and later writes fail with `ECLOSED`. `writable.close()` does
+   * the same. On a server without the extension the socket stays fully open.
+   */
+  shutdown(): void {
+    void this.#shutdown().catch(noop);
+  }
+
   /** Closes the socket and waits until it is closed (errors ignored). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close().catch(noop);
   }
 
   async #write(chunk: Uint8Array): Promise<void> {
+    // A write made while `startTls` runs waits for it (one made before does not: the upgrade
+    // waits for that one).
+    const upgrading = this.#upgrading;
     if (this.#life.state === "opening") await this.opened;
+    if (upgrading) await upgrading;
     this.#life.assertOpen();
+    if (this.#shutDown) {
+      throw new WasmnetError("ECLOSED", "socket is shut down for writing", this.#id);
+    }
     if (!this.#client.send(this.#id, chunk)) await this.#client.drain();
   }
 
-  async #flush(): Promise<void> {
-    if (this.#life.state === "opening") await this.opened;
+  /** `writable.close()`: flush, then half-close. */
+  async #finish(): Promise<void> {
+    await this.#shutdown();
     await this.#client.drain();
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#shutDown) return;
+    this.#shutDown = true;
+    if (this.#life.state === "opening") await this.opened;
+    await this.#lastWrite.catch(noop);
+    if (this.#upgrading) await this.#upgrading.catch(noop);
+    if (this.#life.state !== "open") return;
+    this.#client.shutdown(this.#id);
   }
 
   #onData(data: Uint8Array): void {

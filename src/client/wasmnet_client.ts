@@ -129,6 +129,9 @@ export interface OpenListenerOptions {
 
 type Kind = "tcp" | "udp" | "listener" | "lookup";
 
+/** The protocol extensions of this server (README "Wire protocol"). */
+export type Extension = "start_tls" | "shutdown";
+
 interface Settle {
   resolve: (ev: WireEvent) => void;
   reject: (e: WasmnetError) => void;
@@ -138,6 +141,10 @@ interface Entry {
   kind: Kind;
   settle: Settle | undefined;
   closing: boolean;
+  /** A `start_tls` waiting for its `connected`. */
+  upgrade: Settle | undefined;
+  /** `shutdown` was sent: no more `send`s. */
+  shut: boolean;
   onData: DataCallback | undefined;
   onDataFrom: DataFromCallback | undefined;
   onClose: CloseCallback | undefined;
@@ -165,6 +172,8 @@ function newEntry(kind: Kind, settle: Settle | undefined): Entry {
     kind,
     settle,
     closing: false,
+    upgrade: undefined,
+    shut: false,
     onData: undefined,
     onDataFrom: undefined,
     onClose: undefined,
@@ -177,6 +186,23 @@ function newEntry(kind: Kind, settle: Settle | undefined): Entry {
 }
 
 function noop(): void {}
+
+/**
+ * The extension an `error` for id 0 refuses as an unknown op, or undefined. That is how a server
+ * without the extensions answers them: this server before them says
+ * `invalid request: unknown op "start_tls"` / `invalid binary frame: unknown message type: 0x0a`,
+ * wasmnet 0.1.3 `invalid request: unknown variant \`start_tls\`, expected one of ...` and the
+ * same binary text. No other id-0 error names these ops or type bytes.
+ */
+function refusedExtension(msg: string): Extension | undefined {
+  if (!/^invalid (?:request|binary frame): /.test(msg)) return undefined;
+  if (/\bstart_tls\b|unknown message type: 0x0a\b/i.test(msg)) return "start_tls";
+  if (/\bshutdown\b|unknown message type: 0x0b\b/i.test(msg)) return "shutdown";
+  return undefined;
+}
+
+/** The prefix of this server's non-terminal refusal of a `start_tls` (`WireError.startTlsRefused`). */
+const START_TLS_REFUSED = /^start_tls refused on socket \d+: /;
 
 /**
  * A wasmnet client: one WebSocket carrying many sockets.
@@ -231,6 +257,8 @@ export class WasmnetClient {
   #open = false;
   #ended = false;
   #userDisconnect = false;
+  /** What is known of the server's extensions: true (it answered one), false (unknown op). */
+  readonly #support = new Map<Extension, boolean>();
 
   /**
    * Opens the WebSocket to `url` (`ws:` or `wss:`) and starts connecting.
@@ -366,9 +394,13 @@ export class WasmnetClient {
    *
    * @returns `true` while the buffer is below `highWaterMark`; `false` means "await
    * {@linkcode WasmnetClient.drain} before sending more" (the data was still sent).
-   * @throws {WasmnetError} `EWEBSOCKET` when the WebSocket is closed.
+   * @throws {WasmnetError} `EWEBSOCKET` when the WebSocket is closed; `ECLOSED` after
+   * {@linkcode WasmnetClient.shutdown} of `id`.
    */
   send(id: number, data: SendData): boolean {
+    if (this.#entries.get(id)?.shut) {
+      throw new WasmnetError("ECLOSED", `socket ${id} is shut down for writing`, id);
+    }
     this.#send({ op: "send", id, data: toBytes(data) });
     return this.bufferedAmount < this.#highWaterMark;
   }
@@ -394,6 +426,72 @@ export class WasmnetClient {
     if (entry) entry.closing = true;
     if (this.#ended || this.#userDisconnect) return;
     this.#send({ op: "close", id });
+  }
+
+  /**
+   * Upgrades open TCP socket `id` to TLS (protocol extension `start_tls`): the server writes what
+   * was sent before, runs the TLS client handshake over the connection with `servername` for SNI
+   * and certificate verification (default: the host the socket was opened with; an IP is
+   * verified against the certificate's IP addresses, without SNI) and the server's trusted CAs,
+   * then everything on `id` is TLS plaintext. For STARTTLS protocols (SMTP, IMAP, PostgreSQL,
+   * MySQL): send the protocol's request, read its go-ahead, then call this.
+   *
+   * Bytes sent after the call wait on the server and go through TLS. Await it before sending
+   * anything secret: a server without the extension ignores the request and would send them in
+   * plaintext.
+   *
+   * @param id an open TCP socket (not TLS, not an accepted connection).
+   * @param servername the name to verify; default the socket's host.
+   * @returns resolves when the server reports `connected` again (handshake done).
+   * @throws {WasmnetError} `EUNSUPPORTED` when the server does not support `start_tls` (it
+   * answered it as an unknown op; the socket goes on in plaintext); `ESERVER` when the
+   * handshake failed (the socket is closed: `onError`/`onClose` follow) or the server refused the
+   * request (already TLS, an accepted connection, ...: the socket goes on as it was); `ECLOSED`
+   * when `id` is not an open socket or closes first; `EWEBSOCKET` when the WebSocket closes.
+   */
+  startTls(id: number, servername?: string): Promise<void> {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.kind !== "tcp" || entry.settle || entry.closing) {
+      return Promise.reject(new WasmnetError("ECLOSED", `socket ${id} is not open`, id));
+    }
+    if (this.#support.get("start_tls") === false) return Promise.reject(unsupported(id));
+    if (entry.upgrade) {
+      return Promise.reject(
+        new WasmnetError("ESERVER", `a start_tls is already in progress on socket ${id}`, id),
+      );
+    }
+    const done = new Promise<WireEvent>((resolve, reject) => entry.upgrade = { resolve, reject });
+    try {
+      this.#send(servername ? { op: "start_tls", id, servername } : { op: "start_tls", id });
+    } catch (e) {
+      entry.upgrade = undefined;
+      return Promise.reject(e);
+    }
+    return done.then(noop);
+  }
+
+  /**
+   * Half-closes socket `id` (protocol extension `shutdown`): the server writes what was sent,
+   * then closes the write side of the upstream connection (TCP FIN; for TLS close_notify, then
+   * FIN), and data keeps arriving until the peer closes (then `onClose`). Later `send`s on `id`
+   * throw `ECLOSED`. A server without the extension answers with an `error` for id 0 (logged to
+   * `debug`) and the socket stays fully open, as before. No-op once the WebSocket is closed.
+   */
+  shutdown(id: number): void {
+    const entry = this.#entries.get(id);
+    if (entry) entry.shut = true;
+    if (this.#ended || this.#userDisconnect || this.#support.get("shutdown") === false) return;
+    this.#send({ op: "shutdown", id });
+  }
+
+  /**
+   * What this client knows of the server's support for a protocol extension: `true` once the
+   * server carried one out (`start_tls` answered `connected`), `false` once it answered one as an
+   * unknown op, `undefined` before either (the extensions need no negotiation: a refused
+   * request is the detection).
+   */
+  supports(extension: Extension): boolean | undefined {
+    return this.#support.get(extension);
   }
 
   /**
@@ -602,11 +700,16 @@ export class WasmnetClient {
 
   #dispatch(ev: WireEvent): void {
     const entry = this.#entries.get(ev.id);
+    if (ev.ev === "error" && ev.id === 0 && !entry) {
+      const refused = refusedExtension(ev.msg);
+      if (refused !== undefined) return this.#unsupported(refused, ev.msg);
+    }
     if (!entry) {
       const detail = ev.ev === "error" || ev.ev === "denied" ? `: ${ev.msg}` : "";
       this.#debug(`${ev.ev} event for unknown id ${ev.id}${detail}`, ev);
       return;
     }
+    if (entry.upgrade && this.#upgradeEvent(entry, ev)) return;
     switch (ev.ev) {
       case "connected":
         return this.#opened(entry, ev, "tcp");
@@ -634,6 +737,50 @@ export class WasmnetClient {
         return this.#end(ev.id, entry, new WasmnetError("EDENIED", ev.msg, ev.id));
       default:
         return unreachable(ev);
+    }
+  }
+
+  /**
+   * An event for a socket with a pending `start_tls`: `connected` completes it; a refusal of
+   * the request rejects it and leaves the socket as it was (true: handled). An ending event
+   * rejects it, then ends the socket as usual (false).
+   */
+  #upgradeEvent(entry: Entry, ev: WireEvent): boolean {
+    const upgrade = entry.upgrade;
+    if (!upgrade) return false;
+    if (ev.ev === "connected" && !entry.settle) {
+      entry.upgrade = undefined;
+      this.#support.set("start_tls", true);
+      upgrade.resolve(ev);
+      return true;
+    }
+    if (ev.ev === "error" && START_TLS_REFUSED.test(ev.msg)) {
+      entry.upgrade = undefined;
+      this.#support.set("start_tls", true);
+      upgrade.reject(new WasmnetError("ESERVER", ev.msg, ev.id));
+      return true;
+    }
+    if (ev.ev === "closed" || ev.ev === "error" || ev.ev === "denied") {
+      entry.upgrade = undefined;
+      upgrade.reject(
+        ev.ev === "closed"
+          ? new WasmnetError("ECLOSED", `socket ${ev.id} closed during start_tls`, ev.id)
+          : new WasmnetError(ev.ev === "error" ? "ESERVER" : "EDENIED", ev.msg, ev.id),
+      );
+    }
+    return false;
+  }
+
+  /** The server answered an extension as an unknown op: every pending one of it fails. */
+  #unsupported(extension: Extension, msg: string): void {
+    this.#support.set(extension, false);
+    this.#debug(`the server does not support ${extension}: ${msg}`);
+    if (extension !== "start_tls") return;
+    for (const [id, entry] of this.#entries) {
+      const upgrade = entry.upgrade;
+      if (!upgrade) continue;
+      entry.upgrade = undefined;
+      upgrade.reject(unsupported(id));
     }
   }
 
@@ -707,6 +854,9 @@ export class WasmnetClient {
   /** Ends an entry on `closed` (err undefined), `error` or `denied`. */
   #end(id: number, entry: Entry, err: WasmnetError | undefined): void {
     this.#entries.delete(id);
+    const upgrade = entry.upgrade;
+    entry.upgrade = undefined;
+    upgrade?.reject(err ?? new WasmnetError("ECLOSED", `socket ${id} closed`, id));
     if (entry.settle) {
       const settle = entry.settle;
       entry.settle = undefined;
@@ -721,6 +871,9 @@ export class WasmnetClient {
   /** Reports an error on an open entry (onError, else debug), then onClose. */
   #fail(id: number, entry: Entry, err: WasmnetError): void {
     this.#entries.delete(id);
+    const upgrade = entry.upgrade;
+    entry.upgrade = undefined;
+    upgrade?.reject(err);
     const onClose = entry.onClose;
     entry.onClose = undefined;
     if (entry.onError) entry.onError(err.message, err);
@@ -745,6 +898,9 @@ export class WasmnetClient {
     for (const [id, entry] of entries) {
       try {
         const err = new WasmnetError("EWEBSOCKET", why, id);
+        const upgrade = entry.upgrade;
+        entry.upgrade = undefined;
+        upgrade?.reject(err);
         if (entry.settle) entry.settle.reject(err);
         else if (this.#userDisconnect) entry.onClose?.();
         else this.#fail(id, entry, err);
@@ -760,4 +916,13 @@ export class WasmnetClient {
       });
     }
   }
+}
+
+/** The rejection of a `start_tls` the server does not support. */
+function unsupported(id: number): WasmnetError {
+  return new WasmnetError(
+    "EUNSUPPORTED",
+    "the server does not support start_tls (a wasmnet protocol extension)",
+    id,
+  );
 }
