@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { watchFile } from "./_watch.ts";
 import process from "node:process";
 import { writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -33,6 +34,12 @@ export function bunRuntime(): Runtime {
         for (const s of signals) process.off(s, stop);
       };
     },
+    onReloadSignal: (reload) => {
+      if (process.platform === "win32") return () => {};
+      process.on("SIGHUP", reload);
+      return () => process.off("SIGHUP", reload);
+    },
+    watchFile: (path, changed, debounceMs) => watchFile(path, changed, debounceMs),
     exit: (code) => process.exit(code),
     adapter: () => bunAdapter(),
     transport: (options) => bunTransport(options),

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { watchFile } from "./_watch.ts";
 import type { Runtime } from "./runtime.ts";
 import { denoAdapter } from "../server/deno/mod.ts";
 import { denoTransport } from "../transport/deno/mod.ts";
@@ -39,6 +40,12 @@ export function denoRuntime(): Runtime {
         for (const s of signals) Deno.removeSignalListener(s, stop);
       };
     },
+    onReloadSignal: (reload) => {
+      if (Deno.build.os === "windows") return () => {};
+      Deno.addSignalListener("SIGHUP", reload);
+      return () => Deno.removeSignalListener("SIGHUP", reload);
+    },
+    watchFile: (path, changed, debounceMs) => watchFile(path, changed, debounceMs),
     exit: (code) => Deno.exit(code),
     adapter: () => denoAdapter(),
     transport: (options) => denoTransport(options),

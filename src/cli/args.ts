@@ -31,6 +31,8 @@ export interface ServeFlags {
   policyFile: string | undefined;
   /** `--no-policy`: allow everything (no checks at all). */
   noPolicy: boolean;
+  /** `--watch-policy`: reload the `--policy` file whenever it changes (SIGHUP always reloads it). */
+  watchPolicy: boolean;
   /** `--max-bandwidth-mbps N`: per-session bandwidth cap in Mbps (10^6 bit/s); wins over the policy. */
   maxBandwidthMbps: number | undefined;
   /** `--max-server-bandwidth-mbps N`: whole-server cap per direction in Mbps; wins over the policy. */
@@ -87,6 +89,9 @@ Flags:
   -p, --port PORT              port to listen on (default 9000; 0 = any free port)
       --policy FILE            TOML policy file (default: built-in policy, private ranges denied)
       --no-policy              disable every policy check (allow everything)
+      --watch-policy           reload the --policy file when it changes (SIGHUP always reloads:
+                               new dials use the new policy, open sockets keep running; a bad
+                               file is logged and the previous policy stays)
       --max-bandwidth-mbps N   bandwidth cap per session and direction, in Mbps (wins over policy)
       --max-server-bandwidth-mbps N
                                cap on the whole server per direction, in Mbps (wins over policy)
@@ -171,6 +176,7 @@ export function parseCommand(args: string[]): Command {
         port: { type: "string", short: "p" },
         policy: { type: "string" },
         "no-policy": { type: "boolean" },
+        "watch-policy": { type: "boolean" },
         "max-bandwidth-mbps": { type: "string" },
         "max-server-bandwidth-mbps": { type: "string" },
         "pool-idle-secs": { type: "string" },
@@ -210,6 +216,9 @@ export function parseCommand(args: string[]): Command {
     throw new CliError("--policy and --no-policy cannot be used together");
   }
   if (v.demo && v["no-demo"]) throw new CliError("--demo and --no-demo cannot be used together");
+  if (v["watch-policy"] && v.policy === undefined) {
+    throw new CliError("--watch-policy needs --policy FILE");
+  }
   return {
     kind: "serve",
     flags: {
@@ -217,6 +226,7 @@ export function parseCommand(args: string[]): Command {
       port: number("--port", v.port, { min: 0, max: 65535, integer: true }) ?? 9000,
       policyFile: v.policy,
       noPolicy: v["no-policy"] ?? false,
+      watchPolicy: v["watch-policy"] ?? false,
       maxBandwidthMbps: number("--max-bandwidth-mbps", v["max-bandwidth-mbps"], {
         min: 0,
         max: 1e6,

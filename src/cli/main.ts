@@ -170,12 +170,59 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     });
   }
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
+  const stopReloading = reloadOn(runtime, flags, (policy) => server.policy = policy);
   try {
     await server.finished;
   } finally {
     removeSignals();
+    stopReloading();
   }
   return 0;
+}
+
+/**
+ * Hot reload of the `--policy` file on SIGHUP (and on change with `--watch-policy`): a file that
+ * loads replaces the policy in force (`apply`); a bad one is logged and the previous policy stays.
+ * Reloads run one at a time, in order. Returns a function that stops listening and watching.
+ */
+function reloadOn(
+  runtime: Runtime,
+  flags: ServeFlags,
+  apply: (policy: Policy) => void,
+): () => void {
+  const file = flags.policyFile;
+  let chain = Promise.resolve();
+  const reload = (why: string): void => {
+    chain = chain.then(async () => {
+      if (file === undefined) {
+        log.info("reload asked: no --policy file to reload", { why });
+        return;
+      }
+      try {
+        apply(await loadPolicyFile(file));
+        log.info("policy reloaded", { source: file, why });
+      } catch (e) {
+        log.error("policy reload failed; the previous policy stays in force", {
+          source: file,
+          why,
+          error: (e as Error).message,
+        });
+      }
+    });
+  };
+  const removeSignal = runtime.onReloadSignal(() => reload("SIGHUP"));
+  let stopWatching = (): void => {};
+  if (flags.watchPolicy && file !== undefined) {
+    try {
+      stopWatching = runtime.watchFile(file, () => reload("file changed"));
+    } catch (e) {
+      log.error("cannot watch the policy file", { source: file, error: (e as Error).message });
+    }
+  }
+  return () => {
+    removeSignal();
+    stopWatching();
+  };
 }
 
 /**

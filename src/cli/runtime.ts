@@ -34,6 +34,18 @@ export interface Runtime {
    * the handlers.
    */
   onStopSignals(stop: () => void): () => void;
+  /**
+   * Calls `reload` on SIGHUP (the operator's "reload your files": policy, certificates); returns a
+   * function that removes the handler. Does nothing on Windows (no SIGHUP).
+   */
+  onReloadSignal(reload: () => void): () => void;
+  /**
+   * Calls `changed` when the file at `path` changes (written, replaced, renamed over), at most
+   * once per `debounceMs` burst (default 200 ms); returns a function that stops watching.
+   *
+   * @throws {Error} when the file cannot be watched (missing, permission).
+   */
+  watchFile(path: string, changed: () => void, debounceMs?: number): () => void;
   /** Ends the process with `code`. */
   exit(code: number): never;
   /** The runtime's HTTP + WebSocket server adapter (with read backpressure where it can). */

@@ -146,6 +146,28 @@ export class SessionRegistry {
   readonly #sessions = new Map<ClientSession, CloseChannel>();
   #accepting = true;
   #pool: ConnectionPool | undefined;
+  #policy: Policy | undefined;
+
+  /**
+   * The policy in force for this registry's sessions: every new dial, lookup, bind and datagram
+   * destination of every session reads it (open sockets keep running). Set it to reload.
+   *
+   * @throws {Error} when read before {@linkcode SessionRegistry.policyOr} or a set gave it one.
+   */
+  get policy(): Policy {
+    if (this.#policy === undefined) throw new Error("the registry has no policy yet");
+    return this.#policy;
+  }
+
+  /** Replaces the policy in force (hot reload: SIGHUP, `--watch-policy`). */
+  set policy(policy: Policy) {
+    this.#policy = policy;
+  }
+
+  /** The policy in force, set to `first` when there is none yet. */
+  policyOr(first: Policy): Policy {
+    return this.#policy ??= first;
+  }
 
   /** Number of live sessions. */
   get size(): number {
@@ -356,14 +378,16 @@ export function sessionFactory(
   close: CloseChannel,
   route?: Route,
 ) => ClientSession {
-  const policy = options.policy ?? Policy.defaults();
+  // The registry's policy is the one in force (it may be reloaded); the options give the first.
+  const policy = registry.policyOr(options.policy ?? Policy.defaults());
+  const current = (): Policy => registry.policy;
   if (!options.transport) throw new TypeError("sessionFactory needs options.transport");
   const transport = registry.pooled(options.transport, options.pool);
   const bandwidth = bandwidthFor(options, policy);
   const wisp = options.wisp === false ? {} : options.wisp ?? {};
   return (channel, label, close, route = { kind: "wasmnet" }) => {
     const common = {
-      policy,
+      policy: current,
       transport,
       label,
       bandwidth: bandwidth(),

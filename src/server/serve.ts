@@ -11,6 +11,7 @@ import { getLogger } from "../log/mod.ts";
 import type { Transport } from "../transport/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
+import { Policy } from "../policy/mod.ts";
 
 const log = getLogger("server");
 
@@ -41,6 +42,12 @@ export interface WasmnetServer extends AsyncDisposable {
   readonly sessions: number;
   /** The connection pool when `pool` was set (for its `stats`); closed by shutdown. */
   readonly pool: ConnectionPool | undefined;
+  /**
+   * The policy in force. Setting it reloads: new dials, lookups, binds and datagram destinations
+   * of every session (open ones too) use it; open sockets keep running. Bandwidth and
+   * `max_connections` keys apply to sessions that start afterwards.
+   */
+  policy: Policy;
   /**
    * Stops accepting, closes every session, socket and WebSocket, and resolves when the HTTP
    * server has finished. Idempotent.
@@ -76,6 +83,7 @@ export interface WasmnetServer extends AsyncDisposable {
 export async function startServer(options: ServerOptions): Promise<WasmnetServer> {
   const { adapter } = options;
   const registry = new SessionRegistry();
+  registry.policy = options.policy ?? Policy.defaults();
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 9000;
   let http: Listening;
@@ -130,6 +138,12 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     },
     get pool() {
       return registry.pool;
+    },
+    get policy(): Policy {
+      return registry.policy;
+    },
+    set policy(policy: Policy) {
+      registry.policy = policy;
     },
     shutdown,
     finished,

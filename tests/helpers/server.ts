@@ -94,6 +94,31 @@ export async function sessionsReach(
   }
 }
 
+/**
+ * Makes `policy` the policy in force: in process, sets `server.policy`; for a child, rewrites its
+ * `--policy` file, sends SIGHUP and waits until it logs `policy reloaded` once more than before.
+ *
+ * @throws {Error} for a child started without a policy file (the default or `--no-policy`), or
+ *   when it does not log the reload within 10 s.
+ */
+export async function reloadPolicy(server: WasmnetServer, policy: Policy): Promise<void> {
+  if (!(server instanceof ChildServer)) {
+    server.policy = policy;
+    return;
+  }
+  const file = server.policyFile;
+  if (file === undefined) throw new Error("reloadPolicy: the child has no --policy file");
+  const count = (): number => server.output.split("policy reloaded").length - 1;
+  const before = count();
+  await Deno.writeTextFile(file, policy.toToml());
+  server.kill("SIGHUP");
+  const end = Date.now() + 10_000;
+  while (count() === before) {
+    if (Date.now() > end) throw new Error(`no "policy reloaded" in:\n${server.output}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** The process id of `server`: this process in process, the child's otherwise (for `/proc/PID`). */
 export function serverPid(server: WasmnetServer): number {
   return server instanceof ChildServer ? server.pid : Deno.pid;
@@ -241,6 +266,31 @@ class ChildServer implements WasmnetServer {
   /** Not available for a child: use {@linkcode sessionsOf}. */
   get sessions(): number {
     throw new Error("server.sessions is in-process only: use await sessionsOf(server)");
+  }
+
+  /** Not available for a child: use {@linkcode reloadPolicy}. */
+  get policy(): Policy {
+    throw new Error("server.policy is in-process only: use await reloadPolicy(server, policy)");
+  }
+
+  set policy(_policy: Policy) {
+    throw new Error("server.policy is in-process only: use await reloadPolicy(server, policy)");
+  }
+
+  /** The policy file the child was started with (`--policy`), if any. */
+  get policyFile(): string | undefined {
+    const file = join(this.#dir, "policy.toml");
+    try {
+      Deno.statSync(file);
+      return file;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Sends a signal to the child (e.g. `SIGHUP` to reload its policy). */
+  kill(signal: Deno.Signal): void {
+    Deno.kill(this.#proc.pid, signal);
   }
 
   /** The child's process id. */
