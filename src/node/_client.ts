@@ -99,44 +99,25 @@ export function sharedClient(): WasmnetClient {
 }
 
 // ── protocol extensions ───────────────────────────────────────────────────────────────────────
-// `WasmnetSocket.startTls` and `WasmnetSocket.shutdown` are the client's wrappers of the
-// `start_tls` and `shutdown` extensions. Reached through this adapter only, so a client without
-// them (an older build) degrades here and nowhere else.
-
-interface ExtendedSocket {
-  startTls?: (servername?: string) => Promise<void>;
-  shutdown?: () => void;
-}
+// `WasmnetSocket.startTls` and `WasmnetSocket.shutdown` wrap the client's `start_tls` and
+// `shutdown` extensions. The node modules reach them through these two functions only.
 
 /**
  * Upgrades an open socket to TLS on the server (`start_tls` extension); the server verifies the
- * certificate against `servername`.
+ * certificate against `servername` (default: the host the socket was opened with).
  *
- * @throws {Error} code `EUNSUPPORTED` when the client has no `startTls`; the client's
- *   `WasmnetError` (`EUNSUPPORTED` from a server without the extension, `ESERVER` for a failed
- *   handshake, ...) otherwise.
+ * @throws {WasmnetError} `EUNSUPPORTED` from a server without the extension (the socket stays
+ *   open in plaintext), `ESERVER` for a failed or refused handshake, `ECLOSED`, `EWEBSOCKET`.
  */
 export function startTls(sock: WasmnetSocket, servername: string | undefined): Promise<void> {
-  const ext = sock as unknown as ExtendedSocket;
-  if (typeof ext.startTls !== "function") {
-    return Promise.reject(
-      Object.assign(new Error("this wasmnet client cannot upgrade a socket to TLS (start_tls)"), {
-        code: "EUNSUPPORTED",
-      }),
-    );
-  }
-  return servername === undefined ? ext.startTls() : ext.startTls(servername);
+  return servername === undefined ? sock.startTls() : sock.startTls(servername);
 }
 
 /**
- * Half-closes an open socket (`shutdown` extension: FIN upstream, reading continues).
- *
- * @returns `false` when the client has no `shutdown` (the caller falls back to closing).
- * @throws what the client's `shutdown` throws (`EWEBSOCKET` when the WebSocket is closed, ...).
+ * Half-closes an open socket after the writes already made (`shutdown` extension: FIN upstream,
+ * reading continues until the peer closes). On a server without the extension the socket stays
+ * fully open.
  */
-export function shutdown(sock: WasmnetSocket): boolean {
-  const ext = sock as unknown as ExtendedSocket;
-  if (typeof ext.shutdown !== "function") return false;
-  ext.shutdown();
-  return true;
+export function shutdown(sock: WasmnetSocket): void {
+  sock.shutdown();
 }

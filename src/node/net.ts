@@ -312,10 +312,11 @@ export interface TlsTarget {
  * - Reads: the wasmnet socket is read only while this stream wants data (paused → not read).
  *   The protocol has no flow control, so unread bytes wait in the client (up to 16 MiB; past
  *   that the socket fails with `ENOBUFS`).
- * - `end()` half-closes through the `shutdown` extension (FIN upstream, reading continues until
- *   the peer ends); against a server without it, `end()` closes the whole socket once the writes
- *   are flushed. The peer's end closes the whole wasmnet socket (the protocol reports `closed`),
- *   so with `allowHalfOpen: true` writes after `end` fail with `EPIPE`.
+ * - `end()` half-closes through the `shutdown` extension (FIN upstream after the writes,
+ *   reading continues until the peer ends); a server without the extension leaves the socket
+ *   fully open until the peer closes it (or `destroy()`). The peer's end closes the whole wasmnet
+ *   socket (the protocol reports `closed`), so with `allowHalfOpen: true` writes after `end`
+ *   fail with `EPIPE`.
  * - `setNoDelay`, `setKeepAlive`, `ref`, `unref` are accepted and do nothing: the server sets
  *   TCP_NODELAY itself and the protocol has no keep-alive option.
  * - `remoteAddress`/`remoteFamily`: the IP dialled when the host was an IP address (or came from
@@ -518,11 +519,7 @@ export class Socket extends Duplex {
     const go = (): void => {
       const h = this.#handle;
       if (h === undefined || h.ended || this.#upgradedTo !== undefined) return callback();
-      try {
-        if (!shutdown(h.sock)) h.close();
-      } catch (e) {
-        return callback(this.#ioError(e, "shutdown"));
-      }
+      shutdown(h.sock);
       callback();
     };
     if (this.#gate !== undefined) this.#gate.then(go, () => callback());
