@@ -65,6 +65,12 @@ export interface RuleSet {
   readonly deny: readonly Rule[];
   /** Allow rules in list order (a bare `*` is `allowAny`, not a rule). */
   readonly allow: readonly Rule[];
+  /**
+   * Whether allow-list mode refuses an address in a {@linkcode SPECIAL_RANGES} entry that only a
+   * name rule or `*:PORTS` would admit: true for a policy; false for a ticket's allow list
+   * (`Policy.narrow`), which only narrows a policy that has made that check already.
+   */
+  readonly specialRanges: boolean;
 }
 
 /**
@@ -136,8 +142,8 @@ export function isPermissive(rules: RuleSet): boolean {
  * 3. a name: the first allow rule in list order that is `*:PORTS` or a matching name rule, else
  *    no allow rule; an address: the first allow IP/CIDR rule covering the address itself, else
  *    the first `*:PORTS` allow rule (for a resolved address: the name's allow rule) — unless the
- *    address or an IPv4 it embeds lies in a {@linkcode SPECIAL_RANGES} entry — else no allow
- *    rule.
+ *    address or an IPv4 it embeds lies in a {@linkcode SPECIAL_RANGES} entry (and the rule set
+ *    checks special ranges, {@linkcode RuleSet.specialRanges}) — else no allow rule.
  *
  * @param rules the compiled rules
  * @param subject what to decide
@@ -209,6 +215,7 @@ function decideIp(
   const fallback = nameRule ??
     rules.allow.find((r) => r.kind === "any" && allowPorts(r, port))?.text;
   if (fallback === undefined) return noAllowRule(rules);
+  if (!rules.specialRanges) return { kind: "allowed-by", rule: fallback };
   for (const c of candidates) {
     const range = SPECIAL_RANGES.find((s) => cidrContains(s.net, c.ip));
     if (range !== undefined) return { kind: "special-range", range, via: c.via };

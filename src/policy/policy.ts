@@ -17,18 +17,22 @@ import {
   isPermissive,
   type Outcome,
   type PortSpec,
+  type RuleSet,
   type Subject,
 } from "./_decide.ts";
 import {
   ALLOW_ALL_CONFIG,
   compile,
+  compileAllowList,
   type CompiledPolicy,
   configFromObject,
   configFromToml,
   configToToml,
+  MAX_CONNECTIONS_LIMIT,
   type PolicyConfig,
   show,
 } from "./policy_config.ts";
+import { PolicyError } from "./policy_error.ts";
 import { formatHostPort } from "../protocol/host_port.ts";
 import { type HostParse, parseHost, parseTarget, type Target } from "./target.ts";
 
@@ -41,7 +45,9 @@ import { type HostParse, parseHost, parseTarget, type Target } from "./target.ts
  *   `"*.example.com:443"`, `"*"`), or one of these fixed words:
  *   `"default-deny"` (`*` in deny and no allow rule matched), `"no-allow-rule"` (allow list without
  *   `*` and no rule matched), `"allow-all"` (policy disabled, {@linkcode Policy.allowAll}),
- *   `"invalid-target"`, `"invalid-address"`, `"invalid-port"`, `"bind_ports"`, `"bind_addrs"`.
+ *   `"invalid-target"`, `"invalid-address"`, `"invalid-port"`, `"bind_ports"`, `"bind_addrs"`,
+ *   `"ticket"` (the policy allowed it, the ticket's allow list of a {@linkcode Policy.narrow}ed
+ *   policy did not).
  * - `reason`: one human-readable line, suitable for the wire `denied` event, e.g.
  *   `127.0.0.1:80 is denied by rule "127.0.0.0/8" (loopback)`.
  */
@@ -96,8 +102,14 @@ export class Policy {
   /** The validated configuration (defaults filled in; `maxBandwidthMbps` 0 → `undefined`). */
   readonly config: Readonly<PolicyConfig>;
   readonly #compiled: CompiledPolicy;
+  /** Allow lists of {@linkcode Policy.narrow}: a subject must pass every one too. */
+  readonly #narrowings: readonly CompiledNarrowing[];
 
-  private constructor(config: Readonly<PolicyConfig>, compiled: CompiledPolicy) {
+  private constructor(
+    config: Readonly<PolicyConfig>,
+    compiled: CompiledPolicy,
+    narrowings: readonly CompiledNarrowing[] = [],
+  ) {
     this.config = Object.freeze({
       ...config,
       deny: Object.freeze([...config.deny]) as string[],
@@ -105,6 +117,7 @@ export class Policy {
       bindAddrs: Object.freeze([...config.bindAddrs]) as string[],
     });
     this.#compiled = compiled;
+    this.#narrowings = narrowings;
   }
 
   /**
@@ -171,7 +184,86 @@ export class Policy {
     if (this.#compiled.rules.allowAll) {
       throw new Error("Policy.allowAll() has no policy file form (use --no-policy)");
     }
+    if (this.#narrowings.length > 0) {
+      throw new Error("a narrowed policy (Policy.narrow) has no policy file form");
+    }
     return configToToml(this.config);
+  }
+
+  /**
+   * This policy AND a ticket's restrictions: a new, immutable policy whose every check (connect,
+   * resolved address, `send_to`, lookup, lookup answer, bind) must pass this policy first and then
+   * the ticket's allow list, decided by the same decision function. A ticket can only narrow:
+   * nothing this policy denies is ever allowed.
+   *
+   * The allow list uses the syntax of the policy file's `allow` entries and is decided as an
+   * allow list (`*` in it lifts the rule narrowing), with these consequences:
+   * - a name rule (`db.example.com:5432`) admits dials BY THAT NAME (and its subdomains, as in
+   *   the policy) on its ports; each address the name resolves to is then admitted by the name's
+   *   rule. A dial by IP address, even to an address the name resolves to, needs an IP/CIDR rule
+   *   in the list: the server cannot know which name an address belongs to;
+   * - an IP/CIDR rule (`10.0.0.0/8:443`) admits that address in any spelling (`127.1` is
+   *   `127.0.0.1`, `::ffff:127.0.0.1` too, as everywhere in the policy), but never a name;
+   * - special-purpose ranges are left to this policy (it has checked them already), so a rule
+   *   for `db.internal` reaches the private address it resolves to only if this policy allows it;
+   * - a lookup (`resolve`) needs a rule for the name (or address) on some port;
+   * - a bind needs an IP/CIDR rule covering the address and port (a port-less rule for port 0).
+   *
+   * Denials read `127.0.0.1:22 is not in the ticket's allow list (sub alice)` (rule `"ticket"`).
+   * `maxConnections` lowers `max_connections` (the smaller wins). Narrowing a narrowed policy
+   * stacks the lists. (Issue 14: a ticket can never widen the server policy.)
+   *
+   * @param ticket `label` names the ticket in denials (`sub alice`); `allow` the rules (undefined:
+   *   no rule narrowing); `maxConnections` an integer from 1.
+   * @returns the narrowed policy (its `config` is this one's, `maxConnections` lowered)
+   * @throws {PolicyError} for a malformed rule or `maxConnections`, naming `ticket (<label>)`:
+   *   `Cannot load policy "ticket (sub alice)": allow[0] = "db:99999" is not a valid rule (...)`
+   *
+   * @example
+   * ```ts
+   * import { Policy, parseTarget } from "./mod.ts";
+   * import assert from "node:assert/strict";
+   * const server = Policy.fromConfig({ deny: [], allow: ["*"] });
+   * const session = server.narrow({ label: "sub alice", allow: ["127.0.0.1:5432"] });
+   * const at = (host: string, port: number) => {
+   *   const t = parseTarget(host);
+   *   assert.ok(t.kind !== "invalid");
+   *   return session.checkTarget(t, port);
+   * };
+   * assert.equal(at("127.1", 5432).allowed, true);
+   * assert.equal(at("127.0.0.1", 22).reason, "127.0.0.1:22 is not in the ticket's allow list (sub alice)");
+   * assert.equal(at("localhost", 5432).rule, "ticket");
+   * ```
+   */
+  narrow(
+    ticket: {
+      readonly label: string;
+      readonly allow?: readonly string[] | undefined;
+      readonly maxConnections?: number | undefined;
+    },
+  ): Policy {
+    const source = `ticket (${ticket.label})`;
+    const { maxConnections } = ticket;
+    let config = this.config;
+    if (maxConnections !== undefined) {
+      if (
+        typeof maxConnections !== "number" || !Number.isInteger(maxConnections) ||
+        maxConnections < 1 || maxConnections > MAX_CONNECTIONS_LIMIT
+      ) {
+        throw new PolicyError(
+          source,
+          `max_connections = ${
+            show(maxConnections)
+          } is not valid (expected an integer from 1 to ${MAX_CONNECTIONS_LIMIT})`,
+        );
+      }
+      config = { ...config, maxConnections: Math.min(config.maxConnections, maxConnections) };
+    }
+    const narrowings = ticket.allow === undefined ? this.#narrowings : [
+      ...this.#narrowings,
+      { label: ticket.label, rules: compileAllowList(source, ticket.allow) },
+    ];
+    return new Policy(config, this.#compiled, narrowings);
   }
 
   /** Maximum simultaneous pending dials, sockets and listeners per session. */
@@ -322,7 +414,11 @@ export class Policy {
       };
     }
     const outcome = decide(bind, { kind: "ip", ip: addr.ip }, port);
-    if (isAllowed(outcome)) return phraseOutcome(bound(addr, port, this.config.bindPorts), outcome);
+    if (isAllowed(outcome)) {
+      const phrasing = bound(addr, port, this.config.bindPorts);
+      const verdict = phraseOutcome(phrasing, outcome);
+      return this.#narrowed(verdict, phrasing, { kind: "ip", ip: addr.ip }, port);
+    }
     // The bind rule set has no deny rules and no `*`: the only refusal is "no allow rule".
     return {
       allowed: false,
@@ -397,9 +493,25 @@ export class Policy {
     return lines.join("\n");
   }
 
-  /** Decides `subject` on `port` with the connect/lookup rules and words it with `phrasing`. */
+  /**
+   * Decides `subject` on `port` with the connect/lookup rules, then (if allowed) with each
+   * {@linkcode Policy.narrow} allow list, and words the outcome with `phrasing`.
+   */
   #phrase(phrasing: Phrasing, subject: Subject, port: PortSpec): Verdict {
-    return phraseOutcome(phrasing, decide(this.#compiled.rules, subject, port));
+    const verdict = phraseOutcome(phrasing, decide(this.#compiled.rules, subject, port));
+    return this.#narrowed(verdict, phrasing, subject, port);
+  }
+
+  /** `verdict` when it is a denial or every narrowing allows `subject` too; else the refusal. */
+  #narrowed(verdict: Verdict, phrasing: Phrasing, subject: Subject, port: PortSpec): Verdict {
+    if (!verdict.allowed) return verdict;
+    for (const n of this.#narrowings) {
+      const outcome = decide(n.rules, subject, port);
+      if (isAllowed(outcome)) continue;
+      const p = outcome.kind === "name-refused" ? phrasing.name ?? phrasing : phrasing;
+      return { allowed: false, rule: "ticket", reason: p.outside(n.label) };
+    }
+    return verdict;
   }
 }
 
@@ -420,6 +532,21 @@ interface Phrasing {
   readonly allowAll: string;
   /** How the name's own outcome is worded, for a resolved address whose name is refused. */
   readonly name?: Phrasing;
+  /** A subject the policy allows but a ticket's allow list (labelled `label`) does not. */
+  readonly outside: (label: string) => string;
+}
+
+/** A {@linkcode Policy.narrow} allow list, compiled. */
+interface CompiledNarrowing {
+  /** Names the ticket in denials (`sub alice`). */
+  readonly label: string;
+  /** The allow list as the decision function reads it. */
+  readonly rules: RuleSet;
+}
+
+/** The tail of a denial by a ticket: `is not in the ticket's allow list (sub alice)`. */
+function notInTicket(label: string): string {
+  return `is not in the ticket's allow list (${label})`;
 }
 
 const DISABLED = "is allowed: policy checks are disabled (allow-all)";
@@ -433,6 +560,7 @@ function connect(host: Host, port: number): Phrasing {
     special: (range) => `${hp} is in ${range}`,
     refused: (why) => `${hp} is denied: ${why}`,
     allowAll: `${hp} ${DISABLED}`,
+    outside: (label) => `${hp} ${notInTicket(label)}`,
   };
 }
 
@@ -445,6 +573,7 @@ function lookup(text: string): Phrasing {
     special: (range) => `${subject} is denied: the address is in ${range}`,
     refused: (why) => `${subject} is denied: ${why}`,
     allowAll: `${subject} ${DISABLED}`,
+    outside: (label) => `${subject} ${notInTicket(label)}`,
   };
 }
 
@@ -459,6 +588,7 @@ function resolved(name: string, ip: IpBytes, port: number): Phrasing {
     refused: (why) => `${hp} resolved to ${addr}, which is denied: ${why}`,
     allowAll: `${formatHostPort(addr, port)} ${DISABLED}`,
     name: connect({ ok: true, name }, port),
+    outside: (label) => `${hp} resolved to ${addr}, which ${notInTicket(label)}`,
   };
 }
 
@@ -473,6 +603,7 @@ function answer(name: string, ip: IpBytes): Phrasing {
     refused: (why) => `${subject} answered ${addr}, which is denied: ${why}`,
     allowAll: `lookup of ${addr} ${DISABLED}`,
     name: lookup(name),
+    outside: (label) => `${subject} answered ${addr}, which ${notInTicket(label)}`,
   };
 }
 
@@ -483,6 +614,7 @@ function bound(host: Host, port: number, bindPorts: string): Phrasing {
     ...connect(host, port),
     allowed: (rule) =>
       `bind to ${hp} is allowed by bind_ports ${JSON.stringify(bindPorts)} and bind_addrs ${rule}`,
+    outside: (label) => `bind to ${hp} ${notInTicket(label)}`,
   };
 }
 

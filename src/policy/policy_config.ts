@@ -265,8 +265,14 @@ export function configToToml(config: Readonly<PolicyConfig>): string {
   return `${stringifyToml({ network })}\n`;
 }
 
-function fail(source: string, key: string, value: unknown, what: string): never {
-  throw new PolicyError(source, `network.${key} = ${show(value)} is not ${what}`);
+function fail(
+  source: string,
+  key: string,
+  value: unknown,
+  what: string,
+  table = "network.",
+): never {
+  throw new PolicyError(source, `${table}${key} = ${show(value)} is not ${what}`);
 }
 
 function stringList(source: string, key: string, value: unknown): string[] {
@@ -339,7 +345,12 @@ function validate(input: Record<string, unknown>, source: string): PolicyConfig 
   return config;
 }
 
-function compileRules(source: string, key: "deny" | "allow", list: readonly string[]): {
+function compileRules(
+  source: string,
+  key: "deny" | "allow",
+  list: readonly string[],
+  table = "network.",
+): {
   rules: Rule[];
   star: boolean;
 } {
@@ -354,6 +365,7 @@ function compileRules(source: string, key: "deny" | "allow", list: readonly stri
           `${key}[${i}]`,
           raw,
           `a valid rule (${DEFAULT_DENY_TOKEN} is only valid in deny)`,
+          table,
         );
       }
       rules.push(...DEFAULT_RULES);
@@ -364,10 +376,36 @@ function compileRules(source: string, key: "deny" | "allow", list: readonly stri
       return;
     }
     const r = parseRule(text, noteFor);
-    if (!r.ok) fail(source, `${key}[${i}]`, raw, `a valid rule (${r.reason})`);
+    if (!r.ok) fail(source, `${key}[${i}]`, raw, `a valid rule (${r.reason})`, table);
     rules.push(r.value);
   });
   return { rules, star };
+}
+
+/**
+ * Compiles an allow list that narrows a policy (a ticket's `allow` claim, `Policy.narrow`): allow
+ * rules only, in the policy file's syntax (`*` admits everything; `@default` is refused), no deny
+ * rules, and special ranges left to the policy it narrows ({@linkcode RuleSet.specialRanges}).
+ *
+ * @param source what to call the list in error messages, e.g. `ticket (sub alice)`
+ * @param list the rules
+ * @throws {PolicyError} for an entry that is not a string or not a valid rule, e.g.
+ *   `Cannot load policy "ticket (sub alice)": allow[0] = "db:99999" is not a valid rule (port 99999 > 65535)`
+ */
+export function compileAllowList(source: string, list: readonly unknown[]): RuleSet {
+  const texts = list.map((item, i) => {
+    if (typeof item !== "string") fail(source, `allow[${i}]`, item, "a rule (a string)", "");
+    return item;
+  });
+  const allow = compileRules(source, "allow", texts, "");
+  return {
+    allowAll: false,
+    denyAll: false,
+    allowAny: allow.star,
+    deny: [],
+    allow: allow.rules,
+    specialRanges: false,
+  };
 }
 
 /**
@@ -400,8 +438,16 @@ export function compile(config: PolicyConfig, source: string, allowAll: boolean)
       allowAny: allow.star,
       deny: deny.rules,
       allow: allow.rules,
+      specialRanges: true,
     },
     bindPorts: ports.value,
-    bind: { allowAll, denyAll: false, allowAny: false, deny: [], allow: bindAddrs },
+    bind: {
+      allowAll,
+      denyAll: false,
+      allowAny: false,
+      deny: [],
+      allow: bindAddrs,
+      specialRanges: true,
+    },
   };
 }
