@@ -281,6 +281,18 @@ export class Socket extends EventEmitter {
    * @throws {RangeError} `ERR_SOCKET_BAD_PORT` for a port outside 1-65535 (unconnected).
    * @throws {Error} `ERR_SOCKET_DGRAM_NOT_RUNNING` after `close()`.
    */
+  send(msg: MessageData, port?: number, address?: string, callback?: SendCallback): void;
+  send(msg: MessageData, port?: number, callback?: SendCallback): void;
+  send(msg: MessageData, callback?: SendCallback): void;
+  send(
+    msg: MessageData,
+    offset: number,
+    length: number,
+    port?: number,
+    address?: string,
+    callback?: SendCallback,
+  ): void;
+  send(msg: MessageData, offset: number, length: number, callback?: SendCallback): void;
   send(msg: MessageData, ...args: unknown[]): void {
     this.#assertOpen();
     const last = args[args.length - 1];

@@ -23,7 +23,7 @@
  *
  * @module
  */
-// @ts-types="@types/readable-stream"
+// @ts-types="./_readable_stream.d.ts"
 import { Duplex } from "readable-stream";
 // @ts-types="@types/events"
 import EventEmitter from "events";
