@@ -213,13 +213,15 @@ export interface NodeBundleOptions {
  *
  * Each module is an ES module for browsers with named exports and a default export (the module
  * object Node's CommonJS `require("net")` returns). Code the four share — the wasmnet client
- * and its one configuration, `readable-stream` 4, `buffer` 6, `events` 3 — sits in
+ * and its one configuration, npm `readable-stream` 4 and `events` 3 (bundled in) — sits in
  * `_shared-HASH.js` chunks beside them, imported by relative paths: so `configure()` through any
  * of the four configures all, a `net.Socket` is the class `tls.connect({ socket })` expects, and
- * nothing is bundled twice. They import no bare specifier at all (not even Node builtins): a
- * bundler alias `net → dist/node/net.js` needs no polyfill for them. The copy the modules carry
- * of `buffer` and `events` is separate from the application's polyfills; values cross between
- * them as Node's do (`Buffer.isBuffer` tests a flag, not a class).
+ * nothing is bundled twice. Their one bare import is the Node builtin `buffer`, which the
+ * application's bundler provides (every Node-builtins polyfill does): the `Buffer`s their sockets
+ * emit are then the application's own class, so libraries' `instanceof Buffer` checks hold
+ * (ioredis turns replies into strings only for `instanceof Buffer` values). The copy of `events`
+ * they carry is separate from the application's; nothing checks `instanceof EventEmitter`
+ * across them.
  *
  * The declarations are Node's (`export * from "node:net"` and so on, from `@types/node`) plus
  * `configure`: the modules follow Node 22's API, and what they leave out is listed in each
