@@ -101,7 +101,7 @@ for (const binary of [false, true]) {
       for (let i = 0; i < payload.byteLength; i += 64 * 1024) {
         await writer.write(payload.subarray(i, i + 64 * 1024));
       }
-      await writer.close(); // flushes; the socket stays open (no half-close in the protocol)
+      await writer.close(); // flushes, then half-closes (the shutdown extension); reading goes on
     })();
     const chunks: Uint8Array[] = [];
     let received = 0;
