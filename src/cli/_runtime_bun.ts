@@ -6,15 +6,31 @@
  */
 import { watchFile } from "./_watch.ts";
 import process from "node:process";
-import { writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Runtime } from "./runtime.ts";
 import { bunAdapter } from "../server/bun/mod.ts";
 import { bunTransport } from "../transport/bun/mod.ts";
+import { BoundedWriter } from "../log/mod.ts";
+
+/**
+ * An asynchronous write to `process.stdout` or `process.stderr` that resolves from the stream's
+ * callback (once Bun has handed the bytes to the pipe). Bun's `Bun.write(Bun.stdout, ...)` and
+ * `node:fs` `writeSync` block the event loop on a pipe nobody reads; the stream does not.
+ */
+function streamWrite(stream: NodeJS.WriteStream): (bytes: Uint8Array) => Promise<number> {
+  // A reader that went away (EPIPE) is reported on the stream too: the write's rejection handles it.
+  stream.on("error", () => {});
+  return (bytes) =>
+    new Promise((resolve, reject) => {
+      stream.write(bytes, (e) => e ? reject(e) : resolve(bytes.byteLength));
+    });
+}
 
 /** The Bun runtime. */
 export function bunRuntime(): Runtime {
   const bun = (globalThis as unknown as { Bun?: { version?: string } }).Bun;
+  const out = new BoundedWriter(streamWrite(process.stdout));
+  const err = new BoundedWriter(streamWrite(process.stderr));
   return {
     name: "bun",
     version: bun?.version ?? "unknown",
@@ -22,8 +38,9 @@ export function bunRuntime(): Runtime {
     args: () => process.argv.slice(2),
     env: (name) => process.env[name],
     readTextFile: (path) => readFile(path, "utf8"),
-    write: (stream, text) => {
-      writeSync(stream === "stdout" ? 1 : 2, text);
+    write: (stream, text) => (stream === "stdout" ? out : err).write(text),
+    flush: async (timeoutMs) => {
+      await Promise.all([out.flush(timeoutMs), err.flush(timeoutMs)]);
     },
     onStopSignals: (stop) => {
       const signals = process.platform === "win32"

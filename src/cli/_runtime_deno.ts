@@ -7,11 +7,14 @@ import { watchFile } from "./_watch.ts";
 import type { Runtime } from "./runtime.ts";
 import { denoAdapter } from "../server/deno/mod.ts";
 import { denoTransport } from "../transport/deno/mod.ts";
-
-const encoder = new TextEncoder();
+import { BoundedWriter } from "../log/mod.ts";
 
 /** The Deno runtime. */
 export function denoRuntime(): Runtime {
+  // `Deno.stdout.write` runs off the event loop: a pipe nobody reads leaves it pending, and the
+  // bounded writer drops lines meanwhile (Deno.exit ends the process even with a write pending).
+  const out = new BoundedWriter((bytes) => Deno.stdout.write(bytes));
+  const err = new BoundedWriter((bytes) => Deno.stderr.write(bytes));
   return {
     name: "deno",
     version: Deno.version.deno,
@@ -25,11 +28,9 @@ export function denoRuntime(): Runtime {
       }
     },
     readTextFile: (path) => Deno.readTextFile(path),
-    write: (stream, text) => {
-      const s = stream === "stdout" ? Deno.stdout : Deno.stderr;
-      const bytes = encoder.encode(text);
-      let n = 0;
-      while (n < bytes.byteLength) n += s.writeSync(bytes.subarray(n));
+    write: (stream, text) => (stream === "stdout" ? out : err).write(text),
+    flush: async (timeoutMs) => {
+      await Promise.all([out.flush(timeoutMs), err.flush(timeoutMs)]);
     },
     onStopSignals: (stop) => {
       const signals: Deno.Signal[] = Deno.build.os === "windows"

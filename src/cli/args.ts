@@ -4,7 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type LogLevel, parseLogLevel } from "../log/mod.ts";
+import { type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../log/mod.ts";
 import { parseTarget } from "../policy/mod.ts";
 
 /** Thrown for a bad command line; `message` is one line meant for the user. */
@@ -47,6 +47,14 @@ export interface ServeFlags {
   dnsServer: { ipAddr: string; port: number } | undefined;
   /** `--log-level LEVEL`: overrides `WASMNET_LOG`. */
   logLevel: LogLevel | undefined;
+  /** `--log-format text|json`: `json` makes every log line one JSON object (default `text`). */
+  logFormat: LogFormat;
+  /**
+   * `--metrics-listen HOST:PORT`: also serve `GET /metrics` (Prometheus text format) on this
+   * address, to any peer (an internal port); the main port answers `/metrics` to loopback peers
+   * only. `hostname` is an IP address or name as given (IPv6 without brackets).
+   */
+  metricsListen: { hostname: string; port: number } | undefined;
   /** `--ca-cert FILE` (repeatable): extra trusted CA certificates (PEM) for `connect_tls`. */
   caCertFiles: string[];
   /** `--max-sessions N`: most WebSocket sessions at once (default: no limit). */
@@ -115,6 +123,11 @@ Flags:
                                user:password per line (v1 clients and wsproxy are refused)
       --wisp-motd TEXT         message of the day sent to Wisp v2 clients
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
+      --log-format FORMAT      text or json: json prints every log line as one JSON object (the
+                               audit log: sessions, socket open/deny/close) (default text)
+      --metrics-listen HOST:PORT
+                               also serve GET /metrics (Prometheus) on this address to any peer
+                               (the main port answers /metrics to loopback peers only)
   -h, --help                   show this help
   -V, --version                show the version
 
@@ -184,6 +197,8 @@ export function parseCommand(args: string[]): Command {
         "max-message-bytes": { type: "string" },
         "dns-server": { type: "string" },
         "log-level": { type: "string" },
+        "log-format": { type: "string" },
+        "metrics-listen": { type: "string" },
         "ca-cert": { type: "string", multiple: true },
         "allow-origin": { type: "string", multiple: true },
         "max-sessions": { type: "string" },
@@ -254,6 +269,10 @@ export function parseCommand(args: string[]): Command {
       }),
       dnsServer: nameServer(v["dns-server"]),
       logLevel: v["log-level"] === undefined ? undefined : level(v["log-level"]),
+      logFormat: v["log-format"] === undefined ? "text" : logFormatFlag(v["log-format"]),
+      metricsListen: v["metrics-listen"] === undefined
+        ? undefined
+        : hostPortFlag("--metrics-listen", v["metrics-listen"]),
       caCertFiles: v["ca-cert"] ?? [],
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
       maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
@@ -376,6 +395,37 @@ function level(raw: string): LogLevel {
   } catch (e) {
     throw new CliError(`invalid value for --log-level: ${(e as Error).message}`);
   }
+}
+
+function logFormatFlag(raw: string): LogFormat {
+  try {
+    return parseLogFormat(raw);
+  } catch (e) {
+    throw new CliError(`invalid value for --log-format: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * A `HOST:PORT` flag value (`[v6]:PORT` for IPv6; port 0 picks a free one): the host as
+ * `--host` takes it (normalised), the port 0–65535.
+ */
+function hostPortFlag(flag: string, raw: string): { hostname: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:]+):(\d+)$/.exec(raw);
+  if (!m || m[1] === undefined) {
+    throw new CliError(
+      `invalid value for ${flag}: ${JSON.stringify(raw)} (expected HOST:PORT, e.g. 127.0.0.1:9100)`,
+    );
+  }
+  let hostname: string;
+  try {
+    hostname = listenHost(m[1]);
+  } catch {
+    throw new CliError(
+      `invalid value for ${flag}: ${JSON.stringify(raw)} (expected HOST:PORT, e.g. 127.0.0.1:9100)`,
+    );
+  }
+  const port = number(flag, m[2], { min: 0, max: 65535, integer: true }) ?? 0;
+  return { hostname, port };
 }
 
 function describeParseError(e: unknown): string {

@@ -11,15 +11,25 @@ import {
   parseWispUsers,
   type ServeFlags,
 } from "./args.ts";
-import { getLogger, LOG_ENV_VAR, logLevelFromEnv, setLogLevel } from "../log/mod.ts";
+import {
+  getLogger,
+  LOG_ENV_VAR,
+  logLevelFromEnv,
+  setLogFormat,
+  setLogLevel,
+  setLogOutput,
+} from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
-import { startServer } from "../server/mod.ts";
+import { ServerMetrics, startServer } from "../server/mod.ts";
 import { parseCaCerts } from "../transport/mod.ts";
 import { DEFAULT_POOL_IDLE_SECS, DEFAULT_POOL_PER_KEY } from "../pool/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
 import { currentRuntime, type Runtime } from "./runtime.ts";
 
 const log = getLogger("cli");
+
+/** How long the process waits at exit for its queued output to be written, in ms. */
+const EXIT_FLUSH_MS = 2000;
 
 /** Reads and parses a policy file. @throws {PolicyError} with a one-line message. */
 export async function loadPolicyFile(path: string): Promise<Policy> {
@@ -143,6 +153,8 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     adapter: runtime.adapter(),
     transport: runtime.transport({ nameServer: flags.dnsServer, caCerts }),
     signal: controller.signal,
+    metrics: new ServerMetrics({ processMetrics: true }),
+    ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     demo: flags.demo,
     wisp,
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
@@ -257,6 +269,8 @@ export async function main(args: string[]): Promise<number> {
   const runtime = await currentRuntime();
   const print = (stream: "stdout" | "stderr", text: string): void =>
     runtime.write(stream, text.endsWith("\n") ? text : `${text}\n`);
+  // Log lines go through the runtime's bounded asynchronous output: never blocking the server.
+  setLogOutput(runtime.write);
   let command: Command;
   try {
     command = parseCommand(args);
@@ -287,6 +301,7 @@ export async function main(args: string[]): Promise<number> {
         return await checkPolicy(print, command.file, command.explain);
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
+        setLogFormat(command.flags.logFormat);
         return await serve(runtime, command.flags);
     }
   } catch (e) {
@@ -313,5 +328,6 @@ export async function main(args: string[]): Promise<number> {
 export async function run(): Promise<never> {
   const runtime = await currentRuntime();
   const code = await main(runtime.args());
+  await runtime.flush(EXIT_FLUSH_MS);
   return runtime.exit(code);
 }

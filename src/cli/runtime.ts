@@ -27,8 +27,18 @@ export interface Runtime {
   env(name: string): string | undefined;
   /** Reads a UTF-8 text file. @throws {Error} the runtime's error (not found, permission, ...). */
   readTextFile(path: string): Promise<string>;
-  /** Writes `text` to stdout or stderr at once (synchronously). */
+  /**
+   * Queues `text` for stdout or stderr and returns at once: the runtime writes it asynchronously
+   * (one write in flight per stream), so a reader that does not drain the output never blocks the
+   * event loop. At most 1 MiB waits per stream; text beyond that is dropped and counted
+   * (`droppedLogLines()` in `src/log/`). Never throws.
+   */
   write(stream: "stdout" | "stderr", text: string): void;
+  /**
+   * Resolves once what {@linkcode Runtime.write} queued has been written, or after `timeoutMs`
+   * (an undrained output must not hold the process at exit).
+   */
+  flush(timeoutMs: number): Promise<void>;
   /**
    * Calls `stop` on SIGINT and SIGTERM (SIGINT only on Windows); returns a function that removes
    * the handlers.

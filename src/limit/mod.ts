@@ -33,6 +33,6 @@ export {
   TokenBucket,
   type TokenBucketOptions,
 } from "./token_bucket.ts";
-export { DEFAULT_MAX_CHUNK_BYTES, RateLimiter } from "./rate_limiter.ts";
+export { DEFAULT_MAX_CHUNK_BYTES, RateLimiter, type RateLimiterOptions } from "./rate_limiter.ts";
 export { type BucketChain, throttle, type ThrottleOptions } from "./throttle.ts";
 export { type Buffered, DrainPoller, type DrainPollerOptions } from "./drain.ts";

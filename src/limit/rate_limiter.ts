@@ -9,6 +9,16 @@ import type { TokenBucket } from "./token_bucket.ts";
 /** Default largest piece a throttle forwards, in bytes (16 KiB), unless a burst is smaller. */
 export const DEFAULT_MAX_CHUNK_BYTES = 16 * 1024;
 
+/** Options of {@linkcode RateLimiter}. */
+export interface RateLimiterOptions {
+  /**
+   * Called once for each {@linkcode RateLimiter.take} that had to wait (a bucket queued it), with
+   * the wait in seconds, when the bytes are admitted (not when the wait is aborted). For metrics;
+   * must not throw.
+   */
+  readonly onWait?: (seconds: number) => void;
+}
+
 /**
  * Admits bytes only after every bucket of a chain has admitted them, e.g.
  * `new RateLimiter([sessionBucket, serverBucket])`: each session is held to its own rate while the
@@ -33,14 +43,17 @@ export const DEFAULT_MAX_CHUNK_BYTES = 16 * 1024;
 export class RateLimiter {
   /** The chain, in the order it is taken (unlimited buckets removed). */
   readonly buckets: readonly TokenBucket[];
+  readonly #onWait: ((seconds: number) => void) | undefined;
 
   /**
    * Creates a chain; unlimited buckets are dropped from it.
    *
    * @param buckets Buckets to pass, most specific first; may be empty (then nothing waits).
+   * @param options `onWait`, told of every take that waited.
    */
-  constructor(buckets: readonly TokenBucket[]) {
+  constructor(buckets: readonly TokenBucket[], options: RateLimiterOptions = {}) {
     this.buckets = buckets.filter((b) => !b.unlimited);
+    this.#onWait = options.onWait;
   }
 
   /**
@@ -74,16 +87,24 @@ export class RateLimiter {
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     checkBytes(bytes);
     signal?.throwIfAborted();
+    let waitedSince: number | undefined;
     for (let i = 0; i < this.buckets.length; i++) {
       const bucket = this.buckets[i];
       if (bucket === undefined) continue;
       try {
-        await bucket.take(bytes, signal);
+        const queued = bucket.waiting;
+        const admitted = bucket.take(bytes, signal);
+        // A take that did not pass at once joined the bucket's queue: it waits.
+        if (this.#onWait !== undefined && waitedSince === undefined && bucket.waiting > queued) {
+          waitedSince = performance.now();
+        }
+        await admitted;
       } catch (error) {
         for (let j = 0; j < i; j++) this.buckets[j]?.refund(bytes);
         throw error;
       }
     }
+    if (waitedSince !== undefined) this.#onWait?.((performance.now() - waitedSince) / 1000);
   }
 }
 

@@ -51,3 +51,22 @@ Deno.test("RateLimiter: abort while waiting on a later bucket refunds the earlie
   assert.equal(server.waiting, 0);
   assert.equal(clock.pending, 0);
 });
+
+Deno.test("RateLimiter: onWait reports each take that waited, once, and not one that passed", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ rateBytesPerSec: 1000, burstBytes: 100, clock });
+  const waits: number[] = [];
+  const limiter = new RateLimiter([bucket], { onWait: (seconds) => waits.push(seconds) });
+  await limiter.take(100); // the bucket starts full
+  assert.deepEqual(waits, []);
+  const later = limiter.take(50); // 50 ms at 1000 B/s
+  await clock.advance(50);
+  await later;
+  assert.equal(waits.length, 1);
+  assert.ok((waits[0] ?? -1) >= 0);
+  const stop = new AbortController();
+  const aborted = limiter.take(500, stop.signal);
+  stop.abort(new Error("stop"));
+  await assert.rejects(aborted, /stop/);
+  assert.equal(waits.length, 1, "an aborted wait is not reported");
+});

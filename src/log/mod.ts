@@ -1,7 +1,15 @@
 /**
- * The one logging module of wasmnet (a thin layer over the npm `loglevel` package). Every line is
- * `<ISO time> <LEVEL> <logger>: <message> key=value ...`; `error` and `warn` go to stderr, the rest
- * to stdout. Nothing else in wasmnet writes to the console (the `no-console` lint rule is on).
+ * The one logging module of wasmnet (a thin layer over the npm `loglevel` package). In the `text`
+ * format (the default) every line is `<ISO time> <LEVEL> <logger>: <message> key=value ...`; in
+ * the `json` format ({@linkcode setLogFormat}, the CLI's `--log-format json`) every line is one
+ * JSON object `{"time": "<ISO time>", "level": "info", "logger": "session", "msg": "...", ...fields}`.
+ * `error` and `warn` go to stderr, the rest to stdout. Nothing else in wasmnet writes to the
+ * console (the `no-console` lint rule is on).
+ *
+ * Lines go to the console through `loglevel` until {@linkcode setLogOutput} installs another
+ * output; the CLI installs its runtime's bounded asynchronous writer ({@linkcode BoundedWriter}),
+ * so a stdout nobody drains drops lines (counted by {@linkcode droppedLogLines}) instead of
+ * blocking the server.
  *
  * The level is `info` until {@linkcode setLogLevel} changes it; the CLI sets it from the
  * `WASMNET_LOG` environment variable (`trace`, `debug`, `info`, `warn`, `error`, `silent`; read by
@@ -17,6 +25,14 @@
  * @module
  */
 import loglevel from "loglevel";
+
+export {
+  type AsyncWrite,
+  BoundedWriter,
+  type BoundedWriterOptions,
+  DEFAULT_OUTPUT_BUFFER_BYTES,
+  droppedLogLines,
+} from "./output.ts";
 
 /** Log levels, most verbose first. `silent` logs nothing. */
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"] as const;
@@ -43,16 +59,46 @@ export interface Logger {
   enabled(level: Exclude<LogLevel, "silent">): boolean;
 }
 
+/** Log line formats: `text` (`key=value` lines, the default) or `json` (one object per line). */
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** A log line format name. */
+export type LogFormat = typeof LOG_FORMATS[number];
+
+/**
+ * Where log lines go: `stream` is `stderr` for `error` and `warn`, else `stdout`; `line` ends with
+ * a newline. Must not block and must not throw.
+ */
+export type LogOutput = (stream: "stdout" | "stderr", line: string) => void;
+
 const root = loglevel.getLogger("wasmnet");
 root.setLevel("info", false);
+let lineFormat: LogFormat = "text";
+let output: LogOutput | undefined;
 
 function format(v: string | number | boolean | bigint): string {
   const s = String(v);
   return /[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s;
 }
 
+/** Keys every JSON line starts with; a field of the same name is left out. */
+const JSON_KEYS = new Set(["time", "level", "logger", "msg"]);
+
 function line(level: string, name: string, msg: string, fields?: LogFields): string {
-  let out = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${name}: ${msg}`;
+  const time = new Date().toISOString();
+  if (lineFormat === "json") {
+    const object: Record<string, string | number | boolean> = { time, level, logger: name, msg };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) {
+        if (v === undefined || JSON_KEYS.has(k)) continue;
+        object[k] = typeof v === "bigint"
+          ? (Number.isSafeInteger(Number(v)) ? Number(v) : String(v))
+          : v;
+      }
+    }
+    return JSON.stringify(object);
+  }
+  let out = `${time} ${level.toUpperCase().padEnd(5)} ${name}: ${msg}`;
   if (fields) {
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) out += ` ${k}=${format(v)}`;
   }
@@ -65,7 +111,9 @@ function line(level: string, name: string, msg: string, fields?: LogFields): str
 export function getLogger(name: string): Logger {
   const at = (level: Exclude<LogLevel, "silent">) => (msg: string, fields?: LogFields): void => {
     if (root.getLevel() <= root.levels[level.toUpperCase() as Uppercase<typeof level>]) {
-      root[level](line(level, name, msg, fields));
+      const text = line(level, name, msg, fields);
+      if (output === undefined) root[level](text);
+      else output(level === "error" || level === "warn" ? "stderr" : "stdout", `${text}\n`);
     }
   };
   return {
@@ -82,6 +130,46 @@ export function getLogger(name: string): Logger {
 /** Sets the level of every wasmnet logger. */
 export function setLogLevel(level: LogLevel): void {
   root.setLevel(level, false);
+}
+
+/**
+ * Sets the line format of every wasmnet logger: `text` (default) or `json` (see the module doc).
+ * JSON lines carry the fields as JSON values (a `bigint` as a number when it is a safe integer,
+ * else as a string); a field named `time`, `level`, `logger` or `msg` is left out.
+ *
+ * @example
+ * ```ts
+ * import { setLogFormat } from "./mod.ts";
+ * setLogFormat("json");
+ * setLogFormat("text");
+ * ```
+ */
+export function setLogFormat(format: LogFormat): void {
+  lineFormat = format;
+}
+
+/** The line format in force (see {@linkcode setLogFormat}). */
+export function logFormat(): LogFormat {
+  return lineFormat;
+}
+
+/**
+ * Sends every log line to `out` instead of the console (undefined restores the console). The CLI
+ * passes its runtime's `write`, which never blocks.
+ */
+export function setLogOutput(out: LogOutput | undefined): void {
+  output = out;
+}
+
+/**
+ * Parses a format name, case-insensitively.
+ *
+ * @throws {TypeError} `Invalid log format "x": expected one of text, json`.
+ */
+export function parseLogFormat(text: string): LogFormat {
+  const format = text.trim().toLowerCase();
+  if ((LOG_FORMATS as readonly string[]).includes(format)) return format as LogFormat;
+  throw new TypeError(`Invalid log format "${text}": expected one of ${LOG_FORMATS.join(", ")}`);
 }
 
 /** The environment variable that sets the log level. */

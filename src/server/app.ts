@@ -21,6 +21,7 @@ import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import { demoResponse } from "./demo/mod.ts";
+import { metricsAllowed, ServerMetrics } from "./metrics.ts";
 
 const log = getLogger("server");
 
@@ -71,6 +72,12 @@ export interface WasmnetOptions {
    * gets 503, so file descriptors stay bounded at about `maxSessions × max_connections × 2`.
    */
   maxSessions?: number;
+  /**
+   * Where sessions, dials, bytes, the pool and the limiters are counted, served as `GET /metrics`
+   * (Prometheus text format) to loopback peers (default: a new {@linkcode ServerMetrics} per
+   * {@linkcode SessionRegistry}).
+   */
+  metrics?: ServerMetrics;
   /**
    * The Wisp personality (default: on at `/wisp/`); `false` turns it off (those paths then start
    * wasmnet sessions like any other). See {@linkcode WispServerOptions}.
@@ -143,6 +150,8 @@ export type CloseChannel = (code: number, reason: string) => Promise<void>;
 
 /** Live sessions of one app or handler, for `/healthz` and shutdown. */
 export class SessionRegistry {
+  /** The metrics of this registry's sessions, pool and limiters (`GET /metrics`). */
+  readonly metrics: ServerMetrics;
   readonly #sessions = new Map<ClientSession, CloseChannel>();
   #accepting = true;
   #pool: ConnectionPool | undefined;
@@ -167,6 +176,11 @@ export class SessionRegistry {
   /** The policy in force, set to `first` when there is none yet. */
   policyOr(first: Policy): Policy {
     return this.#policy ??= first;
+  }
+
+  /** @param metrics where its sessions report (default: a new {@linkcode ServerMetrics}). */
+  constructor(metrics: ServerMetrics = new ServerMetrics()) {
+    this.metrics = metrics;
   }
 
   /** Number of live sessions. */
@@ -197,6 +211,7 @@ export class SessionRegistry {
       ...(settings.maxTotal !== undefined ? { maxTotal: settings.maxTotal } : {}),
       dial: (ip, port, signal) => base.connectTcp(ip, port, signal),
     });
+    this.metrics.watchPool(this.#pool);
     return pooledTransport(base, this.#pool);
   }
 
@@ -237,17 +252,35 @@ export class SessionRegistry {
  * Builds the server's shared buckets (one per direction) once and returns a factory of each new
  * session's limiter chains: the session's own bucket, then the server's.
  */
-function bandwidthFor(options: WasmnetOptions, policy: Policy): () => SessionBandwidth {
+function bandwidthFor(
+  options: WasmnetOptions,
+  policy: Policy,
+  metrics: ServerMetrics,
+): () => SessionBandwidth {
   const bucket = (mbps: number | undefined): TokenBucket[] =>
     mbps !== undefined && mbps > 0 ? [TokenBucket.fromMbps(mbps)] : [];
   const perSession = options.maxBandwidthMbps ?? policy.maxBandwidthMbps;
   const server = options.maxServerBandwidthMbps ?? policy.maxServerBandwidthMbps;
   const serverUp = bucket(server);
   const serverDown = bucket(server);
+  const onWait = { up: metrics.limiterWait("up"), down: metrics.limiterWait("down") };
   return () => ({
-    up: new RateLimiter([...bucket(perSession), ...serverUp]),
-    down: new RateLimiter([...bucket(perSession), ...serverDown]),
+    up: new RateLimiter([...bucket(perSession), ...serverUp], { onWait: onWait.up }),
+    down: new RateLimiter([...bucket(perSession), ...serverDown], { onWait: onWait.down }),
   });
+}
+
+/**
+ * The peer's IP address of a plain HTTP request, from what each adapter passes as Hono's `env`:
+ * `node:http` (`@hono/node-server`: `{ incoming }`), `Deno.serve` (`{ remoteAddr }`) or the Bun
+ * adapter (`{ remoteAddr }`, from `server.requestIP`); undefined when unknown.
+ */
+export function remoteIpOf(c: Context): string | undefined {
+  const env = c.env as {
+    incoming?: { socket?: { remoteAddress?: string } };
+    remoteAddr?: { hostname?: string };
+  } | undefined;
+  return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr?.hostname;
 }
 
 /** Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`). */
@@ -383,7 +416,7 @@ export function sessionFactory(
   const current = (): Policy => registry.policy;
   if (!options.transport) throw new TypeError("sessionFactory needs options.transport");
   const transport = registry.pooled(options.transport, options.pool);
-  const bandwidth = bandwidthFor(options, policy);
+  const bandwidth = bandwidthFor(options, policy, registry.metrics);
   const wisp = options.wisp === false ? {} : options.wisp ?? {};
   return (channel, label, close, route = { kind: "wasmnet" }) => {
     const common = {
@@ -391,6 +424,7 @@ export function sessionFactory(
       transport,
       label,
       bandwidth: bandwidth(),
+      metrics: registry.metrics,
       ...(options.limits ? { limits: options.limits } : {}),
     };
     const session: ClientSession = route.kind === "wisp"
@@ -427,6 +461,13 @@ export function createApp(
   upgrade?: MiddlewareHandler,
 ): Hono {
   const app = new Hono();
+  app.get("/metrics", async (c) => {
+    if (!metricsAllowed(remoteIpOf(c))) {
+      return c.text("wasmnet: /metrics answers loopback peers only (see --metrics-listen)\n", 403);
+    }
+    const metrics = registry.metrics;
+    return c.body(await metrics.render(), 200, { "content-type": metrics.contentType });
+  });
   app.get(
     "/healthz",
     (c) =>

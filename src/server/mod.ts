@@ -24,3 +24,10 @@ export {
 } from "./app.ts";
 export type { Listening, ListenRequest, ServerAdapter } from "./adapter.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";
+export {
+  listenMetrics,
+  metricsAllowed,
+  type MetricsListener,
+  ServerMetrics,
+  type ServerMetricsOptions,
+} from "./metrics.ts";

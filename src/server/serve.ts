@@ -12,6 +12,7 @@ import type { Transport } from "../transport/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
 import { Policy } from "../policy/mod.ts";
+import { listenMetrics, type MetricsListener } from "./metrics.ts";
 
 const log = getLogger("server");
 
@@ -23,6 +24,11 @@ export interface ServerOptions extends AppOptions {
   port?: number;
   /** Shuts the server down when aborted. */
   signal?: AbortSignal;
+  /**
+   * Also serve `GET /metrics` on this address to any peer (`--metrics-listen HOST:PORT`; port 0
+   * picks a free one), with `node:http`. Default: only the main port's loopback-only `/metrics`.
+   */
+  metricsListen?: { hostname: string; port: number };
   /** The runtime's HTTP + WebSocket server (`denoAdapter()`, `bunAdapter()`). */
   adapter: ServerAdapter;
   /**
@@ -42,6 +48,8 @@ export interface WasmnetServer extends AsyncDisposable {
   readonly sessions: number;
   /** The connection pool when `pool` was set (for its `stats`); closed by shutdown. */
   readonly pool: ConnectionPool | undefined;
+  /** The `--metrics-listen` address (the real port when 0 was asked), when one was asked. */
+  readonly metricsAddr?: { readonly hostname: string; readonly port: number } | undefined;
   /**
    * The policy in force. Setting it reloads: new dials, lookups, binds and datagram destinations
    * of every session (open ones too) use it; open sockets keep running. Bandwidth and
@@ -82,7 +90,7 @@ export interface WasmnetServer extends AsyncDisposable {
  */
 export async function startServer(options: ServerOptions): Promise<WasmnetServer> {
   const { adapter } = options;
-  const registry = new SessionRegistry();
+  const registry = new SessionRegistry(options.metrics);
   registry.policy = options.policy ?? Policy.defaults();
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 9000;
@@ -113,6 +121,20 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     );
   }
   if (options.demo) log.info("demo page", { url: `http://${reach}/` });
+  let metricsHttp: MetricsListener | undefined;
+  if (options.metricsListen) {
+    const { hostname: mHost, port: mPort } = options.metricsListen;
+    try {
+      metricsHttp = await listenMetrics(registry.metrics, mHost, mPort);
+    } catch (err) {
+      await http.close();
+      await registry.closeAll();
+      throw err;
+    }
+    log.info("metrics listening", {
+      addr: formatHostPort(metricsHttp.addr.hostname, metricsHttp.addr.port),
+    });
+  }
   let finish = (): void => {};
   const finished = new Promise<void>((resolve) => finish = resolve);
   let stopping: Promise<void> | undefined;
@@ -122,6 +144,7 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
       const httpDone = http.close();
       await registry.closeAll();
       await httpDone;
+      await metricsHttp?.close();
       log.info("stopped");
       finish();
     })();
@@ -139,6 +162,7 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     get pool() {
       return registry.pool;
     },
+    metricsAddr: metricsHttp?.addr,
     get policy(): Policy {
       return registry.policy;
     },

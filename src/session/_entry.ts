@@ -4,6 +4,7 @@
  * @module
  */
 import type { Ending, EntryInfo, SessionContext } from "./types.ts";
+import type { SocketKind } from "./metrics.ts";
 
 /**
  * The abort reason of every ended entry: one shared value, because building a `DOMException` per
@@ -23,8 +24,16 @@ export abstract class Entry implements EntryInfo {
   abstract readonly kind: "stream" | "udp" | "listener" | "lookup";
   /** Whether the entry holds a `max_connections` slot; cleared exactly once on release. */
   counted: boolean;
-  /** Destination or local address, for logs. */
+  /** Destination or local address, for logs (the resolved `ip:port` once dialled). */
   dest: string;
+  /** The request that made it (the session sets it; see {@linkcode EntryInfo.op}). */
+  op: string;
+  /** The destination as the client sent it, for logs. */
+  readonly requested: string;
+  /** What it is as an open socket, set when it opens. */
+  socketKind: SocketKind | undefined = undefined;
+  /** When it opened, ms since the epoch (0 before). */
+  openedAt = 0;
   /** Payload bytes client → network. */
   bytesUp = 0;
   /** Payload bytes network → client. */
@@ -42,6 +51,8 @@ export abstract class Entry implements EntryInfo {
   constructor(readonly id: number, ctx: SessionContext, dest: string, counted: boolean) {
     this.ctx = ctx;
     this.dest = dest;
+    this.requested = dest;
+    this.op = "";
     this.counted = counted;
   }
 

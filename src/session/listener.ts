@@ -64,6 +64,7 @@ export class ListenerEntry extends Entry {
    * is already bound, else once it is (or ends with `bind to IP:PORT failed: ...`).
    */
   start(): void {
+    this.socketKind = "listener";
     this.ctx.opened(this);
     if (this.#listener !== undefined) return this.#listening(this.#listener);
     this.ctx.track((this.#opening ?? Promise.reject(new Error("no listener"))).then(
@@ -185,14 +186,14 @@ export class LookupEntry extends Entry {
         );
       }
       if (addrs.length === 0) return this.end(fail(WireError.lookupFailed(label, NO_ADDRESSES)));
-      const denied: string[] = [];
+      const denied: { reason: string; rule: string }[] = [];
       const allowed = addrs.filter((ip) => {
         const v = policy.checkLookupAnswer(label, ip);
-        if (!v.allowed) denied.push(v.reason);
+        if (!v.allowed) denied.push(v);
         return v.allowed;
       });
       if (allowed.length > 0) return this.end({ ev: "resolved", addrs: allowed });
-      this.end(deny(denied[0] ?? `no allowed addresses for ${label}`));
+      this.end(deny(denied[0]?.reason ?? `no allowed addresses for ${label}`, denied[0]?.rule));
     });
   }
 

@@ -30,7 +30,7 @@ export async function resolveChecked(
   signal: AbortSignal,
 ): Promise<ResolveOutcome> {
   const verdict = policy.checkTarget(target, port);
-  if (!verdict.allowed) return { ok: false, refusal: deny(verdict.reason) };
+  if (!verdict.allowed) return { ok: false, refusal: deny(verdict.reason, verdict.rule) };
   if (target.kind === "ip") return { ok: true, ips: [target.ip] };
   let ips: string[];
   try {
@@ -52,7 +52,7 @@ export async function resolveChecked(
   }
   for (const ip of ips) {
     const v = policy.checkResolved(target.name, ip, port);
-    if (!v.allowed) return { ok: false, refusal: deny(v.reason) };
+    if (!v.allowed) return { ok: false, refusal: deny(v.reason, v.rule) };
   }
   return { ok: true, ips };
 }

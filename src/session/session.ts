@@ -39,6 +39,7 @@ import {
 } from "./types.ts";
 import { DrainPoller, RateLimiter } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
+import { NO_METRICS, type SessionMetrics } from "./metrics.ts";
 
 /** An entry of a session's table, discriminated by `kind`. */
 type TableEntry = StreamSocket | UdpSocket | ListenerEntry | LookupEntry;
@@ -119,6 +120,16 @@ export interface SessionOptions {
   wire?: SessionWire;
   /** The protocol name in log lines (default `wasmnet`). */
   protocol?: string;
+  /**
+   * The tenant the session belongs to (a ticket's subject), in every log line of the session and
+   * in metrics labels (default "": none).
+   */
+  tenant?: string;
+  /**
+   * Where the session reports what it does (sessions, sockets, dials, denials, bytes, read
+   * pauses); default: nowhere. The server passes its Prometheus metrics (`src/server/metrics.ts`).
+   */
+  metrics?: SessionMetrics;
 }
 
 /** Counters of a session, for logs and tests. */
@@ -160,6 +171,24 @@ function utf8Length(text: string, limit: number): number {
 }
 
 /**
+ * The IP address of a client label `host:port` (`[v6]:port` for IPv6), or the label itself when it
+ * has no port; "" for "".
+ */
+function ipOf(label: string): string {
+  if (label.startsWith("[")) {
+    const end = label.indexOf("]");
+    return end > 0 ? label.slice(1, end) : label;
+  }
+  const colon = label.lastIndexOf(":");
+  return colon > 0 && label.indexOf(":") === colon ? label.slice(0, colon) : label;
+}
+
+/** Whole seconds and milliseconds since `start` (ms since the epoch), e.g. `1.234`. */
+function secondsSince(start: number): string {
+  return ((Date.now() - start) / 1000).toFixed(3);
+}
+
+/**
  * A wasmnet session over one WebSocket. Feed it every message with {@linkcode Session.handle};
  * when the WebSocket closes, `await session.close()` (or `await using`), which ends every dial,
  * pump, socket, listener and timer of the session.
@@ -197,6 +226,11 @@ export class Session implements AsyncDisposable {
   #readPaused = false;
   readonly #drain: DrainPoller;
   readonly #wire: SessionWire | undefined;
+  readonly #metrics: SessionMetrics;
+  readonly #protocol: string;
+  readonly #tenant: string;
+  /** The fields every audit line of the session starts with (session, protocol, tenant, ip). */
+  readonly #who: Readonly<Record<string, string | number>>;
 
   /**
    * @param channel the WebSocket to send events on.
@@ -209,6 +243,15 @@ export class Session implements AsyncDisposable {
     this.#log = options.log ?? getLogger("session");
     this.#label = options.label ?? "";
     this.#wire = options.wire;
+    this.#metrics = options.metrics ?? NO_METRICS;
+    this.#protocol = options.protocol ?? "wasmnet";
+    this.#tenant = options.tenant ?? "";
+    this.#who = {
+      session: this.number,
+      protocol: this.#protocol,
+      tenant: this.#tenant,
+      ip: ipOf(this.#label),
+    };
     this.#limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...options.limits });
     this.#drain = new DrainPoller(channel, {
       lowWaterMark: this.#limits.highWaterMarkBytes / 2,
@@ -219,15 +262,31 @@ export class Session implements AsyncDisposable {
       transport: options.transport,
       bandwidth: options.bandwidth ?? { up: new RateLimiter([]), down: new RateLimiter([]) },
       log: this.#log,
+      metrics: this.#metrics,
       emit: (ev) => this.#emit(ev),
-      report: (id, refusal) => this.#report(id, refusal),
-      emitData: (id, payload) => this.#emitData(id, payload),
+      report: (id, refusal, dest) => {
+        if (refusal.ev === "denied") {
+          const entry = this.#table.get(id);
+          this.#denied(
+            id,
+            entry?.kind === "udp" ? "send_to" : entry?.op ?? "",
+            dest ?? "",
+            refusal,
+          );
+        }
+        this.#report(id, refusal);
+      },
+      emitData: (id, payload) => {
+        this.#metrics.bytes("down", payload.byteLength);
+        this.#emitData(id, payload);
+      },
       drained: (signal) => this.#drained(signal),
       reserveQueue: (bytes) => {
         if (this.#queued + bytes > this.#limits.maxSessionQueueBytes) return false;
         this.#queued += bytes;
         if (!this.#readPaused && this.#queued > this.#limits.uploadHighWaterBytes) {
           this.#readPaused = this.#channel.pauseReading !== undefined;
+          if (this.#readPaused) this.#metrics.readPaused();
           this.#channel.pauseReading?.();
         }
         return true;
@@ -245,19 +304,29 @@ export class Session implements AsyncDisposable {
           if (!this.#closed) this.#channel.resumeReading?.();
         }
       },
-      written: (id, bytes) => this.#wire?.written?.(id, bytes),
+      written: (id, bytes) => {
+        this.#metrics.bytes("up", bytes);
+        this.#wire?.written?.(id, bytes);
+      },
       opened: (entry) => {
         this.#opened++;
-        this.#log.debug("socket open", { session: this.number, id: entry.id, dest: entry.dest });
+        entry.openedAt = Date.now();
+        if (entry.socketKind !== undefined) this.#metrics.socketOpened(entry.socketKind);
+        if (!this.#log.enabled("info")) return;
+        this.#log.info("socket open", {
+          ...this.#who,
+          id: entry.id,
+          op: entry.op,
+          dest: entry.requested,
+          addr: entry.dest,
+          kind: entry.socketKind,
+        });
       },
       release: (entry, ending) => this.#release(entry, ending),
       track: (task) => this.#track(task),
     };
-    this.#log.info("session start", {
-      session: this.number,
-      client: this.#label || undefined,
-      protocol: options.protocol,
-    });
+    this.#metrics.sessionOpened(this.#protocol, this.#tenant);
+    this.#log.info("session start", { ...this.#who, client: this.#label || undefined });
   }
 
   /** The policy in force now (see {@linkcode SessionOptions.policy}). */
@@ -443,6 +512,7 @@ export class Session implements AsyncDisposable {
     if (!target) return;
     // The policy check (name, then every resolved address) happens once, inside dial.
     const socket = new StreamSocket(id, this.#ctx, `${addr}:${port}`);
+    socket.op = tls ? "connect_tls" : "connect";
     this.#register(socket);
     this.#track(socket.dial(target, port, this.#policy, tls));
   }
@@ -450,6 +520,7 @@ export class Session implements AsyncDisposable {
   #connectUdp(id: number, addr: string, port: number): void {
     if (!this.#admit(id, true)) return;
     const socket = new UdpSocket(id, this.#ctx, this.#policyOf, `${addr}:${port}`);
+    socket.op = "connect_udp";
     this.#register(socket);
     this.#track(socket.open(addr, port));
   }
@@ -465,7 +536,11 @@ export class Session implements AsyncDisposable {
       );
     }
     const verdict = this.#policy.checkBind(target.ip, port);
-    if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
+    if (!verdict.allowed) {
+      const refusal = deny(verdict.reason, verdict.rule);
+      this.#denied(id, "bind", formatHostPort(addr, port), refusal);
+      return this.#report(id, refusal);
+    }
     let listener;
     try {
       listener = this.#ctx.transport.listenTcp(target.ip, port);
@@ -482,6 +557,7 @@ export class Session implements AsyncDisposable {
       (lid, conn, remote) => this.#accepted(lid, conn, remote),
       formatHostPort(target.ip, port),
     );
+    entry.op = "bind";
     this.#register(entry);
     entry.start(); // answers `listening` (at once, or once an asynchronous listen is bound)
   }
@@ -502,6 +578,7 @@ export class Session implements AsyncDisposable {
     }
     const connId = this.#nextConnId++;
     const socket = new StreamSocket(connId, this.#ctx, remote, false);
+    socket.op = "accept";
     this.#register(socket);
     this.#emit({ ev: "accepted", id: listenerId, conn_id: connId, remote });
     socket.adopt(conn);
@@ -512,7 +589,11 @@ export class Session implements AsyncDisposable {
     const target = this.#target(id, name);
     if (!target) return;
     const verdict = this.#policy.checkLookup(target);
-    if (!verdict.allowed) return this.#report(id, deny(verdict.reason));
+    if (!verdict.allowed) {
+      const refusal = deny(verdict.reason, verdict.rule);
+      this.#denied(id, "resolve", name, refusal);
+      return this.#report(id, refusal);
+    }
     if (this.#lookups >= this.#limits.maxPendingLookups) {
       return this.#report(
         id,
@@ -520,6 +601,7 @@ export class Session implements AsyncDisposable {
       );
     }
     const entry = new LookupEntry(id, this.#ctx, name);
+    entry.op = "resolve";
     this.#register(entry);
     this.#lookups++;
     this.#track(entry.run(target, this.#policy).finally(() => this.#lookups--));
@@ -533,15 +615,35 @@ export class Session implements AsyncDisposable {
     }
     this.#bytesUp += entry.bytesUp;
     this.#bytesDown += entry.bytesDown;
+    if (entry.socketKind !== undefined) this.#metrics.socketClosed(entry.socketKind);
+    if (ending?.ev === "denied") this.#denied(entry.id, entry.op, entry.requested, ending);
     if (ending) this.#emit(eventFor(entry.id, ending), endingCause(ending), true);
-    this.#log.debug("socket end", {
-      session: this.number,
+    // Only what was open is logged as closed (a refused dial or lookup has its own line).
+    if (entry.openedAt === 0 || !this.#log.enabled("info")) return;
+    this.#log.info("socket close", {
+      ...this.#who,
       id: entry.id,
-      dest: entry.dest,
+      op: entry.op,
+      dest: entry.requested,
+      addr: entry.dest,
+      kind: entry.socketKind,
       up: entry.bytesUp,
       down: entry.bytesDown,
+      secs: secondsSince(entry.openedAt),
       end: ending ? ending.ev : "session-end",
+      error: ending?.ev === "error" ? ending.msg : undefined,
     });
+  }
+
+  /**
+   * Counts and logs (at `info`) a policy denial of `op` on `dest` (as the client sent it): the
+   * audit line `socket denied` with the verdict's rule and reason.
+   */
+  #denied(id: number, op: string, dest: string, refusal: Refusal): void {
+    const rule = refusal.rule ?? "";
+    this.#metrics.denied(rule);
+    if (!this.#log.enabled("info")) return;
+    this.#log.info("socket denied", { ...this.#who, id, op, dest, rule, reason: refusal.msg });
   }
 
   #track(task: Promise<void>): void {
@@ -602,13 +704,15 @@ export class Session implements AsyncDisposable {
       this.#abort.abort();
       for (const entry of [...this.#table.values()]) entry.end(undefined);
       this.#drain.close();
+      this.#metrics.sessionClosed(this.#protocol, this.#tenant);
       const s = this.stats;
       this.#log.info("session end", {
-        session: this.number,
+        ...this.#who,
+        client: this.#label || undefined,
         sockets: s.opened,
         up: s.bytesUp,
         down: s.bytesDown,
-        secs: ((Date.now() - this.#started) / 1000).toFixed(1),
+        secs: secondsSince(this.#started),
       });
     }
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);

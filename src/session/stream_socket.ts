@@ -19,7 +19,8 @@ import type { StreamConn } from "../transport/mod.ts";
 import { throttle } from "../limit/mod.ts";
 import { describe, WireError } from "./wire_errors.ts";
 import { resolveChecked, withTimeout } from "./resolve.ts";
-import { causeOf, CLOSED, fail, type SessionContext } from "./types.ts";
+import { causeOf, CLOSED, fail, type Refusal, type SessionContext } from "./types.ts";
+import { dialResult } from "./metrics.ts";
 import { Entry } from "./_entry.ts";
 import { HandoverConn } from "./_handover_conn.ts";
 
@@ -86,9 +87,17 @@ export class StreamSocket extends Entry {
    * or `error`.
    */
   async dial(target: Target, port: number, policy: Policy, tls: boolean): Promise<void> {
-    const { transport } = this.ctx;
+    const { transport, metrics } = this.ctx;
     const name = target.kind === "name" ? target.name : target.ip;
     this.#host = name;
+    const started = performance.now();
+    const seconds = (): number => (performance.now() - started) / 1000;
+    // Every refusal of the dial ends the socket through here, so it is counted once.
+    const refuse = (refusal: Refusal): undefined => {
+      metrics.dialed(dialResult(refusal), seconds());
+      this.end(refusal);
+      return undefined;
+    };
     const conn = await withTimeout(
       this.signal,
       policy.connectionTimeoutMs,
@@ -96,10 +105,7 @@ export class StreamSocket extends Entry {
         let stage: "lookup" | "connect" | "tls" = "lookup";
         try {
           const resolved = await resolveChecked(target, port, policy, transport, signal);
-          if (!resolved.ok) {
-            this.end(resolved.refusal);
-            return undefined;
-          }
+          if (!resolved.ok) return refuse(resolved.refusal);
           stage = "connect";
           let tcp: StreamConn | undefined;
           let lastError: unknown;
@@ -118,15 +124,16 @@ export class StreamSocket extends Entry {
             const dest = ips.length === 1
               ? formatHostPort(ips[0] ?? "", port)
               : `${this.dest} (${ips.length} addresses)`;
-            this.end(fail(WireError.connectFailed(dest, describe(lastError)), causeOf(lastError)));
-            return undefined;
+            return refuse(
+              fail(WireError.connectFailed(dest, describe(lastError)), causeOf(lastError)),
+            );
           }
           if (!tls) return tcp;
           stage = "tls";
           return await transport.startTls(tcp, name, signal);
         } catch (e) {
           if (!this.live) return undefined; // closed by the client or the session
-          this.end(
+          return refuse(
             timedOut()
               ? fail(WireError.timedOut(), "timeout")
               : stage === "lookup"
@@ -135,7 +142,6 @@ export class StreamSocket extends Entry {
               ? fail(WireError.tlsFailed(name, this.dest, describe(e)))
               : fail(WireError.ioFailed(describe(e)), causeOf(e)),
           );
-          return undefined;
         }
       },
     );
@@ -144,6 +150,7 @@ export class StreamSocket extends Entry {
       conn.close();
       return;
     }
+    metrics.dialed("connected", seconds());
     this.#tls = tls;
     this.#start(conn);
   }
@@ -159,6 +166,7 @@ export class StreamSocket extends Entry {
   #start(conn: StreamConn): void {
     this.#conn = conn;
     this.#state = "open";
+    this.socketKind = this.#tls ? "tls" : "tcp";
     this.ctx.opened(this);
     if (this.#announce) this.ctx.emit({ ev: "connected", id: this.id });
     this.#pumps(conn);
@@ -302,6 +310,9 @@ export class StreamSocket extends Entry {
     }
     this.#conn = tls;
     this.#tls = true;
+    this.ctx.metrics.socketClosed("tcp");
+    this.socketKind = "tls";
+    this.ctx.metrics.socketOpened("tls");
     this.#upgrade = undefined;
     this.#upgrading = false;
     this.#upStopped = false;

@@ -9,6 +9,7 @@ import type { Logger } from "../log/mod.ts";
 import type { Transport } from "../transport/mod.ts";
 import type { SessionLimits } from "./options.ts";
 import type { RateLimiter } from "../limit/mod.ts";
+import type { SessionMetrics, SocketKind } from "./metrics.ts";
 
 /**
  * Bandwidth limiter chains of a session: `up` (client → network) and `down` (network → client),
@@ -41,6 +42,11 @@ export interface Refusal {
   readonly msg: string;
   /** What made an `error` (not sent by the wasmnet protocol; see {@linkcode Cause}). */
   readonly cause?: Cause;
+  /**
+   * For a `denied`: the policy verdict's rule (`"10.0.0.0/8"`, `"default-deny"`, ...), for logs
+   * and metrics (not sent by the wasmnet protocol).
+   */
+  readonly rule?: string;
 }
 
 /**
@@ -81,9 +87,9 @@ export function endingCause(ending: Ending): Cause | undefined {
   return ending.ev === "error" ? ending.cause ?? "network" : undefined;
 }
 
-/** A `denied` refusal with the policy's reason `msg`. */
-export function deny(msg: string): Refusal {
-  return { ev: "denied", msg };
+/** A `denied` refusal with the policy's reason `msg` and the verdict's `rule` (when known). */
+export function deny(msg: string, rule?: string): Refusal {
+  return rule === undefined ? { ev: "denied", msg } : { ev: "denied", msg, rule };
 }
 
 /**
@@ -107,8 +113,16 @@ export interface EntryInfo {
   readonly id: number;
   /** Whether the entry holds a `max_connections` slot (pending dials, sockets, listeners). */
   counted: boolean;
-  /** Destination or local address, for logs. */
+  /** Destination or local address, for logs (the resolved `ip:port` once dialled). */
   readonly dest: string;
+  /** The request that made it (`connect`, `connect_tls`, `connect_udp`, `bind`, `resolve`, `accept`). */
+  readonly op: string;
+  /** The destination as the client sent it (`host:port`), for logs. */
+  readonly requested: string;
+  /** What it is as an open socket, once open (for metrics); undefined before and for lookups. */
+  readonly socketKind: SocketKind | undefined;
+  /** When it opened, ms since the epoch (0 before); set by {@linkcode SessionContext.opened}. */
+  openedAt: number;
   /** Payload bytes client → network. */
   readonly bytesUp: number;
   /** Payload bytes network → client. */
@@ -125,13 +139,18 @@ export interface SessionContext {
   readonly bandwidth: SessionBandwidth;
   /** The session's logger. */
   readonly log: Logger;
+  /** The session's metrics sink (a no-op one when the session has none). */
+  readonly metrics: SessionMetrics;
   /**
    * Sends a non-terminal event (`connected`, `listening`, `accepted`, `udp_bound`, `data_from`) in
    * the session's current framing; dropped once the WebSocket is gone.
    */
   emit(ev: WireEvent): void;
-  /** Sends a refusal for `id` that does not end it (e.g. one dropped datagram). */
-  report(id: number, refusal: Refusal): void;
+  /**
+   * Sends a refusal for `id` that does not end it (e.g. one dropped datagram); `dest` names what
+   * was refused (a datagram's destination) in the log of a denial.
+   */
+  report(id: number, refusal: Refusal, dest?: string): void;
   /**
    * Sends a `data` event for `payload`, a view that has `HEADER_BYTES` (9) bytes of headroom in
    * its buffer just before it, so binary framing writes its header there and sends without a copy.
@@ -149,7 +168,7 @@ export interface SessionContext {
   overflowReason(): string;
   /** Gives back queue budget. */
   releaseQueue(bytes: number): void;
-  /** Logs that a socket opened. */
+  /** Logs and counts that a socket opened (its `socketKind` set). */
   opened(entry: EntryInfo): void;
   /**
    * Reports that `bytes` of stream socket `id`'s queue reached its upstream peer (after the

@@ -107,6 +107,7 @@ export class UdpSocket extends Entry {
     }
     this.#conn = conn;
     this.#state = "open";
+    this.socketKind = "udp";
     this.ctx.opened(this);
     const local = this.#conn.addr;
     this.ctx.emit({ ev: "udp_bound", id: this.id, port: local.port });
@@ -150,7 +151,11 @@ export class UdpSocket extends Entry {
     if (target.kind === "ip") {
       const verdict = this.#policy.checkTarget(target, port);
       if (!verdict.allowed) {
-        return this.ctx.report(this.id, deny(verdict.reason));
+        return this.ctx.report(
+          this.id,
+          deny(verdict.reason, verdict.rule),
+          formatHostPort(target.ip, port),
+        );
       }
       return this.#sendDatagram(data, target.ip, port);
     }
@@ -165,7 +170,7 @@ export class UdpSocket extends Entry {
           return;
         }
         if (!this.live) return;
-        if (!outcome.ok) return this.ctx.report(this.id, outcome.refusal);
+        if (!outcome.ok) return this.ctx.report(this.id, outcome.refusal, `${addr}:${port}`);
         const found = outcome.ips.find((a) => a.includes(":") === (this.#family === 6));
         const ip = found === undefined ? undefined : canonicalIp(found) ?? found;
         if (ip === undefined) {
@@ -204,6 +209,7 @@ export class UdpSocket extends Entry {
         if (this.live) {
           await conn.send(data, { transport: "udp", hostname: ip, port });
           this.bytesUp += data.byteLength;
+          this.ctx.metrics.bytes("up", data.byteLength);
         }
       } catch (e) {
         if (this.live) {
@@ -257,6 +263,7 @@ export class UdpSocket extends Entry {
         continue;
       }
       this.bytesDown += data.byteLength;
+      this.ctx.metrics.bytes("down", data.byteLength);
       this.ctx.emit({ ev: "data_from", id: this.id, data, addr: ip, port: from.port });
     }
   }

@@ -92,10 +92,11 @@ export class ServerProcess implements AsyncDisposable {
     return this.#stderr;
   }
 
-  /** The port it listens on, once it logged `listening`. */
+  /** The port it listens on, once it logged `listening` (as text or, `--log-format json`, JSON). */
   get port(): number | undefined {
-    const m = /listening addr=127\.0\.0\.1:(\d+)/.exec(this.#output);
-    return m ? Number(m[1]) : undefined;
+    const m = /listening addr=127\.0\.0\.1:(\d+)|"msg":"listening","addr":"127\.0\.0\.1:(\d+)"/
+      .exec(this.#output);
+    return m ? Number(m[1] ?? m[2]) : undefined;
   }
 
   /** `ws://127.0.0.1:PORT/`. */

@@ -233,7 +233,11 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
       port,
       idleTimeout: HTTP_IDLE_SECS,
       fetch(req, server): Response | Promise<Response> | undefined {
-        if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req);
+        if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+          // The peer's address, as Deno.serve gives it (read by `remoteIpOf` for /metrics).
+          const peer = server.requestIP(req);
+          return app.fetch(req, peer ? { remoteAddr: { hostname: peer.address } } : undefined);
+        }
         const admitted = admit(req.headers.get("origin") ?? undefined);
         const routed = admitted ??
           route(new URL(req.url).pathname, req.headers.get("sec-websocket-protocol") ?? undefined);

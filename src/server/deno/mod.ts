@@ -96,7 +96,7 @@ function clientLabel(c: Context): string {
  */
 export function wasmnet(
   options: WasmnetOptions = {},
-  registry: SessionRegistry = new SessionRegistry(),
+  registry: SessionRegistry = new SessionRegistry(options.metrics),
 ): MiddlewareHandler {
   const admit = admission(options, registry);
   const route = router(options);
