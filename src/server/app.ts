@@ -21,6 +21,7 @@ import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import { demoResponse } from "./demo/mod.ts";
+import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
 import { metricsAllowed, ServerMetrics } from "./metrics.ts";
 
 const log = getLogger("server");
@@ -73,6 +74,15 @@ export interface WasmnetOptions {
    */
   maxSessions?: number;
   /**
+   * Require a signed ticket (a JWT, see `server/tickets.ts`) on every WebSocket upgrade, as
+   * `?ticket=<jwt>` or a `Sec-WebSocket-Protocol` entry `wasmnet.ticket.<jwt>`. A missing,
+   * expired, malformed or badly signed ticket gets HTTP 401 before the upgrade (the reason is
+   * logged at `warn` with the client's address). A session's policy is the server policy narrowed
+   * by the ticket's `allow` rules (`Policy.narrow`), its `max_connections` and own bandwidth cap
+   * the smaller of the server's and the ticket's. Default: no tickets.
+   */
+  tickets?: TicketOptions;
+  /**
    * Where sessions, dials, bytes, the pool and the limiters are counted, served as `GET /metrics`
    * (Prometheus text format) to loopback peers (default: a new {@linkcode ServerMetrics} per
    * {@linkcode SessionRegistry}).
@@ -99,17 +109,34 @@ export interface WispServerOptions extends WispSettings {
 /** The default Wisp path prefix. */
 export const DEFAULT_WISP_PREFIX = "/wisp/";
 
-/** Which personality an upgrade gets, from its path and `Sec-WebSocket-Protocol`. */
+/**
+ * Which personality an upgrade gets, from its path and `Sec-WebSocket-Protocol`, and (on a server
+ * with tickets) the verified ticket. `protocol` is the subprotocol the adapter echoes in its
+ * upgrade response (browsers fail a handshake that offered subprotocols and got none back): for
+ * Wisp v2 the first offered; for wasmnet and wsproxy the ticket's `wasmnet.ticket.<jwt>` entry when
+ * the ticket came that way.
+ */
 export type Route =
-  | { readonly kind: "wasmnet" }
-  | {
-    readonly kind: "wisp";
-    /** 2 when the upgrade offered a subprotocol, else 1. */
-    readonly version: 1 | 2;
-    /** The subprotocol to echo (the first offered), for v2. */
-    readonly protocol?: string;
-  }
-  | { readonly kind: "wsproxy"; readonly host: string; readonly port: number };
+  & (
+    | { readonly kind: "wasmnet"; readonly protocol?: string }
+    | {
+      readonly kind: "wisp";
+      /** 2 when the upgrade offered a subprotocol, else 1. */
+      readonly version: 1 | 2;
+      /** The subprotocol to echo (the first offered), for v2. */
+      readonly protocol?: string;
+    }
+    | {
+      readonly kind: "wsproxy";
+      readonly host: string;
+      readonly port: number;
+      readonly protocol?: string;
+    }
+  )
+  & {
+    /** The upgrade's verified ticket (servers with `WasmnetOptions.tickets` only). */
+    readonly ticket?: Ticket;
+  };
 
 /** Personality names, for logs and `/healthz`. */
 export type ProtocolName = "wasmnet" | "wisp" | "wsproxy";
@@ -250,13 +277,14 @@ export class SessionRegistry {
 
 /**
  * Builds the server's shared buckets (one per direction) once and returns a factory of each new
- * session's limiter chains: the session's own bucket, then the server's.
+ * session's limiter chains: the session's own bucket, then the server's. A ticket's `mbps`
+ * (`ticketMbps`) lowers the session's own bucket (the smaller cap wins; unlimited is the largest).
  */
 function bandwidthFor(
   options: WasmnetOptions,
   policy: Policy,
   metrics: ServerMetrics,
-): () => SessionBandwidth {
+): (ticketMbps?: number) => SessionBandwidth {
   const bucket = (mbps: number | undefined): TokenBucket[] =>
     mbps !== undefined && mbps > 0 ? [TokenBucket.fromMbps(mbps)] : [];
   const perSession = options.maxBandwidthMbps ?? policy.maxBandwidthMbps;
@@ -264,10 +292,17 @@ function bandwidthFor(
   const serverUp = bucket(server);
   const serverDown = bucket(server);
   const onWait = { up: metrics.limiterWait("up"), down: metrics.limiterWait("down") };
-  return () => ({
-    up: new RateLimiter([...bucket(perSession), ...serverUp], { onWait: onWait.up }),
-    down: new RateLimiter([...bucket(perSession), ...serverDown], { onWait: onWait.down }),
-  });
+  return (ticketMbps) => {
+    const own = ticketMbps === undefined || ticketMbps <= 0
+      ? perSession
+      : perSession === undefined || perSession <= 0
+      ? ticketMbps
+      : Math.min(perSession, ticketMbps);
+    return {
+      up: new RateLimiter([...bucket(own), ...serverUp], { onWait: onWait.up }),
+      down: new RateLimiter([...bucket(own), ...serverDown], { onWait: onWait.down }),
+    };
+  };
 }
 
 /**
@@ -291,10 +326,10 @@ export function isUpgrade(c: Context): boolean {
 /** Why an upgrade is refused: an HTTP status and a one-line text body. */
 export interface Refusal {
   /**
-   * 400 (a malformed wsproxy target), 403 (origin not allowed; wsproxy on a server that requires
-   * Wisp authentication) or 503 (shutting down, server full).
+   * 400 (a malformed wsproxy target), 401 (no valid ticket), 403 (origin not allowed; wsproxy on
+   * a server that requires Wisp authentication) or 503 (shutting down, server full).
    */
-  readonly status: 400 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 503;
   /** The response body, one line ending in a newline. */
   readonly body: string;
 }
@@ -389,6 +424,40 @@ export function router(
   };
 }
 
+/**
+ * The ticket check of a server's upgrades (`WasmnetOptions.tickets`), run after
+ * {@linkcode admission} and {@linkcode router} and before the upgrade, the same on every adapter:
+ * a function of their answer, the request URL (a path with its query, or absolute), its
+ * `Sec-WebSocket-Protocol` header and the client's address (for the log). A refusal passes
+ * through; a server without tickets gets the route back as is. Otherwise the ticket is verified
+ * (`server/tickets.ts`): a bad one is a 401 with the one-line body
+ * `wasmnet: ticket refused: <reason>` (logged at `warn` with the client and reason), a good one
+ * returns the route with the ticket and, for wasmnet and wsproxy routes, the ticket's
+ * subprotocol entry to echo. Never rejects.
+ */
+export function ticketGate(
+  options: WasmnetOptions,
+): (
+  routed: Route | Refusal,
+  url: string,
+  protocols: string | undefined,
+  client: string,
+) => Promise<Route | Refusal> {
+  const check = options.tickets === undefined ? undefined : ticketChecker(options.tickets);
+  return async (routed, url, protocols, client) => {
+    if (check === undefined || isRefusal(routed)) return routed;
+    const result = await check(url, protocols);
+    if (!result.ok) {
+      log.warn("upgrade refused: bad ticket", { client, reason: result.reason });
+      return { status: 401, body: `wasmnet: ticket refused: ${result.reason}\n` };
+    }
+    const { ticket } = result;
+    log.debug("ticket accepted", { client, tenant: ticket.claims.sub, exp: ticket.claims.exp });
+    if (routed.kind === "wisp" || ticket.protocol === undefined) return { ...routed, ticket };
+    return { ...routed, ticket, protocol: ticket.protocol };
+  };
+}
+
 /** Whether a router's answer is a refusal. */
 export function isRefusal(answer: Route | Refusal): answer is Refusal {
   return "status" in answer;
@@ -419,11 +488,14 @@ export function sessionFactory(
   const bandwidth = bandwidthFor(options, policy, registry.metrics);
   const wisp = options.wisp === false ? {} : options.wisp ?? {};
   return (channel, label, close, route = { kind: "wasmnet" }) => {
+    const ticket = route.ticket;
     const common = {
-      policy: current,
+      // A ticket narrows the policy in force (re-narrowed when a reload swaps it).
+      policy: ticket === undefined ? current : ticketPolicy(current, ticket),
+      ...(ticket?.claims.sub !== undefined ? { tenant: ticket.claims.sub } : {}),
       transport,
       label,
-      bandwidth: bandwidth(),
+      bandwidth: bandwidth(ticket?.claims.mbps),
       metrics: registry.metrics,
       ...(options.limits ? { limits: options.limits } : {}),
     };

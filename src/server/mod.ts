@@ -19,11 +19,29 @@ export {
   router,
   sessionFactory,
   SessionRegistry,
+  ticketGate,
   type WasmnetOptions,
   type WispServerOptions,
 } from "./app.ts";
 export type { Listening, ListenRequest, ServerAdapter } from "./adapter.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";
+export {
+  findTicket,
+  type MintClaims,
+  mintTicket,
+  parseSigningKey,
+  parseTicketKey,
+  type Ticket,
+  TICKET_PROTOCOL_PREFIX,
+  TICKET_QUERY_PARAM,
+  type TicketCheck,
+  ticketChecker,
+  type TicketClaims,
+  type TicketKey,
+  TicketKeyError,
+  type TicketOptions,
+  ticketPolicy,
+} from "./tickets.ts";
 export {
   listenMetrics,
   metricsAllowed,

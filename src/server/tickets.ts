@@ -50,19 +50,22 @@ const MAX_SUB_CHARS = 255;
 export class TicketKeyError extends Error {
   /** Stable code. */
   readonly code = "ETICKETKEY";
-  /** @param message one line, e.g. `ticket key "k.txt": the secret is 12 bytes (at least 32)`. */
+  /** @param message one line, e.g. `key file "k.txt": the secret is 12 bytes (...)`. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "TicketKeyError";
   }
 }
 
+/** A key `jose` imported (its `CryptoKey` type, which may differ from the global one's typing). */
+type ImportedKey = Awaited<ReturnType<typeof importSPKI>>;
+
 /** A key that verifies (or, from {@linkcode parseSigningKey}, signs) tickets. */
 export interface TicketKey {
   /** The one JWS algorithm accepted with this key. */
   readonly alg: "HS256" | "EdDSA";
-  /** The HMAC secret's bytes, or the imported Ed25519 key. */
-  readonly key: Uint8Array | CryptoKey;
+  /** The HMAC secret's bytes, or the imported Ed25519 key (a WebCrypto `CryptoKey`). */
+  readonly key: Uint8Array | ImportedKey;
   /**
    * The key file's text as given (for a server started as a child process with the same key;
    * never logged).
@@ -113,7 +116,7 @@ export type TicketCheck =
 /** Trims and decodes a key file; `source` names it in errors. */
 function keyText(text: string, source: string): { trimmed: string; pem: string | undefined } {
   const trimmed = text.trim();
-  if (trimmed === "") throw new TicketKeyError(`ticket key ${JSON.stringify(source)} is empty`);
+  if (trimmed === "") throw new TicketKeyError(`key file ${JSON.stringify(source)} is empty`);
   const pem = /^-----BEGIN ([A-Z0-9 ]+)-----/.exec(trimmed)?.[1];
   return { trimmed, pem };
 }
@@ -123,7 +126,7 @@ function secretOf(trimmed: string, source: string): Uint8Array {
   const bytes = new TextEncoder().encode(trimmed);
   if (bytes.byteLength < MIN_SECRET_BYTES) {
     throw new TicketKeyError(
-      `ticket key ${JSON.stringify(source)}: the secret is ${bytes.byteLength} bytes ` +
+      `key file ${JSON.stringify(source)}: the secret is ${bytes.byteLength} bytes ` +
         `(an HMAC-SHA256 secret needs at least ${MIN_SECRET_BYTES})`,
     );
   }
@@ -145,7 +148,7 @@ export async function parseTicketKey(text: string, source: string): Promise<Tick
   if (pem === undefined) return { alg: "HS256", key: secretOf(trimmed, source), text };
   if (pem !== "PUBLIC KEY") {
     throw new TicketKeyError(
-      `ticket key ${JSON.stringify(source)} holds a ${pem}: the server needs an Ed25519 ` +
+      `key file ${JSON.stringify(source)} holds a ${pem}: the server needs an Ed25519 ` +
         "PUBLIC KEY (PEM) or an HMAC secret (keep the private key where tickets are minted)",
     );
   }
@@ -153,7 +156,7 @@ export async function parseTicketKey(text: string, source: string): Promise<Tick
     return { alg: "EdDSA", key: await importSPKI(trimmed, "EdDSA"), text };
   } catch (e) {
     throw new TicketKeyError(
-      `ticket key ${JSON.stringify(source)} is not an Ed25519 public key (${(e as Error).message})`,
+      `key file ${JSON.stringify(source)} is not an Ed25519 public key (${(e as Error).message})`,
       { cause: e },
     );
   }
@@ -171,7 +174,9 @@ export async function parseSigningKey(text: string, source: string): Promise<Tic
   if (pem === undefined) return { alg: "HS256", key: secretOf(trimmed, source), text };
   if (pem !== "PRIVATE KEY") {
     throw new TicketKeyError(
-      `key ${JSON.stringify(source)} holds a ${pem}: minting a ticket needs the HMAC secret or ` +
+      `key file ${
+        JSON.stringify(source)
+      } holds a ${pem}: minting a ticket needs the HMAC secret or ` +
         "the Ed25519 PRIVATE KEY (PKCS8 PEM) whose public key the server has",
     );
   }
@@ -179,7 +184,7 @@ export async function parseSigningKey(text: string, source: string): Promise<Tic
     return { alg: "EdDSA", key: await importPKCS8(trimmed, "EdDSA"), text };
   } catch (e) {
     throw new TicketKeyError(
-      `key ${JSON.stringify(source)} is not an Ed25519 private key (${(e as Error).message})`,
+      `key file ${JSON.stringify(source)} is not an Ed25519 private key (${(e as Error).message})`,
       { cause: e },
     );
   }

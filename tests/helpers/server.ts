@@ -147,6 +147,7 @@ const FLAGGED = new Set([
   "pool",
   "signal",
   "wisp",
+  "tickets",
 ]);
 
 /** The CLI flags for `options`, writing the policy and CA certificates into `dir`. */
@@ -195,6 +196,12 @@ async function commandLine(options: StartOptions, dir: string): Promise<string[]
   if (options.maxSessions !== undefined) args.push("--max-sessions", String(options.maxSessions));
   for (const origin of options.allowedOrigins ?? []) args.push("--allow-origin", origin);
   if (options.demo) args.push("--demo");
+  if (options.tickets !== undefined) {
+    await Deno.writeTextFile(join(dir, "ticket-key"), options.tickets.key.text);
+    args.push("--ticket-key", join(dir, "ticket-key"));
+    const leeway = options.tickets.leewaySecs;
+    if (leeway !== undefined) args.push("--ticket-leeway", String(leeway));
+  }
   if (options.wisp === false) args.push("--wisp", "off");
   else if (options.wisp !== undefined) {
     const { prefix, users, motd, ...rest } = options.wisp;

@@ -96,7 +96,10 @@ export interface BunServeOptions<T> {
    */
   idleTimeout?: number;
   /** Every HTTP request; returns nothing after a successful `server.upgrade`. */
-  fetch(req: Request, server: BunServer<T>): Response | Promise<Response> | undefined;
+  fetch(
+    req: Request,
+    server: BunServer<T>,
+  ): Response | Promise<Response> | Promise<Response | undefined> | undefined;
   /** Called when `fetch` throws or rejects. */
   error?(error: Error): Response | Promise<Response>;
   /** WebSocket handlers and limits. */

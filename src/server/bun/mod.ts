@@ -48,6 +48,7 @@ import {
   type Route,
   router,
   sessionFactory,
+  ticketGate,
 } from "../app.ts";
 import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
 import type { WireChannel } from "../../session/mod.ts";
@@ -216,6 +217,7 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   const app = request.app();
   const admit = admission(options, registry);
   const route = router(options);
+  const checkTicket = ticketGate(options);
   const newSession = sessionFactory(options, registry);
   const limit = sendBufferLimit(options.limits);
   const idleTimeout = bunIdleTimeout(options.idleTimeoutSecs);
@@ -232,22 +234,27 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
       hostname,
       port,
       idleTimeout: HTTP_IDLE_SECS,
-      fetch(req, server): Response | Promise<Response> | undefined {
+      async fetch(req, server): Promise<Response | undefined> {
         if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
           // The peer's address, as Deno.serve gives it (read by `remoteIpOf` for /metrics).
           const peer = server.requestIP(req);
           return app.fetch(req, peer ? { remoteAddr: { hostname: peer.address } } : undefined);
         }
         const admitted = admit(req.headers.get("origin") ?? undefined);
-        const routed = admitted ??
-          route(new URL(req.url).pathname, req.headers.get("sec-websocket-protocol") ?? undefined);
+        const protocols = req.headers.get("sec-websocket-protocol") ?? undefined;
+        const ip = server.requestIP(req);
+        const routed = await checkTicket(
+          admitted ?? route(new URL(req.url).pathname, protocols),
+          req.url,
+          protocols,
+          ip?.address ?? "",
+        );
         if (isRefusal(routed)) {
           return new Response(routed.body, {
             status: routed.status,
             headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
           });
         }
-        const ip = server.requestIP(req);
         let markEnded = (): void => {};
         const ended = new Promise<void>((resolve) => markEnded = resolve);
         const data: SocketState = {
@@ -257,8 +264,9 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
           markEnded,
           ended,
         };
-        // Wisp v2 needs its subprotocol echoed (browsers fail the handshake otherwise).
-        const echo = routed.kind === "wisp" ? routed.protocol : undefined;
+        // Wisp v2's subprotocol and a ticket's entry are echoed (browsers fail the handshake
+        // otherwise).
+        const echo = routed.protocol;
         const upgraded = echo === undefined
           ? server.upgrade(req, { data })
           : server.upgrade(req, { data, headers: { "Sec-WebSocket-Protocol": echo } });

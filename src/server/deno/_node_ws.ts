@@ -20,7 +20,7 @@ import type { Buffer } from "node:buffer";
 import { getRequestListener } from "@hono/node-server";
 // @ts-types="npm:@types/ws@^8.18.1"
 import type { RawData, WebSocket, WebSocketServer } from "ws";
-import { admission, isRefusal, router, sessionFactory } from "../app.ts";
+import { admission, isRefusal, router, sessionFactory, ticketGate } from "../app.ts";
 import type { Listening, ListenRequest } from "../adapter.ts";
 import type { WireChannel } from "../../session/mod.ts";
 import { DEFAULT_SESSION_LIMITS } from "../../session/mod.ts";
@@ -104,29 +104,41 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
     WebSocketServer: typeof WebSocketServer;
   };
   const maxPayload = options.limits?.maxMessageBytes ?? DEFAULT_SESSION_LIMITS.maxMessageBytes;
+  /** The subprotocol each admitted upgrade echoes (read by `handleProtocols`). */
+  const echoes = new WeakMap<http.IncomingMessage, string>();
   const wss = new Server({
     noServer: true,
     maxPayload,
     perMessageDeflate: false,
     clientTracking: false,
+    // The route's subprotocol (Wisp v2's, or a ticket's entry), else ws's default: the first.
+    handleProtocols: (offered: Set<string>, req: http.IncomingMessage) =>
+      echoes.get(req) ?? offered.values().next().value ?? false,
     skipUTF8Validation: false,
   });
   const admit = admission(options, registry);
   const route = router(options);
+  const checkTicket = ticketGate(options);
   const newSession = sessionFactory(options, registry);
   const heartbeatMs = (options.idleTimeoutSecs ?? 120) * 1000;
   // The global Request/Response stay Deno's own (Deno.serve and user code need them).
   const server = http.createServer(getRequestListener(app.fetch, { overrideGlobalObjects: false }));
 
-  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on("upgrade", async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {}); // a reset during the handshake must not crash the server
     if (req.headers.upgrade?.toLowerCase() !== "websocket") {
       return refuse(socket, 400, "bad upgrade");
     }
     const protocols = req.headers["sec-websocket-protocol"];
-    const routed = admit(req.headers.origin) ??
-      route(new URL(req.url ?? "/", "http://localhost").pathname, protocols);
+    const routed = await checkTicket(
+      admit(req.headers.origin) ??
+        route(new URL(req.url ?? "/", "http://localhost").pathname, protocols),
+      req.url ?? "/",
+      protocols,
+      req.socket.remoteAddress ?? "",
+    );
     if (isRefusal(routed)) return refuse(socket, routed.status, routed.body);
+    if (routed.protocol !== undefined) echoes.set(req, routed.protocol);
     const label = req.socket.remoteAddress === undefined
       ? ""
       : formatHostPort(req.socket.remoteAddress, req.socket.remotePort ?? 0);
@@ -208,7 +220,9 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
 
 /** Answers a refused upgrade with a plain HTTP response and closes the connection. */
 function refuse(socket: Duplex, status: number, body: string): void {
-  const reason = status === 403
+  const reason = status === 401
+    ? "Unauthorized"
+    : status === 403
     ? "Forbidden"
     : status === 503
     ? "Service Unavailable"

@@ -14,6 +14,7 @@ import {
   router,
   sessionFactory,
   SessionRegistry,
+  ticketGate,
   type WasmnetOptions,
 } from "../app.ts";
 import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
@@ -100,14 +101,20 @@ export function wasmnet(
 ): MiddlewareHandler {
   const admit = admission(options, registry);
   const route = router(options);
+  const checkTicket = ticketGate(options);
   const newSession = sessionFactory(
     { ...options, transport: options.transport ?? denoTransport() },
     registry,
   );
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
-    const routed = admit(c.req.header("origin")) ??
-      route(c.req.path, c.req.header("sec-websocket-protocol"));
+    const protocols = c.req.header("sec-websocket-protocol");
+    const routed = await checkTicket(
+      admit(c.req.header("origin")) ?? route(c.req.path, protocols),
+      c.req.url,
+      protocols,
+      clientLabel(c),
+    );
     if (isRefusal(routed)) return c.text(routed.body, routed.status);
     // The client's address must be read before the upgrade takes the request over.
     const label = clientLabel(c);
@@ -115,10 +122,9 @@ export function wasmnet(
     try {
       upgraded = Deno.upgradeWebSocket(c.req.raw, {
         ...(options.idleTimeoutSecs !== undefined ? { idleTimeout: options.idleTimeoutSecs } : {}),
-        // Wisp v2 needs its subprotocol echoed (browsers fail the handshake otherwise).
-        ...(routed.kind === "wisp" && routed.protocol !== undefined
-          ? { protocol: routed.protocol }
-          : {}),
+        // Wisp v2's subprotocol and a ticket's entry are echoed (browsers fail the handshake
+        // otherwise).
+        ...(routed.protocol !== undefined ? { protocol: routed.protocol } : {}),
       });
     } catch (e) {
       return c.text(`wasmnet: bad WebSocket upgrade: ${(e as Error).message}\n`, 400);
