@@ -20,7 +20,7 @@ import {
 } from "../protocol/mod.ts";
 import { parseTarget, type Policy, type Target } from "../policy/mod.ts";
 import type { StreamConn, Transport } from "../transport/mod.ts";
-import { getLogger, type Logger } from "../log/mod.ts";
+import { getLogger, type Logger, logFormat } from "../log/mod.ts";
 import { DEFAULT_SESSION_LIMITS, SERVER_ID_BASE, type SessionLimits } from "./options.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
@@ -149,6 +149,15 @@ export interface SessionStats {
 }
 
 let nextSessionNumber = 1;
+
+/**
+ * The level of `socket open` and `socket close` lines: `info` in the JSON audit log
+ * (`--log-format json`), `debug` in text logs (two lines per connection would cost a busy
+ * server's connect rate for a log nobody parses; denials stay at `info` in both).
+ */
+function socketLineLevel(): "info" | "debug" {
+  return logFormat() === "json" ? "info" : "debug";
+}
 
 /**
  * UTF-8 byte length of `text` (what arrived on the wire). Exact when it could exceed `limit`;
@@ -312,8 +321,9 @@ export class Session implements AsyncDisposable {
         this.#opened++;
         entry.openedAt = Date.now();
         if (entry.socketKind !== undefined) this.#metrics.socketOpened(entry.socketKind);
-        if (!this.#log.enabled("info")) return;
-        this.#log.info("socket open", {
+        const level = socketLineLevel();
+        if (!this.#log.enabled(level)) return;
+        this.#log[level]("socket open", {
           ...this.#who,
           id: entry.id,
           op: entry.op,
@@ -619,8 +629,9 @@ export class Session implements AsyncDisposable {
     if (ending?.ev === "denied") this.#denied(entry.id, entry.op, entry.requested, ending);
     if (ending) this.#emit(eventFor(entry.id, ending), endingCause(ending), true);
     // Only what was open is logged as closed (a refused dial or lookup has its own line).
-    if (entry.openedAt === 0 || !this.#log.enabled("info")) return;
-    this.#log.info("socket close", {
+    const level = socketLineLevel();
+    if (entry.openedAt === 0 || !this.#log.enabled(level)) return;
+    this.#log[level]("socket close", {
       ...this.#who,
       id: entry.id,
       op: entry.op,
