@@ -196,6 +196,11 @@ for (
     ["--pool-per-key -1", ["--pool-per-key", "-1"], /--pool-per-key/],
     ["--allow-origin with a path", ["--allow-origin", "https://a.example/x"], /--allow-origin/],
     ["--allow-origin not a URL", ["--allow-origin", "a.example"], /--allow-origin/],
+    ["--ticket-leeway without --ticket-key", ["--ticket-leeway", "5"], /--ticket-key/],
+    ["--ticket-leeway -1", ["--ticket-key", "k", "--ticket-leeway", "-1"], /--ticket-leeway/],
+    ["ticket without --ttl", ["ticket", "--key", "k"], /--ttl/],
+    ["ticket --ttl 10", ["ticket", "--key", "k", "--ttl", "10"], /--ttl/],
+    ["ticket with a server flag", ["ticket", "--key", "k", "--ttl", "1m", "--port", "1"], /--port/],
   ] as const
 ) {
   Deno.test(`cli: ${name} exits 2 with one line`, async () => {

@@ -74,6 +74,29 @@ export interface ServeFlags {
   wispUsersFile: string | undefined;
   /** `--wisp-motd TEXT`: message of the day in Wisp v2's INFO (extension 0x04). */
   wispMotd: string | undefined;
+  /**
+   * `--ticket-key FILE`: require a signed ticket on every session; FILE holds an HMAC-SHA256
+   * secret (text, at least 32 bytes) or an Ed25519 public key (PEM).
+   */
+  ticketKeyFile: string | undefined;
+  /** `--ticket-leeway SECONDS`: clock leeway for a ticket's `exp` and `nbf` (default 0). */
+  ticketLeewaySecs: number | undefined;
+}
+
+/** Flags of the `ticket` command (mint a ticket). */
+export interface TicketFlags {
+  /** `--key FILE`: the HMAC secret, or the Ed25519 private key (PKCS8 PEM). */
+  keyFile: string;
+  /** `--sub NAME`: the tenant. */
+  sub: string | undefined;
+  /** `--allow RULE` (repeatable): allow rules that narrow the server policy; none: no narrowing. */
+  allow: string[] | undefined;
+  /** `--ttl N{s,m,h}`: lifetime, in seconds. */
+  ttlSecs: number;
+  /** `--max-connections N`: the session's cap (the server's wins when smaller). */
+  maxConnections: number | undefined;
+  /** `--mbps N`: the session's bandwidth cap per direction (the server's wins when smaller). */
+  mbps: number | undefined;
 }
 
 /** A parsed command line. */
@@ -81,7 +104,8 @@ export type Command =
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "serve"; flags: ServeFlags }
-  | { kind: "check-policy"; file: string; explain: string[] };
+  | { kind: "check-policy"; file: string; explain: string[] }
+  | { kind: "ticket"; flags: TicketFlags };
 
 /** The `--help` text. */
 export const HELP =
@@ -91,6 +115,8 @@ Usage:
   wasmnet [flags]                              run the server
   wasmnet check-policy FILE [--explain T ...]  validate a policy file; explain decisions for T
                                                (T is host:port, ip:port or [ipv6]:port)
+  wasmnet ticket --key FILE --ttl T [...]      print a signed ticket (a JWT) for a server
+                                               started with --ticket-key (see Ticket flags)
 
 Flags:
   -H, --host ADDR              address to listen on (default 0.0.0.0)
@@ -122,6 +148,10 @@ Flags:
       --wisp-users FILE        require Wisp v2 password authentication; FILE has one
                                user:password per line (v1 clients and wsproxy are refused)
       --wisp-motd TEXT         message of the day sent to Wisp v2 clients
+      --ticket-key FILE        every session needs a signed ticket (?ticket=JWT or the
+                               subprotocol wasmnet.ticket.JWT), else 401; FILE holds an HMAC-SHA256
+                               secret (at least 32 bytes) or an Ed25519 public key (PEM)
+      --ticket-leeway SECONDS  clock leeway for a ticket's exp and nbf (default 0: none)
       --log-level LEVEL        trace, debug, info, warn, error or silent (default: $WASMNET_LOG or info)
       --log-format FORMAT      text or json: json prints every log line as one JSON object (the
                                audit log: sessions, socket open/deny/close) (default text)
@@ -130,6 +160,17 @@ Flags:
                                (the main port answers /metrics to loopback peers only)
   -h, --help                   show this help
   -V, --version                show the version
+
+Ticket flags (wasmnet ticket):
+      --key FILE               the server's HMAC secret, or the Ed25519 PRIVATE key (PKCS8 PEM)
+                               whose public key the server has
+      --ttl T                  lifetime: a whole number of s, m or h (90s, 10m, 12h)
+      --sub NAME               the tenant (in the server's logs)
+      --allow RULE             narrow the server policy to RULE (policy allow syntax, e.g.
+                               db.example.com:5432, 10.0.0.0/8:443); repeatable (default: no
+                               narrowing)
+      --max-connections N      cap the session's sockets (the server's cap wins when smaller)
+      --mbps N                 cap the session's bandwidth per direction (the smaller cap wins)
 
 Environment:
   WASMNET_LOG                  log level (as --log-level)
@@ -178,6 +219,7 @@ function nameServer(raw: string | undefined): ServeFlags["dnsServer"] {
  * ```
  */
 export function parseCommand(args: string[]): Command {
+  if (args[0] === "ticket") return parseTicketCommand(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -208,6 +250,8 @@ export function parseCommand(args: string[]): Command {
         "wisp-prefix": { type: "string" },
         "wisp-users": { type: "string" },
         "wisp-motd": { type: "string" },
+        "ticket-key": { type: "string" },
+        "ticket-leeway": { type: "string" },
         explain: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -231,6 +275,9 @@ export function parseCommand(args: string[]): Command {
     throw new CliError("--policy and --no-policy cannot be used together");
   }
   if (v.demo && v["no-demo"]) throw new CliError("--demo and --no-demo cannot be used together");
+  if (v["ticket-leeway"] !== undefined && v["ticket-key"] === undefined) {
+    throw new CliError("--ticket-leeway needs --ticket-key FILE");
+  }
   if (v["watch-policy"] && v.policy === undefined) {
     throw new CliError("--watch-policy needs --policy FILE");
   }
@@ -281,6 +328,12 @@ export function parseCommand(args: string[]): Command {
       wispPrefix: wispPrefix(v["wisp-prefix"]),
       wispUsersFile: v["wisp-users"],
       wispMotd: v["wisp-motd"],
+      ticketKeyFile: v["ticket-key"],
+      ticketLeewaySecs: number("--ticket-leeway", v["ticket-leeway"], {
+        min: 0,
+        max: 86400,
+        integer: false,
+      }),
     },
   };
 }
@@ -330,6 +383,79 @@ export function parseWispUsers(file: string, text: string): Map<string, string> 
   });
   if (users.size === 0) throw new CliError(`${file}: no users (expected user:password lines)`);
   return users;
+}
+
+/**
+ * Parses the `ticket` command's flags (after the word `ticket`).
+ *
+ * @throws {CliError} for an unknown flag, a missing `--key` or `--ttl`, a bad `--ttl`,
+ *   `--max-connections` or `--mbps`, or a positional argument.
+ */
+function parseTicketCommand(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        key: { type: "string" },
+        sub: { type: "string" },
+        allow: { type: "string", multiple: true },
+        ttl: { type: "string" },
+        "max-connections": { type: "string" },
+        mbps: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new CliError(describeParseError(e));
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help" };
+  if (v.key === undefined) throw new CliError("ticket needs --key FILE");
+  if (v.ttl === undefined) throw new CliError("ticket needs --ttl (e.g. 10m)");
+  return {
+    kind: "ticket",
+    flags: {
+      keyFile: v.key,
+      sub: v.sub,
+      allow: v.allow,
+      ttlSecs: parseTtl(v.ttl),
+      maxConnections: number("--max-connections", v["max-connections"], {
+        min: 1,
+        max: 1e6,
+        integer: true,
+      }),
+      mbps: number("--mbps", v.mbps, { min: 0.001, max: 1e6, integer: false }),
+    },
+  };
+}
+
+/**
+ * Parses a ticket lifetime: a whole number with a unit `s`, `m` or `h` (`90s`, `10m`, `12h`).
+ *
+ * @returns the lifetime in seconds (at least 1)
+ * @throws {CliError} otherwise, e.g. `invalid value for --ttl: "10" (expected ...)`
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseTtl } from "./args.ts";
+ * assert.equal(parseTtl("10m"), 600);
+ * ```
+ */
+export function parseTtl(raw: string): number {
+  const m = /^(\d{1,9})([smh])$/.exec(raw.trim());
+  const secs = m ? Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"] : 0;
+  if (!(secs >= 1)) {
+    throw new CliError(
+      `invalid value for --ttl: ${
+        JSON.stringify(raw)
+      } (expected a whole number of s, m or h, e.g. 90s, 10m, 12h)`,
+    );
+  }
+  return secs;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   parseCommand,
   parseWispUsers,
   type ServeFlags,
+  type TicketFlags,
 } from "./args.ts";
 import {
   getLogger,
@@ -22,6 +23,13 @@ import {
 import { Policy, PolicyError } from "../policy/mod.ts";
 import { ServerMetrics, startServer } from "../server/mod.ts";
 import { parseCaCerts } from "../transport/mod.ts";
+import {
+  mintTicket,
+  parseSigningKey,
+  parseTicketKey,
+  type TicketKey,
+  TicketKeyError,
+} from "../server/tickets.ts";
 import { DEFAULT_POOL_IDLE_SECS, DEFAULT_POOL_PER_KEY } from "../pool/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
 import { currentRuntime, type Runtime } from "./runtime.ts";
@@ -95,6 +103,69 @@ async function wispFor(
   };
 }
 
+/**
+ * Reads a ticket key file (`--ticket-key`, or the `ticket` command's `--key`) with `parse`.
+ *
+ * @throws {CliError} one line naming the file: it cannot be read, or holds no usable key (a
+ *   secret under 32 bytes, a PEM of the wrong kind).
+ */
+async function readTicketKey(
+  runtime: Runtime,
+  flag: string,
+  file: string,
+  parse: (text: string, source: string) => Promise<TicketKey>,
+): Promise<TicketKey> {
+  let text: string;
+  try {
+    text = await runtime.readTextFile(file);
+  } catch (e) {
+    throw new CliError(`cannot read ${flag} file "${file}": ${(e as Error).message}`);
+  }
+  try {
+    return await parse(text, file);
+  } catch (e) {
+    if (e instanceof TicketKeyError) throw new CliError(`${flag}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The `tickets` server option from `--ticket-key` / `--ticket-leeway` (undefined without). */
+async function ticketsFor(
+  runtime: Runtime,
+  flags: ServeFlags,
+): Promise<{ key: TicketKey; leewaySecs: number } | undefined> {
+  if (flags.ticketKeyFile === undefined) return undefined;
+  const key = await readTicketKey(runtime, "--ticket-key", flags.ticketKeyFile, parseTicketKey);
+  return { key, leewaySecs: flags.ticketLeewaySecs ?? 0 };
+}
+
+/**
+ * `ticket --key FILE --ttl T ...`: prints a signed ticket and nothing else on stdout.
+ *
+ * @throws {CliError} (exit 2) for an unreadable or unusable key file, or a claim the server would
+ *   refuse (a malformed `--allow` rule).
+ */
+async function mint(
+  runtime: Runtime,
+  print: (stream: "stdout" | "stderr", text: string) => void,
+  flags: TicketFlags,
+): Promise<number> {
+  const key = await readTicketKey(runtime, "--key", flags.keyFile, parseSigningKey);
+  let token: string;
+  try {
+    token = await mintTicket(key, {
+      sub: flags.sub,
+      allow: flags.allow,
+      maxConnections: flags.maxConnections,
+      mbps: flags.mbps,
+    }, flags.ttlSecs);
+  } catch (e) {
+    throw new CliError(`cannot mint the ticket: ${(e as Error).message}`);
+  }
+  print("stdout", token);
+  return 0;
+}
+
 function policyFor(flags: ServeFlags): Promise<Policy> | Policy {
   if (flags.noPolicy) return Policy.allowAll();
   if (flags.policyFile !== undefined) return loadPolicyFile(flags.policyFile);
@@ -140,6 +211,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   const policy = await policyFor(flags);
   const caCerts = await readCaCerts(runtime, flags);
   const wisp = await wispFor(runtime, flags);
+  const tickets = await ticketsFor(runtime, flags);
   const pool = poolFor(flags);
   const controller = new AbortController();
   // Signals are taken before the server listens: a SIGTERM that arrives as soon as the `listening`
@@ -157,6 +229,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     ...(flags.metricsListen ? { metricsListen: flags.metricsListen } : {}),
     demo: flags.demo,
     wisp,
+    ...(tickets ? { tickets } : {}),
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
@@ -175,6 +248,12 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     log.warn("policy checks disabled (--no-policy): clients may reach any address");
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
   pool.report();
+  if (tickets) {
+    log.info("tickets required", {
+      key: tickets.key.alg === "HS256" ? "HMAC-SHA256 secret" : "Ed25519 public key",
+      leewaySecs: tickets.leewaySecs,
+    });
+  }
   if (wisp) {
     log.info("wisp", {
       prefix: wisp.prefix,
@@ -299,6 +378,8 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       case "check-policy":
         return await checkPolicy(print, command.file, command.explain);
+      case "ticket":
+        return await mint(runtime, print, command.flags);
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         setLogFormat(command.flags.logFormat);
