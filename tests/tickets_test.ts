@@ -613,3 +613,28 @@ Deno.test(
     assert.equal(ev.ev, "denied");
   },
 );
+
+Deno.test("tickets: mbps lowers the session's own bandwidth cap; the server's smaller cap still wins", async () => {
+  await using echo = await startTcpEcho();
+  const payload = new Uint8Array(150_000).fill(7); // ≥ 1.05 s each way at 1 Mbps (125,000 B/s)
+  const roundTrip = async (server: WasmnetServer, claims: MintClaims): Promise<number> => {
+    await using client = await TestClient.open(`${server.url}?ticket=${await ticket(claims)}`);
+    assert.equal((await dial(client, 1, "127.0.0.1", echo.port)).ev, "connected");
+    const started = performance.now();
+    client.send({ op: "send", id: 1, data: payload });
+    assert.equal((await client.collect(1, payload.byteLength)).byteLength, payload.byteLength);
+    return performance.now() - started;
+  };
+  {
+    await using open = await ticketServer(); // the server itself is unlimited
+    assert.ok(await roundTrip(open, { sub: "fast" }) < 900, "an unlimited session is fast");
+    const slow = await roundTrip(open, { sub: "slow", mbps: 1 });
+    assert.ok(slow >= 900, `the ticket's 1 Mbps applied (${slow.toFixed(0)} ms)`);
+  }
+  await using capped = await startTestServer({
+    tickets: { key: await hmac() },
+    maxBandwidthMbps: 1,
+  });
+  const generous = await roundTrip(capped, { sub: "greedy", mbps: 1000 });
+  assert.ok(generous >= 900, `the server's 1 Mbps still applies (${generous.toFixed(0)} ms)`);
+});
