@@ -113,6 +113,7 @@ Deno.test("bun server: /healthz, 426 for plain HTTP, the Bun adapter named in th
     status: "ok",
     version: VERSION,
     sessions: 0,
+    protocols: { wasmnet: 0, wisp: 0, wsproxy: 0 },
   });
   const res = await fetch(`http://127.0.0.1:${server.port}/some/path`);
   assert.equal(res.status, 426);

@@ -31,6 +31,10 @@ export interface ServeFlags {
   policyFile: string | undefined;
   /** `--no-policy`: allow everything (no checks at all). */
   noPolicy: boolean;
+  /** `--cert FILE`: serve TLS (`wss://`, `https://`) with this certificate chain (PEM). */
+  certFile: string | undefined;
+  /** `--key FILE`: the private key (PEM) of `--cert`. */
+  keyFile: string | undefined;
   /** `--watch-policy`: reload the `--policy` file whenever it changes (SIGHUP always reloads it). */
   watchPolicy: boolean;
   /** `--max-bandwidth-mbps N`: per-session bandwidth cap in Mbps (10^6 bit/s); wins over the policy. */
@@ -121,6 +125,8 @@ Usage:
 Flags:
   -H, --host ADDR              address to listen on (default 0.0.0.0)
   -p, --port PORT              port to listen on (default 9000; 0 = any free port)
+      --cert FILE, --key FILE  serve TLS (wss://, https://) with this certificate chain and
+                               private key (PEM); SIGHUP reloads both without dropping sessions
       --policy FILE            TOML policy file (default: built-in policy, private ranges denied)
       --no-policy              disable every policy check (allow everything)
       --watch-policy           reload the --policy file when it changes (SIGHUP always reloads:
@@ -232,6 +238,8 @@ export function parseCommand(args: string[]): Command {
         policy: { type: "string" },
         "no-policy": { type: "boolean" },
         "watch-policy": { type: "boolean" },
+        cert: { type: "string" },
+        key: { type: "string" },
         "max-bandwidth-mbps": { type: "string" },
         "max-server-bandwidth-mbps": { type: "string" },
         "pool-idle-secs": { type: "string" },
@@ -275,6 +283,9 @@ export function parseCommand(args: string[]): Command {
     throw new CliError("--policy and --no-policy cannot be used together");
   }
   if (v.demo && v["no-demo"]) throw new CliError("--demo and --no-demo cannot be used together");
+  if ((v.cert === undefined) !== (v.key === undefined)) {
+    throw new CliError("--cert and --key go together");
+  }
   if (v["ticket-leeway"] !== undefined && v["ticket-key"] === undefined) {
     throw new CliError("--ticket-leeway needs --ticket-key FILE");
   }
@@ -289,6 +300,8 @@ export function parseCommand(args: string[]): Command {
       policyFile: v.policy,
       noPolicy: v["no-policy"] ?? false,
       watchPolicy: v["watch-policy"] ?? false,
+      certFile: v.cert,
+      keyFile: v.key,
       maxBandwidthMbps: number("--max-bandwidth-mbps", v["max-bandwidth-mbps"], {
         min: 0,
         max: 1e6,

@@ -21,7 +21,7 @@ import {
   setLogOutput,
 } from "../log/mod.ts";
 import { Policy, PolicyError } from "../policy/mod.ts";
-import { ServerMetrics, startServer } from "../server/mod.ts";
+import { checkTlsFiles, ServerMetrics, startServer } from "../server/mod.ts";
 import { parseCaCerts } from "../transport/mod.ts";
 import {
   mintTicket,
@@ -101,6 +101,45 @@ async function wispFor(
     ...(users ? { users } : {}),
     ...(flags.wispMotd !== undefined ? { motd: flags.wispMotd } : {}),
   };
+}
+
+/**
+ * Reads `--cert` and `--key` (undefined without them).
+ *
+ * @throws {CliError} naming a file that cannot be read or holds no PEM certificate / private key.
+ */
+async function readTls(
+  runtime: Runtime,
+  flags: ServeFlags,
+): Promise<{ cert: string; key: string } | undefined> {
+  if (flags.certFile === undefined || flags.keyFile === undefined) return undefined;
+  const read = async (
+    flag: string,
+    file: string,
+    marker: RegExp,
+    what: string,
+  ): Promise<string> => {
+    let text: string;
+    try {
+      text = await runtime.readTextFile(file);
+    } catch (e) {
+      throw new CliError(`cannot read ${flag} file "${file}": ${(e as Error).message}`);
+    }
+    if (!marker.test(text)) throw new CliError(`${flag} file "${file}" holds no PEM ${what}`);
+    return text;
+  };
+  const files = {
+    cert: await read("--cert", flags.certFile, /-----BEGIN CERTIFICATE-----/, "certificate"),
+    key: await read("--key", flags.keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key"),
+  };
+  try {
+    checkTlsFiles(files);
+  } catch (e) {
+    throw new CliError(
+      `--cert "${flags.certFile}" / --key "${flags.keyFile}": ${(e as Error).message}`,
+    );
+  }
+  return files;
 }
 
 /**
@@ -212,6 +251,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   const caCerts = await readCaCerts(runtime, flags);
   const wisp = await wispFor(runtime, flags);
   const tickets = await ticketsFor(runtime, flags);
+  const tls = await readTls(runtime, flags);
   const pool = poolFor(flags);
   const controller = new AbortController();
   // Signals are taken before the server listens: a SIGTERM that arrives as soon as the `listening`
@@ -230,6 +270,7 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     demo: flags.demo,
     wisp,
     ...(tickets ? { tickets } : {}),
+    ...(tls ? { tls } : {}),
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
@@ -262,11 +303,25 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
   }
   log.info(`wasmnet ${VERSION} ready`, { url: server.url, protocol: PROTOCOL_VERSION });
   const stopReloading = reloadOn(runtime, flags, (policy) => server.policy = policy);
+  const stopTlsReload = tls
+    ? runtime.onReloadSignal(() => {
+      void readTls(runtime, flags).then((files) => {
+        if (files) server.reloadTls(files);
+        log.info("TLS certificate reloaded", { cert: flags.certFile });
+      }).catch((e: Error) => {
+        log.error("TLS certificate reload failed; the previous one stays in use", {
+          cert: flags.certFile,
+          error: e.message,
+        });
+      });
+    })
+    : () => {};
   try {
     await server.finished;
   } finally {
     removeSignals();
     stopReloading();
+    stopTlsReload();
   }
   return 0;
 }

@@ -37,6 +37,21 @@ export interface Listening {
    * Sessions are closed by the registry first. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Replaces the TLS certificate and key (PEM) for new connections; open connections and their
+   * sessions keep theirs. Present only when listening with TLS.
+   *
+   * @throws {Error} when the certificate or key is invalid (the old ones stay in use).
+   */
+  reloadTls?(tls: TlsFiles): void;
+}
+
+/** A TLS listener's certificate chain and private key, PEM text (`--cert`, `--key`). */
+export interface TlsFiles {
+  /** The certificate chain, PEM (leaf first). */
+  readonly cert: string;
+  /** The private key, PEM (PKCS#8, PKCS#1 or SEC1). */
+  readonly key: string;
 }
 
 /** A runtime's HTTP + WebSocket server. */

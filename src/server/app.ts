@@ -21,8 +21,9 @@ import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
 import { demoResponse } from "./demo/mod.ts";
-import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
 import { metricsAllowed, ServerMetrics } from "./metrics.ts";
+import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
+import type { TlsFiles } from "./adapter.ts";
 
 const log = getLogger("server");
 
@@ -74,6 +75,12 @@ export interface WasmnetOptions {
    */
   maxSessions?: number;
   /**
+   * Where sessions, dials, bytes, the pool and the limiters are counted, served as `GET /metrics`
+   * (Prometheus text format) to loopback peers (default: a new {@linkcode ServerMetrics} per
+   * {@linkcode SessionRegistry}).
+   */
+  metrics?: ServerMetrics;
+  /**
    * Require a signed ticket (a JWT, see `server/tickets.ts`) on every WebSocket upgrade, as
    * `?ticket=<jwt>` or a `Sec-WebSocket-Protocol` entry `wasmnet.ticket.<jwt>`. A missing,
    * expired, malformed or badly signed ticket gets HTTP 401 before the upgrade (the reason is
@@ -83,11 +90,10 @@ export interface WasmnetOptions {
    */
   tickets?: TicketOptions;
   /**
-   * Where sessions, dials, bytes, the pool and the limiters are counted, served as `GET /metrics`
-   * (Prometheus text format) to loopback peers (default: a new {@linkcode ServerMetrics} per
-   * {@linkcode SessionRegistry}).
+   * Serve TLS (`wss://`, `https://`) with this certificate and key (PEM); reload them with
+   * `WasmnetServer.reloadTls` (the CLI does on SIGHUP). Default: plain `ws://`/`http://`.
    */
-  metrics?: ServerMetrics;
+  tls?: TlsFiles;
   /**
    * The Wisp personality (default: on at `/wisp/`); `false` turns it off (those paths then start
    * wasmnet sessions like any other). See {@linkcode WispServerOptions}.

@@ -23,7 +23,7 @@ export {
   type WasmnetOptions,
   type WispServerOptions,
 } from "./app.ts";
-export type { Listening, ListenRequest, ServerAdapter } from "./adapter.ts";
+export type { Listening, ListenRequest, ServerAdapter, TlsFiles } from "./adapter.ts";
 export { type ServerOptions, startServer, type WasmnetServer } from "./serve.ts";
 export {
   findTicket,
@@ -49,3 +49,4 @@ export {
   ServerMetrics,
   type ServerMetricsOptions,
 } from "./metrics.ts";
+export { checkTlsFiles } from "./tls_files.ts";

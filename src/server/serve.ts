@@ -6,7 +6,8 @@
  * @module
  */
 import { type AppOptions, createApp, SessionRegistry } from "./app.ts";
-import type { Listening, ServerAdapter } from "./adapter.ts";
+import type { Listening, ServerAdapter, TlsFiles } from "./adapter.ts";
+import { checkTlsFiles } from "./tls_files.ts";
 import { getLogger } from "../log/mod.ts";
 import type { Transport } from "../transport/mod.ts";
 import type { ConnectionPool } from "../pool/mod.ts";
@@ -42,7 +43,10 @@ export interface ServerOptions extends AppOptions {
 export interface WasmnetServer extends AsyncDisposable {
   /** The address it listens on (the real port when 0 was asked). */
   readonly addr: { hostname: string; port: number };
-  /** `ws://host:port/` for clients (`host` is `127.0.0.1` when listening on `0.0.0.0`). */
+  /**
+   * `ws://host:port/` (`wss://` with TLS) for clients (`host` is `127.0.0.1` when listening on
+   * `0.0.0.0`).
+   */
   readonly url: string;
   /** Number of live sessions. */
   readonly sessions: number;
@@ -56,6 +60,15 @@ export interface WasmnetServer extends AsyncDisposable {
    * `max_connections` keys apply to sessions that start afterwards.
    */
   policy: Policy;
+  /**
+   * Replaces the TLS certificate and key for new connections; open sessions keep theirs (the CLI
+   * calls it on SIGHUP).
+   *
+   * @throws {Error} when the server does not serve TLS, the adapter cannot reload (`Deno.serve`),
+   *   or the certificate or key is invalid or do not match (`checkTlsFiles`; the old ones stay in
+   *   use).
+   */
+  reloadTls(tls: TlsFiles): void;
   /**
    * Stops accepting, closes every session, socket and WebSocket, and resolves when the HTTP
    * server has finished. Idempotent.
@@ -90,6 +103,7 @@ export interface WasmnetServer extends AsyncDisposable {
  */
 export async function startServer(options: ServerOptions): Promise<WasmnetServer> {
   const { adapter } = options;
+  if (options.tls) checkTlsFiles(options.tls);
   const registry = new SessionRegistry(options.metrics);
   registry.policy = options.policy ?? Policy.defaults();
   const hostname = options.hostname ?? "0.0.0.0";
@@ -120,7 +134,7 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
         "on Deno, allow env WS_NO_BUFFER_UTIL (read by npm ws) to serve with ws",
     );
   }
-  if (options.demo) log.info("demo page", { url: `http://${reach}/` });
+  if (options.demo) log.info("demo page", { url: `${options.tls ? "https" : "http"}://${reach}/` });
   let metricsHttp: MetricsListener | undefined;
   if (options.metricsListen) {
     const { hostname: mHost, port: mPort } = options.metricsListen;
@@ -155,7 +169,7 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
   else options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   return {
     addr,
-    url: `ws://${reach}/`,
+    url: `${options.tls ? "wss" : "ws"}://${reach}/`,
     get sessions() {
       return registry.size;
     },
@@ -165,6 +179,11 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     metricsAddr: metricsHttp?.addr,
     get policy(): Policy {
       return registry.policy;
+    },
+    reloadTls(tls: TlsFiles): void {
+      if (!http.reloadTls) throw new Error("the server does not serve TLS (start it with tls)");
+      checkTlsFiles(tls);
+      http.reloadTls(tls);
     },
     set policy(policy: Policy) {
       registry.policy = policy;

@@ -20,7 +20,7 @@ import {
 } from "../protocol/mod.ts";
 import { parseTarget, type Policy, type Target } from "../policy/mod.ts";
 import type { StreamConn, Transport } from "../transport/mod.ts";
-import { getLogger, type Logger, logFormat } from "../log/mod.ts";
+import { getLogger, logFormat, type Logger } from "../log/mod.ts";
 import { DEFAULT_SESSION_LIMITS, SERVER_ID_BASE, type SessionLimits } from "./options.ts";
 import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";

@@ -51,7 +51,11 @@ export function requireChromium(): void {
  * @throws {Error} from {@linkcode requireChromium} when Chromium is missing, or playwright's
  * launch error.
  */
-export function launchChromium(): Promise<Browser> {
+export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   requireChromium();
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
+  });
 }

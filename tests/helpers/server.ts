@@ -148,6 +148,7 @@ const FLAGGED = new Set([
   "signal",
   "wisp",
   "tickets",
+  "tls",
 ]);
 
 /** The CLI flags for `options`, writing the policy and CA certificates into `dir`. */
@@ -202,6 +203,11 @@ async function commandLine(options: StartOptions, dir: string): Promise<string[]
     const leeway = options.tickets.leewaySecs;
     if (leeway !== undefined) args.push("--ticket-leeway", String(leeway));
   }
+  if (options.tls !== undefined) {
+    await Deno.writeTextFile(join(dir, "cert.pem"), options.tls.cert);
+    await Deno.writeTextFile(join(dir, "key.pem"), options.tls.key);
+    args.push("--cert", join(dir, "cert.pem"), "--key", join(dir, "key.pem"));
+  }
   if (options.wisp === false) args.push("--wisp", "off");
   else if (options.wisp !== undefined) {
     const { prefix, users, motd, ...rest } = options.wisp;
@@ -237,7 +243,7 @@ async function startChild(options: StartOptions): Promise<WasmnetServer> {
     await Deno.remove(dir, { recursive: true });
     throw e;
   }
-  return new ChildServer(proc, dir, options.signal);
+  return new ChildServer(proc, dir, options.signal, options.tls !== undefined);
 }
 
 /**
@@ -253,12 +259,12 @@ class ChildServer implements WasmnetServer {
   readonly #dir: string;
   #stopping: Promise<void> | undefined;
 
-  constructor(proc: ServerProcess, dir: string, signal: AbortSignal | undefined) {
+  constructor(proc: ServerProcess, dir: string, signal: AbortSignal | undefined, tls = false) {
     this.#proc = proc;
     this.#dir = dir;
     const port = proc.port ?? 0;
     this.addr = { hostname: "127.0.0.1", port };
-    this.url = `ws://127.0.0.1:${port}/`;
+    this.url = `${tls ? "wss" : "ws"}://127.0.0.1:${port}/`;
     signal?.addEventListener("abort", () => void this.shutdown().catch(() => {}), { once: true });
   }
 
@@ -273,6 +279,11 @@ class ChildServer implements WasmnetServer {
   /** Not available for a child: use {@linkcode sessionsOf}. */
   get sessions(): number {
     throw new Error("server.sessions is in-process only: use await sessionsOf(server)");
+  }
+
+  /** Not available for a child: send it SIGHUP ({@linkcode ChildServer.kill}). */
+  reloadTls(): void {
+    throw new Error("server.reloadTls is in-process only: send the child SIGHUP");
   }
 
   /** Not available for a child: use {@linkcode reloadPolicy}. */

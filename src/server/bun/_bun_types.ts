@@ -104,6 +104,8 @@ export interface BunServeOptions<T> {
   error?(error: Error): Response | Promise<Response>;
   /** WebSocket handlers and limits. */
   websocket: BunWebSocketHandler<T>;
+  /** Serve TLS with this certificate chain and key (PEM). */
+  tls?: { cert: string; key: string };
 }
 
 /** A server made by `Bun.serve`. */
@@ -126,6 +128,11 @@ export interface BunServer<T> {
    * included) has ended. `closeActiveConnections` closes those too (WebSockets with 1001).
    */
   stop(closeActiveConnections?: boolean): Promise<void>;
+  /**
+   * Replaces the handlers for new requests (Bun 1.4.5 accepts a `tls` field here but keeps the
+   * certificate it started with).
+   */
+  reload(options: BunServeOptions<T>): void;
 }
 
 /** The part of the `Bun` global the adapter uses. */

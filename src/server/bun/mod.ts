@@ -50,12 +50,17 @@ import {
   sessionFactory,
   ticketGate,
 } from "../app.ts";
-import type { Listening, ListenRequest, ServerAdapter } from "../adapter.ts";
+import type { Listening, ListenRequest, ServerAdapter, TlsFiles } from "../adapter.ts";
 import type { WireChannel } from "../../session/mod.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits } from "../../session/mod.ts";
 import { formatHostPort } from "../../protocol/mod.ts";
 import { getLogger } from "../../log/mod.ts";
-import { bunGlobal, type BunServer, type BunServerWebSocket } from "./_bun_types.ts";
+import {
+  bunGlobal,
+  type BunServeOptions,
+  type BunServer,
+  type BunServerWebSocket,
+} from "./_bun_types.ts";
 
 const log = getLogger("server");
 
@@ -229,9 +234,12 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   }
 
   let server: BunServer<SocketState>;
+  const tls = options.tls;
+  let serveOptions: BunServeOptions<SocketState>;
   try {
-    server = bun.serve<SocketState>({
+    serveOptions = {
       hostname,
+      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
       port,
       idleTimeout: HTTP_IDLE_SECS,
       async fetch(req, server): Promise<Response | undefined> {
@@ -340,7 +348,8 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
           });
         },
       },
-    });
+    };
+    server = bun.serve<SocketState>(serveOptions);
   } catch (err) {
     throw await explainListenError(err, hostname);
   }
@@ -348,6 +357,19 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   let closing: Promise<void> | undefined;
   return {
     addr: { hostname: addr.address, port: addr.port },
+    ...(tls
+      ? {
+        // Measured with Bun 1.4.5: `server.reload({ tls })` is accepted but new connections keep
+        // the old certificate, and a second `Bun.serve` on the port (`reusePort`) stops taking
+        // connections when the first one stops listening.
+        reloadTls: (_files: TlsFiles) => {
+          throw new Error(
+            "Bun.serve cannot change its certificate while listening: restart the server " +
+              "(or terminate TLS in a reverse proxy)",
+          );
+        },
+      }
+      : {}),
     close: () =>
       closing ??= (async () => {
         await server.stop(false);

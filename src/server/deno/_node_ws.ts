@@ -14,6 +14,7 @@
  * @module
  */
 import http from "node:http";
+import https from "node:https";
 import process from "node:process";
 import type { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
@@ -122,7 +123,11 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
   const newSession = sessionFactory(options, registry);
   const heartbeatMs = (options.idleTimeoutSecs ?? 120) * 1000;
   // The global Request/Response stay Deno's own (Deno.serve and user code need them).
-  const server = http.createServer(getRequestListener(app.fetch, { overrideGlobalObjects: false }));
+  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  const tls = options.tls;
+  const server = tls
+    ? https.createServer({ cert: tls.cert, key: tls.key }, listener)
+    : http.createServer(listener);
 
   server.on("upgrade", async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {}); // a reset during the handshake must not crash the server
@@ -210,6 +215,12 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
   let closing: Promise<void> | undefined;
   return {
     addr,
+    ...(tls
+      ? {
+        reloadTls: (files) =>
+          (server as https.Server).setSecureContext({ cert: files.cert, key: files.key }),
+      }
+      : {}),
     close: () =>
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -55,9 +55,11 @@ export function denoAdapter(options: DenoAdapterOptions = {}): ServerAdapter {
 /** `Deno.serve` with the app; sessions through the app's `Deno.upgradeWebSocket` middleware. */
 function listenDeno(request: ListenRequest): Listening {
   const app = request.app(wasmnet(request.options, request.registry));
+  const tls = request.options.tls;
   const http = Deno.serve({
     hostname: request.hostname,
     port: request.port,
+    ...(tls ? { cert: tls.cert, key: tls.key } : {}),
     onListen: () => {},
     onError: (err) => {
       log.error("http error", { error: String(err) });
@@ -66,6 +68,16 @@ function listenDeno(request: ListenRequest): Listening {
   }, app.fetch);
   return {
     addr: { hostname: http.addr.hostname, port: http.addr.port },
+    ...(tls
+      ? {
+        reloadTls: () => {
+          throw new Error(
+            "Deno.serve cannot change its certificate while listening: restart the server, or " +
+              "allow env WS_NO_BUFFER_UTIL so it serves with ws, which can",
+          );
+        },
+      }
+      : {}),
     close: () => http.shutdown(),
   };
 }
