@@ -11,6 +11,9 @@
 export type {
   AcceptedConn,
   DatagramConn,
+  IcmpEchoReply,
+  IcmpMechanism,
+  IcmpSocket,
   NameServer,
   NetAddr,
   StreamConn,

@@ -136,6 +136,61 @@ export interface Transport {
    * either way.
    */
   listenTcp(ip: string, port: number): StreamListener | Promise<StreamListener>;
+  /**
+   * Opens an ICMP echo socket of the family, when the machine offers a way (see
+   * {@linkcode IcmpMechanism}); absent on transports without ICMP. The socket stays open between
+   * sends and receives and returns echo replies only (never its own requests).
+   *
+   * @throws {Error} (rejects) naming why no mechanism works (e.g. `ICMP unavailable: no datagram
+   *   ICMP sockets (net.ipv4.ping_group_range), no raw sockets (not privileged), no ping binary`).
+   */
+  openIcmp?(family: 4 | 6): Promise<IcmpSocket>;
+}
+
+/**
+ * How a transport sends ICMP echo requests, best first: `dgram` (unprivileged datagram ICMP
+ * sockets, Linux `net.ipv4.ping_group_range`), `raw` (raw sockets, privileged), `ping` (the
+ * system `ping` binary, one process per request).
+ */
+export type IcmpMechanism = "dgram" | "raw" | "ping";
+
+/** One ICMP echo reply (RFC 792 type 0, RFC 4443 type 129). */
+export interface IcmpEchoReply {
+  /** The replying address (canonical IP text). */
+  readonly source: string;
+  /** ICMP type (0 for an IPv4 echo reply, 129 for IPv6). */
+  readonly type: number;
+  /** ICMP code (0). */
+  readonly code: number;
+  /** Echo identifier (on datagram sockets the kernel's, from the local port). */
+  readonly id: number;
+  /** Echo sequence number, as sent. */
+  readonly seq: number;
+  /** The echoed payload. */
+  readonly data: Uint8Array;
+  /** Milliseconds from the send of the matching request to this reply. */
+  readonly rttMs: number;
+}
+
+/** An open ICMP echo socket (see {@linkcode Transport.openIcmp}). */
+export interface IcmpSocket {
+  /** How it sends. */
+  readonly mechanism: IcmpMechanism;
+  /**
+   * Sends one echo request to `ip` (an IP address of the socket's family; the caller checked it
+   * against the policy) with sequence number `seq` (0–65535) and `data` as payload.
+   *
+   * @throws {Error} the OS error (e.g. `NetworkUnreachable`).
+   */
+  send(ip: string, seq: number, data: Uint8Array): Promise<void>;
+  /**
+   * The next echo reply, waiting at most `timeoutMs`; undefined on timeout or abort.
+   *
+   * @throws {Error} named `BadResource` once the socket is closed.
+   */
+  receive(timeoutMs: number, signal?: AbortSignal): Promise<IcmpEchoReply | undefined>;
+  /** Closes the socket; pending receives resolve undefined. Idempotent. */
+  close(): void;
 }
 
 /**
