@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../log/mod.ts";
 import { parseTarget } from "../policy/mod.ts";
+import { parseTrustedProxies } from "../server/client_ip.ts";
 
 /** Thrown for a bad command line; `message` is one line meant for the user. */
 export class CliError extends Error {
@@ -63,6 +64,19 @@ export interface ServeFlags {
   caCertFiles: string[];
   /** `--max-sessions N`: most WebSocket sessions at once (default: no limit). */
   maxSessions: number | undefined;
+  /**
+   * `--trust-proxy CIDR` (repeatable; also comma-separated): reverse proxies whose
+   * `X-Forwarded-For`/`Forwarded` name the client (validated: CIDRs or addresses).
+   */
+  trustProxy: string[];
+  /** `--max-sessions-per-ip N`: sessions one client address may hold at once (429 beyond). */
+  maxSessionsPerIp: number | undefined;
+  /** `--max-new-sessions-per-ip-per-min N`: new sessions per client address per minute (429). */
+  maxNewSessionsPerIpPerMin: number | undefined;
+  /** `--max-dials-per-ip-per-min N`: dials per client address per minute (`error` beyond). */
+  maxDialsPerIpPerMin: number | undefined;
+  /** `--allow-open-relay`: allow `--no-policy` on a non-loopback address (an open relay). */
+  allowOpenRelay: boolean;
   /** `--allow-origin ORIGIN` (repeatable): web origins allowed to open sessions (default: any). */
   allowedOrigins: string[];
   /**
@@ -143,6 +157,15 @@ Flags:
       --dns-server IP[:PORT]   resolve names with this DNS server instead of the system resolver
       --ca-cert FILE           also trust this CA certificate (PEM) for connect_tls; repeatable
       --max-sessions N         most WebSocket sessions at once; more get 503 (default: no limit)
+      --trust-proxy CIDR       a reverse proxy whose X-Forwarded-For / Forwarded names the client
+                               (repeatable or comma-separated); other peers' headers are ignored
+      --max-sessions-per-ip N  sessions one client address may hold at once; more get 429
+      --max-new-sessions-per-ip-per-min N
+                               new sessions per client address per minute; more get 429
+      --max-dials-per-ip-per-min N
+                               dials (connect, connect_tls, connect_udp, Wisp CONNECT) per
+                               client address per minute; more get an error (Wisp: CLOSE 0x49)
+      --allow-open-relay       allow --no-policy on a non-loopback address (refused otherwise)
       --allow-origin ORIGIN    only pages from ORIGIN (e.g. https://app.example.com) may open
                                sessions; repeatable (default: any origin)
       --demo, --no-demo        serve (or not) a demo page at / that opens sockets through this
@@ -252,6 +275,11 @@ export function parseCommand(args: string[]): Command {
         "ca-cert": { type: "string", multiple: true },
         "allow-origin": { type: "string", multiple: true },
         "max-sessions": { type: "string" },
+        "trust-proxy": { type: "string", multiple: true },
+        "max-sessions-per-ip": { type: "string" },
+        "max-new-sessions-per-ip-per-min": { type: "string" },
+        "max-dials-per-ip-per-min": { type: "string" },
+        "allow-open-relay": { type: "boolean" },
         demo: { type: "boolean" },
         "no-demo": { type: "boolean" },
         wisp: { type: "string" },
@@ -283,6 +311,13 @@ export function parseCommand(args: string[]): Command {
     throw new CliError("--policy and --no-policy cannot be used together");
   }
   if (v.demo && v["no-demo"]) throw new CliError("--demo and --no-demo cannot be used together");
+  if (v["no-policy"] && !v["allow-open-relay"] && !isLoopbackHost(listenHost(v.host))) {
+    throw new CliError(
+      `--no-policy on ${listenHost(v.host)} (not a loopback address) makes an open relay: anyone ` +
+        "who reaches the port can reach any address through it; give a --policy, listen on " +
+        "127.0.0.1, or add --allow-open-relay",
+    );
+  }
   if ((v.cert === undefined) !== (v.key === undefined)) {
     throw new CliError("--cert and --key go together");
   }
@@ -336,6 +371,23 @@ export function parseCommand(args: string[]): Command {
       caCertFiles: v["ca-cert"] ?? [],
       allowedOrigins: (v["allow-origin"] ?? []).map(origin),
       maxSessions: number("--max-sessions", v["max-sessions"], { min: 1, max: 1e6, integer: true }),
+      trustProxy: trustProxy(v["trust-proxy"] ?? []),
+      maxSessionsPerIp: number("--max-sessions-per-ip", v["max-sessions-per-ip"], {
+        min: 1,
+        max: 1e6,
+        integer: true,
+      }),
+      maxNewSessionsPerIpPerMin: number(
+        "--max-new-sessions-per-ip-per-min",
+        v["max-new-sessions-per-ip-per-min"],
+        { min: 1, max: 1e6, integer: true },
+      ),
+      maxDialsPerIpPerMin: number("--max-dials-per-ip-per-min", v["max-dials-per-ip-per-min"], {
+        min: 1,
+        max: 1e7,
+        integer: true,
+      }),
+      allowOpenRelay: v["allow-open-relay"] ?? false,
       demo: v.demo ?? (v["no-demo"] ? false : isLoopbackHost(listenHost(v.host))),
       wisp: onOff("--wisp", v.wisp),
       wispPrefix: wispPrefix(v["wisp-prefix"]),
@@ -349,6 +401,17 @@ export function parseCommand(args: string[]): Command {
       }),
     },
   };
+}
+
+/** `--trust-proxy` values: each a CIDR or address; commas separate several in one value. */
+function trustProxy(raw: string[]): string[] {
+  const entries = raw.flatMap((r) => r.split(",")).map((e) => e.trim()).filter((e) => e !== "");
+  try {
+    parseTrustedProxies(entries);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  return entries;
 }
 
 /** `--wisp on|off` (default on). */

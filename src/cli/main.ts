@@ -7,6 +7,7 @@ import {
   CliError,
   type Command,
   HELP,
+  isLoopbackHost,
   parseCommand,
   parseWispUsers,
   type ServeFlags,
@@ -273,6 +274,16 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     ...(tls ? { tls } : {}),
     ...(flags.allowedOrigins.length > 0 ? { allowedOrigins: flags.allowedOrigins } : {}),
     ...(flags.maxSessions !== undefined ? { maxSessions: flags.maxSessions } : {}),
+    ...(flags.trustProxy.length > 0 ? { trustProxy: flags.trustProxy } : {}),
+    ipLimits: {
+      ...(flags.maxSessionsPerIp !== undefined ? { sessionsPerIp: flags.maxSessionsPerIp } : {}),
+      ...(flags.maxNewSessionsPerIpPerMin !== undefined
+        ? { newSessionsPerMinute: flags.maxNewSessionsPerIpPerMin }
+        : {}),
+      ...(flags.maxDialsPerIpPerMin !== undefined
+        ? { dialsPerMinute: flags.maxDialsPerIpPerMin }
+        : {}),
+    },
     ...(flags.maxBandwidthMbps !== undefined ? { maxBandwidthMbps: flags.maxBandwidthMbps } : {}),
     ...(flags.maxServerBandwidthMbps !== undefined
       ? { maxServerBandwidthMbps: flags.maxServerBandwidthMbps }
@@ -285,6 +296,14 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
     removeSignals();
     throw new ListenFailed((e as Error).message, { cause: e });
   });
+  if (!isLoopbackHost(flags.host) && !tickets && flags.allowedOrigins.length === 0) {
+    log.warn(
+      "listening on a non-loopback address with neither --ticket-key nor --allow-origin: any " +
+        "client that reaches the port, and any web page its users visit, can use this relay " +
+        "within the policy",
+      { host: flags.host },
+    );
+  }
   if (flags.noPolicy) {
     log.warn("policy checks disabled (--no-policy): clients may reach any address");
   } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });

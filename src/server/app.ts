@@ -23,6 +23,8 @@ import { VERSION } from "../version.ts";
 import { demoResponse } from "./demo/mod.ts";
 import { metricsAllowed, ServerMetrics } from "./metrics.ts";
 import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
+import { clientIpResolver, trustedProxyCheck } from "./client_ip.ts";
+import { IpLimiter, type IpLimitOptions } from "./ip_limits.ts";
 import type { TlsFiles } from "./adapter.ts";
 
 const log = getLogger("server");
@@ -74,6 +76,18 @@ export interface WasmnetOptions {
    * gets 503, so file descriptors stay bounded at about `maxSessions × max_connections × 2`.
    */
   maxSessions?: number;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` / `Forwarded` (RFC 7239) headers name the client
+   * (`--trust-proxy CIDR...`): CIDRs or addresses. The client address (logs, metrics, per-address
+   * limits, `/metrics` access) is the peer's unless the peer is listed here. Default: none.
+   */
+  trustProxy?: readonly string[];
+  /**
+   * Limits per client address (after `trustProxy`): sessions at once, new sessions per minute
+   * (beyond: HTTP 429 before the upgrade) and dials per minute (beyond: the dial gets `error`
+   * `too many dials from IP (limit N per minute)`, Wisp CLOSE 0x49). Default: none.
+   */
+  ipLimits?: IpLimitOptions;
   /**
    * Where sessions, dials, bytes, the pool and the limiters are counted, served as `GET /metrics`
    * (Prometheus text format) to loopback peers (default: a new {@linkcode ServerMetrics} per
@@ -142,6 +156,8 @@ export type Route =
   & {
     /** The upgrade's verified ticket (servers with `WasmnetOptions.tickets` only). */
     readonly ticket?: Ticket;
+    /** The client's address (after `trustProxy`), set by {@linkcode clientGate}. */
+    readonly client?: string;
   };
 
 /** Personality names, for logs and `/healthz`. */
@@ -189,6 +205,8 @@ export class SessionRegistry {
   #accepting = true;
   #pool: ConnectionPool | undefined;
   #policy: Policy | undefined;
+  #ipLimiter: IpLimiter | undefined;
+  readonly #clients = new Map<ClientSession, string>();
 
   /**
    * The policy in force for this registry's sessions: every new dial, lookup, bind and datagram
@@ -256,13 +274,30 @@ export class SessionRegistry {
   }
 
   /** Adds a session and the function that closes its WebSocket. */
-  add(session: ClientSession, close: CloseChannel): void {
+  add(session: ClientSession, close: CloseChannel, client?: string): void {
     this.#sessions.set(session, close);
+    if (client !== undefined) {
+      this.#clients.set(session, client);
+      this.#ipLimiter?.sessionStarted(client);
+    }
   }
 
   /** Removes a session (after it closed). */
   delete(session: ClientSession): void {
     this.#sessions.delete(session);
+    const client = this.#clients.get(session);
+    if (client !== undefined) {
+      this.#clients.delete(session);
+      this.#ipLimiter?.sessionEnded(client);
+    }
+  }
+
+  /**
+   * The per-address limiter of this registry's sessions (built on first use from `limits`; one
+   * per registry so every adapter and factory of a server shares it).
+   */
+  ipLimiter(limits: IpLimitOptions | undefined): IpLimiter {
+    return this.#ipLimiter ??= new IpLimiter(limits ?? {});
   }
 
   /**
@@ -333,9 +368,10 @@ export function isUpgrade(c: Context): boolean {
 export interface Refusal {
   /**
    * 400 (a malformed wsproxy target), 401 (no valid ticket), 403 (origin not allowed; wsproxy on
-   * a server that requires Wisp authentication) or 503 (shutting down, server full).
+   * a server that requires Wisp authentication), 429 (a per-address limit) or 503 (shutting
+   * down, server full).
    */
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 429 | 503;
   /** The response body, one line ending in a newline. */
   readonly body: string;
 }
@@ -464,6 +500,43 @@ export function ticketGate(
   };
 }
 
+/**
+ * The client-address gate every adapter applies after routing and the ticket check: finds the
+ * client's address (the peer's, or with `trustProxy` the one its trusted proxies name) and
+ * applies the per-address session limits (429). The route it returns carries `client`, which
+ * sessions log, count and rate-limit dials by.
+ *
+ * @throws {RangeError} (when built) for a bad `trustProxy` entry.
+ */
+export function clientGate(
+  options: WasmnetOptions,
+  registry: SessionRegistry,
+): (
+  routed: Route | Refusal,
+  peer: string,
+  header: (name: string) => string | undefined,
+) => Route | Refusal {
+  const resolve = clientIpResolver(options.trustProxy ?? []);
+  const limiter = registry.ipLimiter(options.ipLimits);
+  return (routed, peer, header) => {
+    if (isRefusal(routed)) return routed;
+    const client = resolve(peer, header);
+    const why = limiter.active ? limiter.admitSession(client) : undefined;
+    if (why !== undefined) {
+      log.warn("upgrade refused: per-address limit", { client, reason: why });
+      return { status: 429, body: `wasmnet: ${why}\n` };
+    }
+    return { ...routed, client };
+  };
+}
+
+/** The IP address part of a `host:port` label (`[v6]:port` too). */
+function ipOfLabel(label: string): string {
+  if (label.startsWith("[")) return label.slice(1, Math.max(1, label.indexOf("]")));
+  const colon = label.lastIndexOf(":");
+  return colon > 0 && label.indexOf(":") === colon ? label.slice(0, colon) : label;
+}
+
 /** Whether a router's answer is a refusal. */
 export function isRefusal(answer: Route | Refusal): answer is Refusal {
   return "status" in answer;
@@ -493,9 +566,16 @@ export function sessionFactory(
   const transport = registry.pooled(options.transport, options.pool);
   const bandwidth = bandwidthFor(options, policy, registry.metrics);
   const wisp = options.wisp === false ? {} : options.wisp ?? {};
+  const limiter = registry.ipLimiter(options.ipLimits);
   return (channel, label, close, route = { kind: "wasmnet" }) => {
     const ticket = route.ticket;
+    const client = route.client;
+    // Behind a trusted proxy the client is the address it names (its port is not known).
+    if (client !== undefined && ipOfLabel(label) !== client) label = client;
     const common = {
+      ...(client !== undefined && limiter.active
+        ? { dialGate: () => limiter.admitDial(client) }
+        : {}),
       // A ticket narrows the policy in force (re-narrowed when a reload swaps it).
       policy: ticket === undefined ? current : ticketPolicy(current, ticket),
       ...(ticket?.claims.sub !== undefined ? { tenant: ticket.claims.sub } : {}),
@@ -520,7 +600,7 @@ export function sessionFactory(
         closeChannel: close,
       })
       : new Session(channel, common);
-    registry.add(session, close);
+    registry.add(session, close, client);
     return session;
   };
 }
@@ -539,9 +619,14 @@ export function createApp(
   upgrade?: MiddlewareHandler,
 ): Hono {
   const app = new Hono();
+  const trustedProxy = trustedProxyCheck(options.trustProxy ?? []);
   app.get("/metrics", async (c) => {
-    if (!metricsAllowed(remoteIpOf(c))) {
-      return c.text("wasmnet: /metrics answers loopback peers only (see --metrics-listen)\n", 403);
+    const peer = remoteIpOf(c);
+    if (!metricsAllowed(peer) && !(peer !== undefined && trustedProxy(peer))) {
+      return c.text(
+        "wasmnet: /metrics answers loopback and --trust-proxy peers only (see --metrics-listen)\n",
+        403,
+      );
     }
     const metrics = registry.metrics;
     return c.body(await metrics.render(), 200, { "content-type": metrics.contentType });

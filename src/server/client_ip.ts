@@ -46,6 +46,21 @@ export function parseTrustedProxies(
 }
 
 /**
+ * Builds a check of whether an address is one of the trusted proxies (`--trust-proxy`); an
+ * unparsable address is not.
+ *
+ * @throws {RangeError} for a bad CIDR (see {@linkcode parseTrustedProxies}).
+ */
+export function trustedProxyCheck(trusted: readonly string[]): (ip: string) => boolean {
+  const nets = parseTrustedProxies(trusted);
+  return (text) => {
+    const ip = parseIp(text);
+    return ip !== undefined &&
+      nets.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
+  };
+}
+
+/**
  * The addresses a `Forwarded` header (RFC 7239) names in its `for=` parameters, in order
  * (obfuscated identifiers and `unknown` are kept as they are, so they stop the walk).
  */

@@ -81,8 +81,10 @@ export class IpLimiter {
   }
 
   /**
-   * Admits a new session from `ip` and counts it, or answers why not (for a 429 body). Call
-   * {@linkcode IpLimiter.sessionEnded} when an admitted session ends.
+   * Admits a new session from `ip` (takes one of its new-session tokens; checks its sessions at
+   * once), or answers why not (for a 429 body). Count the session with
+   * {@linkcode IpLimiter.sessionStarted} once it exists, and {@linkcode IpLimiter.sessionEnded}
+   * when it ends.
    */
   admitSession(ip: string): string | undefined {
     const { sessionsPerIp = 0, newSessionsPerMinute = 0 } = this.#opts;
@@ -96,8 +98,12 @@ export class IpLimiter {
     ) {
       return `too many new sessions from ${ip} (limit ${newSessionsPerMinute} per minute)`;
     }
-    e.sessions++;
     return undefined;
+  }
+
+  /** A session from `ip` started (counted against its sessions at once). */
+  sessionStarted(ip: string): void {
+    this.#entry(ip).sessions++;
   }
 
   /** A session admitted by {@linkcode IpLimiter.admitSession} ended. */

@@ -114,6 +114,12 @@ export interface SessionOptions {
   /** Label for log lines, e.g. the client's address. */
   label?: string;
   /**
+   * Asked before every dial (`connect`, `connect_tls`, `connect_udp`, and so Wisp CONNECT): a
+   * message refuses it (`error` with that message and cause `limit`), undefined lets it go. The
+   * server's per-address dial rate (`--max-dials-per-ip-per-min`).
+   */
+  dialGate?: () => string | undefined;
+  /**
    * Where events go (default: wasmnet's encoding on the channel). The channel still gives
    * `bufferedAmount` (download backpressure) and `pauseReading`/`resumeReading` (upload).
    */
@@ -235,6 +241,7 @@ export class Session implements AsyncDisposable {
   #readPaused = false;
   readonly #drain: DrainPoller;
   readonly #wire: SessionWire | undefined;
+  readonly #dialGate: (() => string | undefined) | undefined;
   readonly #metrics: SessionMetrics;
   readonly #protocol: string;
   readonly #tenant: string;
@@ -252,6 +259,7 @@ export class Session implements AsyncDisposable {
     this.#log = options.log ?? getLogger("session");
     this.#label = options.label ?? "";
     this.#wire = options.wire;
+    this.#dialGate = options.dialGate;
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#protocol = options.protocol ?? "wasmnet";
     this.#tenant = options.tenant ?? "";
@@ -516,8 +524,16 @@ export class Session implements AsyncDisposable {
     if (entry.counted) this.#slots++;
   }
 
+  /** The dial gate's refusal for `id`, if any (answered here). */
+  #gated(id: number): boolean {
+    const why = this.#dialGate?.();
+    if (why === undefined) return false;
+    this.#report(id, fail(why, "limit"));
+    return true;
+  }
+
   #connect(id: number, addr: string, port: number, tls: boolean): void {
-    if (!this.#admit(id, true)) return;
+    if (!this.#admit(id, true) || this.#gated(id)) return;
     const target = this.#target(id, addr);
     if (!target) return;
     // The policy check (name, then every resolved address) happens once, inside dial.
@@ -528,7 +544,7 @@ export class Session implements AsyncDisposable {
   }
 
   #connectUdp(id: number, addr: string, port: number): void {
-    if (!this.#admit(id, true)) return;
+    if (!this.#admit(id, true) || this.#gated(id)) return;
     const socket = new UdpSocket(id, this.#ctx, this.#policyOf, `${addr}:${port}`);
     socket.op = "connect_udp";
     this.#register(socket);

@@ -149,6 +149,8 @@ const FLAGGED = new Set([
   "wisp",
   "tickets",
   "tls",
+  "trustProxy",
+  "ipLimits",
 ]);
 
 /** The CLI flags for `options`, writing the policy and CA certificates into `dir`. */
@@ -202,6 +204,15 @@ async function commandLine(options: StartOptions, dir: string): Promise<string[]
     args.push("--ticket-key", join(dir, "ticket-key"));
     const leeway = options.tickets.leewaySecs;
     if (leeway !== undefined) args.push("--ticket-leeway", String(leeway));
+  }
+  for (const cidr of options.trustProxy ?? []) args.push("--trust-proxy", cidr);
+  if (options.ipLimits !== undefined) {
+    const { sessionsPerIp, newSessionsPerMinute, dialsPerMinute } = options.ipLimits;
+    if (sessionsPerIp) args.push("--max-sessions-per-ip", String(sessionsPerIp));
+    if (newSessionsPerMinute) {
+      args.push("--max-new-sessions-per-ip-per-min", String(newSessionsPerMinute));
+    }
+    if (dialsPerMinute) args.push("--max-dials-per-ip-per-min", String(dialsPerMinute));
   }
   if (options.tls !== undefined) {
     await Deno.writeTextFile(join(dir, "cert.pem"), options.tls.cert);

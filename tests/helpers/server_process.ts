@@ -94,8 +94,9 @@ export class ServerProcess implements AsyncDisposable {
 
   /** The port it listens on, once it logged `listening` (as text or, `--log-format json`, JSON). */
   get port(): number | undefined {
-    const m = /listening addr=127\.0\.0\.1:(\d+)|"msg":"listening","addr":"127\.0\.0\.1:(\d+)"/
-      .exec(this.#output);
+    const m =
+      /listening addr=(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)|"msg":"listening","addr":"(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)"/
+        .exec(this.#output);
     return m ? Number(m[1] ?? m[2]) : undefined;
   }
 

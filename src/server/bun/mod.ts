@@ -43,6 +43,7 @@ import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
 import {
   admission,
+  clientGate,
   type ClientSession,
   isRefusal,
   type Route,
@@ -223,6 +224,7 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
   const admit = admission(options, registry);
   const route = router(options);
   const checkTicket = ticketGate(options);
+  const checkClient = clientGate(options, registry);
   const newSession = sessionFactory(options, registry);
   const limit = sendBufferLimit(options.limits);
   const idleTimeout = bunIdleTimeout(options.idleTimeoutSecs);
@@ -251,11 +253,15 @@ async function listenBun(request: ListenRequest): Promise<Listening> {
         const admitted = admit(req.headers.get("origin") ?? undefined);
         const protocols = req.headers.get("sec-websocket-protocol") ?? undefined;
         const ip = server.requestIP(req);
-        const routed = await checkTicket(
-          admitted ?? route(new URL(req.url).pathname, protocols),
-          req.url,
-          protocols,
+        const routed = checkClient(
+          await checkTicket(
+            admitted ?? route(new URL(req.url).pathname, protocols),
+            req.url,
+            protocols,
+            ip?.address ?? "",
+          ),
           ip?.address ?? "",
+          (name) => req.headers.get(name) ?? undefined,
         );
         if (isRefusal(routed)) {
           return new Response(routed.body, {

@@ -21,7 +21,7 @@ import type { Buffer } from "node:buffer";
 import { getRequestListener } from "@hono/node-server";
 // @ts-types="npm:@types/ws@^8.18.1"
 import type { RawData, WebSocket, WebSocketServer } from "ws";
-import { admission, isRefusal, router, sessionFactory, ticketGate } from "../app.ts";
+import { admission, clientGate, isRefusal, router, sessionFactory, ticketGate } from "../app.ts";
 import type { Listening, ListenRequest } from "../adapter.ts";
 import type { WireChannel } from "../../session/mod.ts";
 import { DEFAULT_SESSION_LIMITS } from "../../session/mod.ts";
@@ -120,6 +120,7 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
   const admit = admission(options, registry);
   const route = router(options);
   const checkTicket = ticketGate(options);
+  const checkClient = clientGate(options, registry);
   const newSession = sessionFactory(options, registry);
   const heartbeatMs = (options.idleTimeoutSecs ?? 120) * 1000;
   // The global Request/Response stay Deno's own (Deno.serve and user code need them).
@@ -135,12 +136,19 @@ export async function listenNodeWs(request: ListenRequest): Promise<Listening> {
       return refuse(socket, 400, "bad upgrade");
     }
     const protocols = req.headers["sec-websocket-protocol"];
-    const routed = await checkTicket(
-      admit(req.headers.origin) ??
-        route(new URL(req.url ?? "/", "http://localhost").pathname, protocols),
-      req.url ?? "/",
-      protocols,
+    const routed = checkClient(
+      await checkTicket(
+        admit(req.headers.origin) ??
+          route(new URL(req.url ?? "/", "http://localhost").pathname, protocols),
+        req.url ?? "/",
+        protocols,
+        req.socket.remoteAddress ?? "",
+      ),
       req.socket.remoteAddress ?? "",
+      (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value.join(", ") : value;
+      },
     );
     if (isRefusal(routed)) return refuse(socket, routed.status, routed.body);
     if (routed.protocol !== undefined) echoes.set(req, routed.protocol);

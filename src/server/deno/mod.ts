@@ -8,9 +8,11 @@
 import type { Context, MiddlewareHandler } from "hono";
 import {
   admission,
+  clientGate,
   type ClientSession,
   isRefusal,
   isUpgrade,
+  remoteIpOf,
   router,
   sessionFactory,
   SessionRegistry,
@@ -114,6 +116,7 @@ export function wasmnet(
   const admit = admission(options, registry);
   const route = router(options);
   const checkTicket = ticketGate(options);
+  const checkClient = clientGate(options, registry);
   const newSession = sessionFactory(
     { ...options, transport: options.transport ?? denoTransport() },
     registry,
@@ -121,11 +124,15 @@ export function wasmnet(
   return async (c, next) => {
     if (!isUpgrade(c)) return await next();
     const protocols = c.req.header("sec-websocket-protocol");
-    const routed = await checkTicket(
-      admit(c.req.header("origin")) ?? route(c.req.path, protocols),
-      c.req.url,
-      protocols,
-      clientLabel(c),
+    const routed = checkClient(
+      await checkTicket(
+        admit(c.req.header("origin")) ?? route(c.req.path, protocols),
+        c.req.url,
+        protocols,
+        clientLabel(c),
+      ),
+      remoteIpOf(c) ?? "",
+      (name) => c.req.header(name),
     );
     if (isRefusal(routed)) return c.text(routed.body, routed.status);
     // The client's address must be read before the upgrade takes the request over.
