@@ -9,6 +9,7 @@ import type { LookupOptions } from "./_lookup.ts";
 import { DEFAULT_MAX_DIALS, DEFAULT_MAX_LOOKUPS } from "./_defaults.ts";
 import { Slots } from "./slots.ts";
 import { tlsContext, upgradeTls } from "./tls.ts";
+import { announceIcmp, type IcmpProvider } from "./icmp/mod.ts";
 
 /** The runtime-specific parts of a transport. */
 export interface TransportParts {
@@ -25,12 +26,16 @@ export interface TransportParts {
   openUdp: Transport["openUdp"];
   /** See {@linkcode Transport.listenTcp}. */
   listenTcp: Transport["listenTcp"];
+  /** ICMP echo (`transport/icmp/`): the transport gets `openIcmp` from it. Optional. */
+  icmp?: IcmpProvider | undefined;
 }
 
 /**
  * A transport from a runtime's parts and the neutral options: one lookup bound (`maxLookups`,
  * default 256) and one dial bound (`maxDials`, default 1024) per transport, TLS through the shared
- * `node:tls` layer (`upgradeTls`) with `caCerts` checked now, not at the first `connect_tls`.
+ * `node:tls` layer (`upgradeTls`) with `caCerts` checked now, not at the first `connect_tls`;
+ * with `parts.icmp`, `openIcmp` with the mechanism detected now and logged once per process
+ * (`icmp mechanism=dgram`).
  *
  * @throws {RangeError} when `maxLookups` or `maxDials` is not an integer ≥ 1.
  * @throws {TypeError} `Cannot use CA certificate file N: ...` when a `caCerts` entry holds no
@@ -41,6 +46,8 @@ export function composeTransport(parts: TransportParts, options: TransportOption
   const dials = new Slots(options.maxDials ?? DEFAULT_MAX_DIALS, "connection attempts");
   const caCerts = options.caCerts?.length ? [...options.caCerts] : undefined;
   tlsContext(caCerts);
+  const icmp = parts.icmp;
+  if (icmp) announceIcmp(icmp);
   return {
     lookup: (name, signal) =>
       parts.lookupHost(name, { signal, nameServer: options.nameServer, slots: lookups }),
@@ -48,5 +55,6 @@ export function composeTransport(parts: TransportParts, options: TransportOption
     startTls: (conn, serverName, signal) => upgradeTls(conn, { serverName, caCerts, signal }),
     openUdp: parts.openUdp,
     listenTcp: parts.listenTcp,
+    ...(icmp ? { openIcmp: (family: 4 | 6) => icmp.open(family) } : {}),
   };
 }

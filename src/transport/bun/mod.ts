@@ -22,6 +22,7 @@ import { lookupHost } from "./dns.ts";
 import { connectTcp } from "./tcp.ts";
 import { openUdp } from "./udp.ts";
 import { listenTcp } from "./listener.ts";
+import { bunIcmp } from "./icmp.ts";
 import { composeTransport, type Transport, type TransportOptions } from "../mod.ts";
 
 export { lookupHost, type LookupOptions } from "./dns.ts";
@@ -35,13 +36,15 @@ export {
 export { listenTcp, MAX_PENDING_ACCEPTS, NodeTcpListener } from "./listener.ts";
 export { NodeSocketConn, READ_HIGH_WATER_BYTES } from "../_node_conn.ts";
 export { BunSocketConn } from "./_bun_socket.ts";
+export { bunIcmp, bunPingRunner, loadBunLibc } from "./icmp.ts";
 
 /** Options of {@linkcode bunTransport}: the runtime-neutral {@linkcode TransportOptions}. */
 export type BunTransportOptions = TransportOptions;
 
 /**
  * The Bun transport (see the module doc). `openUdp` and `listenTcp` return promises: `node:dgram`
- * and `node:net` bind asynchronously.
+ * and `node:net` bind asynchronously. `openIcmp`: ICMP echo by `bun:ffi` on libc, or the system
+ * `ping` (`transport/bun/icmp.ts`).
  *
  * @example Echo one message through a loopback listener
  * ```ts
@@ -64,5 +67,5 @@ export type BunTransportOptions = TransportOptions;
  * certificate or one that does not parse (see `parseCaCerts`).
  */
 export function bunTransport(options: BunTransportOptions = {}): Transport {
-  return composeTransport({ lookupHost, connectTcp, openUdp, listenTcp }, options);
+  return composeTransport({ lookupHost, connectTcp, openUdp, listenTcp, icmp: bunIcmp }, options);
 }
