@@ -123,7 +123,28 @@ export type Command =
   | { kind: "version" }
   | { kind: "serve"; flags: ServeFlags }
   | { kind: "check-policy"; file: string; explain: string[] }
-  | { kind: "ticket"; flags: TicketFlags };
+  | { kind: "ticket"; flags: TicketFlags }
+  | { kind: "water"; flags: WaterFlags };
+
+/** Flags of the `water` command (run a W.A.T.E.R. transport module). */
+export interface WaterFlags {
+  /** The WATM v1 module file (`FILE.wasm`). */
+  moduleFile: string;
+  /** `--role`: dialer, listener or relay. */
+  role: "dialer" | "listener" | "relay";
+  /** `--listen HOST:PORT`: where to accept connections. */
+  listen: { hostname: string; port: number };
+  /** `--remote HOST:PORT`: the fixed remote (a name or an IP address). */
+  remote: { host: string; port: number };
+  /** `--config FILE`: the module's `/conf/watm.cfg`. */
+  configFile: string | undefined;
+  /** `--policy FILE`. */
+  policyFile: string | undefined;
+  /** `--no-policy`. */
+  noPolicy: boolean;
+  /** `--log-level LEVEL`. */
+  logLevel: LogLevel | undefined;
+}
 
 /** The `--help` text. */
 export const HELP =
@@ -135,6 +156,12 @@ Usage:
                                                (T is host:port, ip:port or [ipv6]:port)
   wasmnet ticket --key FILE --ttl T [...]      print a signed ticket (a JWT) for a server
                                                started with --ticket-key (see Ticket flags)
+  wasmnet water FILE.wasm --role R --listen HOST:PORT --remote HOST:PORT [--config FILE]
+                          [--no-policy | --policy FILE] [--log-level LEVEL]
+                                               run a W.A.T.E.R. (WATM v1) pluggable transport:
+                                               R is dialer (plaintext in, module's wire format to
+                                               --remote), listener (wire format in, plaintext to
+                                               --remote) or relay; every dial policy-checked
 
 Flags:
   -H, --host ADDR              address to listen on (default 0.0.0.0)
@@ -249,6 +276,7 @@ function nameServer(raw: string | undefined): ServeFlags["dnsServer"] {
  */
 export function parseCommand(args: string[]): Command {
   if (args[0] === "ticket") return parseTicketCommand(args.slice(1));
+  if (args[0] === "water") return parseWaterCommand(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -504,6 +532,83 @@ function parseTicketCommand(args: string[]): Command {
         integer: true,
       }),
       mbps: number("--mbps", v.mbps, { min: 0.001, max: 1e6, integer: false }),
+    },
+  };
+}
+
+/**
+ * Parses the `water` command's arguments (after the word `water`).
+ *
+ * @throws {CliError} for an unknown flag, a missing module file, `--role`, `--listen` or
+ *   `--remote`, a bad role or `HOST:PORT`, or `--policy` with `--no-policy`.
+ */
+function parseWaterCommand(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        role: { type: "string" },
+        listen: { type: "string" },
+        remote: { type: "string" },
+        config: { type: "string" },
+        policy: { type: "string" },
+        "no-policy": { type: "boolean" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new CliError(describeParseError(e));
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help" };
+  const [moduleFile, ...extra] = parsed.positionals;
+  if (moduleFile === undefined) throw new CliError("water needs a module file (FILE.wasm)");
+  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const role = v.role;
+  if (role === undefined) throw new CliError("water needs --role dialer|listener|relay");
+  if (role !== "dialer" && role !== "listener" && role !== "relay") {
+    throw new CliError(
+      `invalid value for --role: ${JSON.stringify(role)} (expected dialer, listener or relay)`,
+    );
+  }
+  if (v.listen === undefined) throw new CliError("water needs --listen HOST:PORT");
+  if (v.remote === undefined) throw new CliError("water needs --remote HOST:PORT");
+  const remote = /^\[([^\]]+)\]:(\d{1,5})$/.exec(v.remote) ??
+    /^([^:\[\]]+):(\d{1,5})$/.exec(v.remote);
+  const remotePort = Number(remote?.[2]);
+  if (!remote || remote[1] === undefined || !(remotePort >= 1 && remotePort <= 65535)) {
+    throw new CliError(
+      `invalid value for --remote: ${
+        JSON.stringify(v.remote)
+      } (expected HOST:PORT, e.g. 203.0.113.7:443)`,
+    );
+  }
+  if (v.policy !== undefined && v["no-policy"]) {
+    throw new CliError("--policy and --no-policy cannot be used together");
+  }
+  let logLevel: LogLevel | undefined;
+  if (v["log-level"] !== undefined) {
+    try {
+      logLevel = parseLogLevel(v["log-level"]);
+    } catch (e) {
+      throw new CliError(`invalid value for --log-level: ${(e as Error).message}`);
+    }
+  }
+  return {
+    kind: "water",
+    flags: {
+      moduleFile,
+      role,
+      listen: hostPortFlag("--listen", v.listen),
+      remote: { host: remote[1], port: remotePort },
+      configFile: v.config,
+      policyFile: v.policy,
+      noPolicy: v["no-policy"] === true,
+      logLevel,
     },
   };
 }

@@ -12,7 +12,10 @@ import {
   parseWispUsers,
   type ServeFlags,
   type TicketFlags,
+  type WaterFlags,
 } from "./args.ts";
+import { readFile } from "node:fs/promises";
+import { startWaterHost, WaterHostError, WatmError } from "../wasm/water/mod.ts";
 import {
   getLogger,
   LOG_ENV_VAR,
@@ -346,6 +349,79 @@ async function serve(runtime: Runtime, flags: ServeFlags): Promise<number> {
 }
 
 /**
+ * `water FILE.wasm --role R --listen HOST:PORT --remote HOST:PORT ...`: runs a W.A.T.E.R. host
+ * until SIGINT/SIGTERM (exit 0). Logs `water ROLE listening addr=HOST:PORT` once it accepts.
+ *
+ * @throws {CliError} (exit 2) for a module or `--config` file that cannot be read.
+ * @returns 1 after one line on stderr for a module that is not WATM v1 (v0, unknown, missing
+ *   exports), a denied or malformed `--remote`, or a failure to listen.
+ */
+async function water(
+  runtime: Runtime,
+  print: (stream: "stdout" | "stderr", text: string) => void,
+  flags: WaterFlags,
+): Promise<number> {
+  const read = async (what: string, file: string): Promise<Uint8Array<ArrayBuffer>> => {
+    try {
+      return new Uint8Array(await readFile(file));
+    } catch (e) {
+      throw new CliError(`cannot read ${what} "${file}": ${(e as Error).message}`);
+    }
+  };
+  const module = await read("module file", flags.moduleFile);
+  const config = flags.configFile === undefined
+    ? undefined
+    : await read("--config file", flags.configFile);
+  const policy = flags.noPolicy
+    ? Policy.allowAll()
+    : flags.policyFile !== undefined
+    ? await loadPolicyFile(flags.policyFile)
+    : Policy.defaults();
+  const controller = new AbortController();
+  const removeSignals = runtime.onStopSignals(() => controller.abort());
+  let host;
+  try {
+    host = await startWaterHost({
+      module,
+      role: flags.role,
+      listen: { host: flags.listen.hostname, port: flags.listen.port },
+      remote: flags.remote,
+      config,
+      policy,
+      transport: runtime.transport(),
+      signal: controller.signal,
+    });
+  } catch (e) {
+    removeSignals();
+    if (e instanceof WatmError) {
+      print("stderr", `wasmnet: ${flags.moduleFile}: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof WaterHostError) {
+      print("stderr", `wasmnet: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  if (flags.noPolicy) {
+    log.warn("policy checks disabled (--no-policy): modules may dial any address");
+  } else log.info("policy", { source: flags.policyFile ?? "built-in defaults" });
+  log.info(`water ${flags.role} listening`, {
+    addr: `${
+      host.addr.hostname.includes(":") ? `[${host.addr.hostname}]` : host.addr.hostname
+    }:${host.addr.port}`,
+    remote: `${flags.remote.host}:${flags.remote.port}`,
+    module: flags.moduleFile,
+  });
+  try {
+    await host.finished;
+  } finally {
+    removeSignals();
+  }
+  return 0;
+}
+
+/**
  * Hot reload of the `--policy` file on SIGHUP (and on change with `--watch-policy`): a file that
  * loads replaces the policy in force (`apply`); a bad one is logged and the previous policy stays.
  * Reloads run one at a time, in order. Returns a function that stops listening and watching.
@@ -454,6 +530,9 @@ export async function main(args: string[]): Promise<number> {
         return await checkPolicy(print, command.file, command.explain);
       case "ticket":
         return await mint(runtime, print, command.flags);
+      case "water":
+        if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
+        return await water(runtime, print, command.flags);
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         setLogFormat(command.flags.logFormat);

@@ -222,7 +222,7 @@ export async function startWaterHost(options: WaterHostOptions): Promise<WaterHo
   );
   if (!verdict.ok && verdict.refusal.ev === "denied") {
     throw new WaterHostError(
-      `remote ${remoteText} is denied: ${verdict.refusal.msg}`,
+      `remote refused by the policy: ${verdict.refusal.msg}`,
       verdict.refusal.rule,
     );
   }
