@@ -15,8 +15,8 @@
  *   fails with this code.
  * - `EOVERFLOW`: more received bytes were waiting to be read than the configured limit allows; the
  *   socket is closed (the protocol has no flow control, so the server cannot be paused).
- * - `EUNSUPPORTED`: the server does not support a protocol extension (`start_tls`): it answered
- *   the request as an unknown op, as wasmnet 0.1.3 does. The socket is untouched.
+ * - `EUNSUPPORTED`: the server does not support a protocol extension (`start_tls`, `ping`): it
+ *   answered the request as an unknown op, as wasmnet 0.1.3 does. The socket is untouched.
  */
 export type WasmnetErrorCode =
   | "EDENIED"

@@ -38,6 +38,8 @@ export {
   type OpenListenerOptions,
   type OpenTcpOptions,
   type OpenUdpOptions,
+  type PingOptions,
+  type PingReply,
   type SendData,
   WasmnetClient,
   type WasmnetClientOptions,

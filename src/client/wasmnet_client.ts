@@ -127,10 +127,36 @@ export interface OpenListenerOptions {
   socket?: Pick<OpenTcpOptions, "highWaterMark" | "maxBufferedBytes">;
 }
 
-type Kind = "tcp" | "udp" | "listener" | "lookup";
+type Kind = "tcp" | "udp" | "listener" | "lookup" | "ping";
 
 /** The protocol extensions of this server (README "Wire protocol"). */
-export type Extension = "start_tls" | "shutdown";
+export type Extension = "start_tls" | "shutdown" | "ping";
+
+/** Options of {@linkcode WasmnetClient.ping}. */
+export interface PingOptions {
+  /** ICMP sequence number, an integer 0–65535 (default 0). */
+  seq?: number;
+  /** Echo payload (a string is sent as UTF-8; default empty). */
+  data?: SendData;
+  /** How long the server waits for the reply, in ms: an integer 1–60000 (default 1000). */
+  timeoutMs?: number;
+}
+
+/** The echo reply of {@linkcode WasmnetClient.ping}. */
+export interface PingReply {
+  /** The replying address. */
+  source: string;
+  /** The sequence number, as sent. */
+  seq: number;
+  /** ICMP type: 0 (echo reply), 129 for ICMPv6. */
+  type: number;
+  /** ICMP code (0). */
+  code: number;
+  /** Round-trip time measured by the server, in milliseconds. */
+  rttMs: number;
+  /** The echoed payload. */
+  data: Uint8Array;
+}
 
 interface Settle {
   resolve: (ev: WireEvent) => void;
@@ -198,6 +224,7 @@ function refusedExtension(msg: string): Extension | undefined {
   if (!/^invalid (?:request|binary frame): /.test(msg)) return undefined;
   if (/\bstart_tls\b|unknown message type: 0x0a\b/i.test(msg)) return "start_tls";
   if (/\bshutdown\b|unknown message type: 0x0b\b/i.test(msg)) return "shutdown";
+  if (/unknown (?:op|variant) ["`]ping["`]|unknown message type: 0x0c\b/i.test(msg)) return "ping";
   return undefined;
 }
 
@@ -495,6 +522,57 @@ export class WasmnetClient {
   }
 
   /**
+   * Sends one ICMP echo request to `addr` (a host name or an IP address) from the server
+   * (protocol extension `ping`) and resolves with the reply. The server checks `addr` against its
+   * policy as for `connect` (a name is resolved once and every address checked; the first one is
+   * pinged) and waits `timeoutMs` for the reply.
+   *
+   * @example
+   * ```ts ignore
+   * const reply = await client.ping("127.0.0.1", { seq: 1, data: "hi", timeoutMs: 500 });
+   * console.log(`${reply.source}: seq=${reply.seq} time=${reply.rttMs.toFixed(3)} ms`);
+   * ```
+   *
+   * @throws {RangeError} when `seq` or `timeoutMs` is out of range.
+   * @throws {WasmnetError} `EDENIED` (the policy refused `addr`); `ESERVER` (`ping timed out
+   *   after N ms`, the name did not resolve, ICMP is unavailable on the server, ...);
+   *   `EUNSUPPORTED` when the server does not support `ping` (it answered it as an unknown op,
+   *   as wasmnet 0.1.3 and older servers do); `EWEBSOCKET` when the WebSocket closes first.
+   */
+  ping(addr: string, options: PingOptions = {}): Promise<PingReply> {
+    const seq = options.seq ?? 0;
+    const timeoutMs = options.timeoutMs ?? 1000;
+    if (!Number.isInteger(seq) || seq < 0 || seq > 0xffff) {
+      return Promise.reject(new RangeError(`ping seq must be an integer 0-65535, got ${seq}`));
+    }
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
+      return Promise.reject(
+        new RangeError(`ping timeoutMs must be an integer 1-60000, got ${timeoutMs}`),
+      );
+    }
+    if (this.#support.get("ping") === false) return Promise.reject(unsupportedPing(0));
+    const data = toBytes(options.data ?? new Uint8Array());
+    return this.#tryStart("ping", (id) => ({
+      op: "ping",
+      id,
+      addr,
+      seq,
+      data,
+      timeout_ms: timeoutMs,
+    })).promise.then((ev) => {
+      if (ev.ev !== "pong") throw new WasmnetError("ESERVER", `unexpected ${ev.ev}`, ev.id);
+      return {
+        source: ev.source,
+        seq: ev.seq,
+        type: ev.type,
+        code: ev.code,
+        rttMs: ev.rtt_ms,
+        data: ev.data,
+      };
+    });
+  }
+
+  /**
    * Resolves a hostname to IP addresses via the server (subject to its policy).
    *
    * @returns the addresses, e.g. `["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]`.
@@ -723,6 +801,11 @@ export class WasmnetClient {
         if (entry.kind !== "lookup" || !entry.settle) return this.#unexpected(ev);
         this.#entries.delete(ev.id);
         return entry.settle.resolve(ev);
+      case "pong":
+        if (entry.kind !== "ping" || !entry.settle) return this.#unexpected(ev);
+        this.#entries.delete(ev.id);
+        this.#support.set("ping", true);
+        return entry.settle.resolve(ev);
       case "data":
         return this.#deliver(ev.id, entry, { data: ev.data });
       case "data_from":
@@ -775,6 +858,14 @@ export class WasmnetClient {
   #unsupported(extension: Extension, msg: string): void {
     this.#support.set(extension, false);
     this.#debug(`the server does not support ${extension}: ${msg}`);
+    if (extension === "ping") {
+      for (const [id, entry] of [...this.#entries]) {
+        if (entry.kind !== "ping" || !entry.settle) continue;
+        this.#entries.delete(id);
+        entry.settle.reject(unsupportedPing(id));
+      }
+      return;
+    }
     if (extension !== "start_tls") return;
     for (const [id, entry] of this.#entries) {
       const upgrade = entry.upgrade;
@@ -923,6 +1014,15 @@ function unsupported(id: number): WasmnetError {
   return new WasmnetError(
     "EUNSUPPORTED",
     "the server does not support start_tls (a wasmnet protocol extension)",
+    id,
+  );
+}
+
+/** The rejection of a `ping` the server does not support. */
+function unsupportedPing(id: number): WasmnetError {
+  return new WasmnetError(
+    "EUNSUPPORTED",
+    "the server does not support ping (a wasmnet protocol extension)",
     id,
   );
 }

@@ -57,6 +57,36 @@ export class Fields {
     return v;
   }
 
+  /**
+   * Reads an integer in `[min, max]`: required when `fallback` is undefined, else `fallback` when
+   * absent or null.
+   */
+  int(key: string, min: number, max: number, fallback?: number): number {
+    const v = this.obj[key];
+    if ((v === undefined || v === null) && fallback !== undefined) return fallback;
+    if (v === undefined) this.#fail(`missing field "${key}"`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      this.#fail(`field "${key}" must be an integer from ${min} to ${max}, got ${show(v)}`);
+    }
+    return v;
+  }
+
+  /** Reads a required finite number ≥ 0. */
+  nonNegative(key: string): number {
+    const v = this.obj[key];
+    if (v === undefined) this.#fail(`missing field "${key}"`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      this.#fail(`field "${key}" must be a number ≥ 0, got ${show(v)}`);
+    }
+    return v;
+  }
+
+  /** Reads an optional base64 field as bytes: empty when absent or null. */
+  optionalBytes(key = "data"): Uint8Array {
+    const v = this.obj[key];
+    return v === undefined || v === null ? new Uint8Array() : this.bytes(key);
+  }
+
   /** Reads a required base64 field as bytes. */
   bytes(key = "data"): Uint8Array {
     const text = this.string(key);

@@ -10,6 +10,7 @@ import {
   DEFAULT_BACKLOG,
   HEADER_BYTES,
   MAX_ID,
+  MAX_PING_TIMEOUT_MS,
   MsgType,
   ProtocolError,
   type Request,
@@ -76,7 +77,9 @@ export function writeHeader(frame: Uint8Array, type: number, id: number): void {
  * a payload too short for its fields (`frame missing port`, `send_to frame too short`,
  * `send_to addr truncated`), a `listen` payload that is not 0 or 4 bytes, a `shutdown` payload
  * that is not empty, or strings that are not UTF-8. The extensions `start_tls` (0x0A, payload:
- * the servername, empty for "the socket's host") and `shutdown` (0x0B) are decoded too.
+ * the servername, empty for "the socket's host"), `shutdown` (0x0B) and `ping` (0x0C: seq u16,
+ * timeout_ms u32 from 1 to 60000, addr_len u16, addr, data; `ping frame too short`, `ping addr
+ * truncated`) are decoded too.
  *
  * @example
  * ```ts
@@ -117,6 +120,8 @@ export function decodeRequestBinary(frame: Uint8Array): Request {
         return "start_tls";
       case MsgType.shutdown:
         return "shutdown";
+      case MsgType.ping:
+        return "ping";
     }
     return undefined;
   };
@@ -163,6 +168,23 @@ export function decodeRequestBinary(frame: Uint8Array): Request {
         fail(`shutdown payload must be empty, got ${payload.byteLength} bytes`);
       }
       return { op, id };
+    case "ping": {
+      if (payload.byteLength < 8) fail("ping frame too short");
+      const timeout = pv.getUint32(2);
+      if (timeout < 1 || timeout > MAX_PING_TIMEOUT_MS) {
+        fail(`ping timeout_ms must be from 1 to ${MAX_PING_TIMEOUT_MS}, got ${timeout}`);
+      }
+      const addrLen = pv.getUint16(6);
+      if (payload.byteLength < 8 + addrLen) fail("ping addr truncated");
+      return {
+        op,
+        id,
+        addr: text(payload.subarray(8, 8 + addrLen), "addr"),
+        seq: pv.getUint16(0),
+        data: payload.subarray(8 + addrLen),
+        timeout_ms: timeout,
+      };
+    }
     default:
       return unreachable(op);
   }
@@ -171,7 +193,7 @@ export function decodeRequestBinary(frame: Uint8Array): Request {
 /**
  * Encodes one request as a binary frame (used by the client library).
  *
- * @throws {RangeError} when an address is longer than 65535 UTF-8 bytes in `send_to`.
+ * @throws {RangeError} when an address is longer than 65535 UTF-8 bytes in `send_to` or `ping`.
  */
 export function encodeRequestBinary(req: Request): Uint8Array {
   switch (req.op) {
@@ -205,6 +227,18 @@ export function encodeRequestBinary(req: Request): Uint8Array {
       return bytesFrame(MsgType.start_tls, req.id, utf8.encode(req.servername ?? ""));
     case "shutdown":
       return header(MsgType.shutdown, req.id, 0);
+    case "ping": {
+      const addr = utf8.encode(req.addr);
+      if (addr.byteLength > 0xffff) throw new RangeError("address longer than 65535 bytes");
+      const out = header(MsgType.ping, req.id, 8 + addr.byteLength + req.data.byteLength);
+      const dv = view(out);
+      dv.setUint16(HEADER_BYTES, req.seq);
+      dv.setUint32(HEADER_BYTES + 2, req.timeout_ms);
+      dv.setUint16(HEADER_BYTES + 6, addr.byteLength);
+      out.set(addr, HEADER_BYTES + 8);
+      out.set(req.data, HEADER_BYTES + 8 + addr.byteLength);
+      return out;
+    }
     default:
       return unreachable(req);
   }
@@ -274,6 +308,19 @@ export function encodeEventBinary(ev: WireEvent): Uint8Array {
       return addrPayloadFrame(MsgType.data_from, ev.id, ev.port, ev.addr, ev.data);
     case "resolved":
       return bytesFrame(MsgType.resolved, ev.id, utf8.encode(JSON.stringify(ev.addrs)));
+    case "pong": {
+      const source = utf8.encode(ev.source);
+      const out = header(MsgType.pong, ev.id, 14 + source.byteLength + ev.data.byteLength);
+      const dv = view(out);
+      dv.setUint16(HEADER_BYTES, ev.seq);
+      dv.setUint8(HEADER_BYTES + 2, ev.type);
+      dv.setUint8(HEADER_BYTES + 3, ev.code);
+      dv.setFloat64(HEADER_BYTES + 4, ev.rtt_ms);
+      dv.setUint16(HEADER_BYTES + 12, source.byteLength);
+      out.set(source, HEADER_BYTES + 14);
+      out.set(ev.data, HEADER_BYTES + 14 + source.byteLength);
+      return out;
+    }
     default:
       return unreachable(ev);
   }
@@ -346,6 +393,21 @@ export function decodeEventBinary(frame: Uint8Array): WireEvent {
         fail("resolved payload is not a JSON array of strings");
       }
       return { ev: "resolved", id, addrs: addrs as string[] };
+    }
+    case MsgType.pong: {
+      need(14, "pong");
+      const sourceLen = pv.getUint16(12);
+      if (payload.byteLength < 14 + sourceLen) fail("pong source truncated");
+      return {
+        ev: "pong",
+        id,
+        source: text(payload.subarray(14, 14 + sourceLen), "source"),
+        seq: pv.getUint16(0),
+        type: pv.getUint8(2),
+        code: pv.getUint8(3),
+        rtt_ms: pv.getFloat64(4),
+        data: payload.subarray(14 + sourceLen),
+      };
     }
     default:
       return fail(`unknown message type: 0x${type.toString(16).padStart(2, "0")}`);

@@ -97,6 +97,7 @@ Deno.test("binary type codes match DESIGN.md §3", (): void => {
     connect_tls: 0x09,
     start_tls: 0x0a,
     shutdown: 0x0b,
+    ping: 0x0c,
     connected: 0x81,
     data: 0x82,
     listening: 0x83,
@@ -107,12 +108,13 @@ Deno.test("binary type codes match DESIGN.md §3", (): void => {
     data_from: 0x88,
     resolved: 0x89,
     udp_bound: 0x8a,
+    pong: 0x8b,
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 // Requests: exact bytes, round trips and sub-views, one per op (9, and the extensions start_tls,
-// shutdown).
+// shutdown, ping).
 
 const requestCases: { req: Request; hex: string }[] = [
   {
@@ -145,10 +147,18 @@ const requestCases: { req: Request; hex: string }[] = [
   },
   { req: { op: "start_tls", id: 9 }, hex: "0A 0000000000000009" },
   { req: { op: "shutdown", id: 9 }, hex: "0B 0000000000000009" },
+  {
+    req: { op: "ping", id: 9, addr: "::1", seq: 258, data: bytes(0xca, 0xfe), timeout_ms: 1000 },
+    hex: "0C 0000000000000009 0102 000003E8 0003 3A3A31 CAFE",
+  },
+  {
+    req: { op: "ping", id: 9, addr: "a.io", seq: 0, data: bytes(), timeout_ms: 60000 },
+    hex: "0C 0000000000000009 0000 0000EA60 0004 612E696F",
+  },
 ];
 
-Deno.test("binary requests: the cases cover all 9 ops and the 2 extensions", (): void => {
-  assert.equal(new Set(requestCases.map((c) => c.req.op)).size, 11);
+Deno.test("binary requests: the cases cover all 9 ops and the 3 extensions", (): void => {
+  assert.equal(new Set(requestCases.map((c) => c.req.op)).size, 12);
 });
 
 for (const { req, hex } of requestCases) {
@@ -245,10 +255,24 @@ const eventCases: { ev: WireEvent; hex: string }[] = [
     hex: "89 0000000000000001 5B22312E322E332E34225D",
   },
   { ev: { ev: "udp_bound", id: 1, port: 5353 }, hex: "8A 0000000000000001 14E9" },
+  {
+    // seq 7, type 0, code 0, rtt_ms 0.5 (f64), source "1.2.3.4", data "hi".
+    ev: {
+      ev: "pong",
+      id: 1,
+      source: "1.2.3.4",
+      seq: 7,
+      type: 0,
+      code: 0,
+      rtt_ms: 0.5,
+      data: te.encode("hi"),
+    },
+    hex: "8B 0000000000000001 0007 00 00 3FE0000000000000 0007 312E322E332E34 6869",
+  },
 ];
 
-Deno.test("binary events: the cases cover all 10 events", (): void => {
-  assert.equal(new Set(eventCases.map((c) => c.ev.ev)).size, 10);
+Deno.test("binary events: the cases cover all 10 events and the pong extension", (): void => {
+  assert.equal(new Set(eventCases.map((c) => c.ev.ev)).size, 11);
 });
 
 for (const { ev, hex } of eventCases) {
@@ -416,7 +440,7 @@ Deno.test("binary request refusal: frames shorter than the 9-byte header", (): v
 });
 
 Deno.test("binary request refusal: unknown type bytes, events included", (): void => {
-  const unknown = [0x00, 0x0c, 0x10, 0x42, 0x7f, 0x80, 0x81, 0x82, 0x89, 0x8a, 0xff];
+  const unknown = [0x00, 0x0d, 0x10, 0x42, 0x7f, 0x80, 0x81, 0x82, 0x89, 0x8a, 0x8b, 0xff];
   for (const type of unknown) {
     const hex = type.toString(16).padStart(2, "0");
     refuses(
@@ -429,8 +453,8 @@ Deno.test("binary request refusal: unknown type bytes, events included", (): voi
     "invalid binary frame: unknown message type: 0x42",
   );
   refuses(
-    () => decodeRequestBinary(frame(0x0c, 1)),
-    "invalid binary frame: unknown message type: 0x0c",
+    () => decodeRequestBinary(frame(0x0d, 1)),
+    "invalid binary frame: unknown message type: 0x0d",
   );
   refuses(
     () => decodeRequestBinary(frame(0x81, 1)),
@@ -555,7 +579,7 @@ Deno.test("binary request: close ignores trailing payload bytes", (): void => {
 Deno.test("binary event refusal: short frames, unknown types, short payloads", (): void => {
   refuses(() => decodeEventBinary(new Uint8Array(0)), /binary frame too short \(0 bytes/);
   refuses(() => decodeEventBinary(new Uint8Array(8)), /binary frame too short \(8 bytes/);
-  for (const type of [0x00, 0x01, 0x09, 0x42, 0x80, 0x8b, 0xff]) {
+  for (const type of [0x00, 0x01, 0x09, 0x42, 0x80, 0x8c, 0xff]) {
     const hex = type.toString(16).padStart(2, "0");
     refuses(
       () => decodeEventBinary(frame(type, 1)),
@@ -850,4 +874,41 @@ Deno.test("mod encodeRequest: dispatch by framing", (): void => {
     assert.deepStrictEqual(decodeRequest(json), req);
     assert.deepStrictEqual(decodeRequest(bin), req);
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Extension ping / pong: malformed forms.
+
+Deno.test("binary ping refusal: short payload, timeout out of range, truncated addr", (): void => {
+  refuses(
+    () => decodeRequestBinary(frame(0x0c, 1, new Uint8Array(7))),
+    "invalid binary frame: ping frame too short",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0c, 1, fromHex("0001 00000000 0000"))),
+    "invalid binary frame: ping timeout_ms must be from 1 to 60000, got 0",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0c, 1, fromHex("0001 0000EA61 0000"))),
+    "invalid binary frame: ping timeout_ms must be from 1 to 60000, got 60001",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0c, 1, fromHex("0001 000003E8 0005 6162"))),
+    "invalid binary frame: ping addr truncated",
+  );
+  refuses(
+    () => decodeRequestBinary(frame(0x0c, 1, fromHex("0001 000003E8 0002 FFFE"))),
+    "invalid binary frame: addr is not valid UTF-8",
+  );
+});
+
+Deno.test("binary pong refusal: short payload, truncated source", (): void => {
+  refuses(
+    () => decodeEventBinary(frame(0x8b, 1, new Uint8Array(13))),
+    "invalid binary frame: pong frame too short",
+  );
+  refuses(
+    () => decodeEventBinary(frame(0x8b, 1, fromHex("0007 00 00 3FE0000000000000 0009 31"))),
+    "invalid binary frame: pong source truncated",
+  );
 });

@@ -10,6 +10,8 @@ import { encodeBase64 } from "./base64.ts";
 import { Fields, parseObject, show } from "./_fields.ts";
 import {
   DEFAULT_BACKLOG,
+  DEFAULT_PING_TIMEOUT_MS,
+  MAX_PING_TIMEOUT_MS,
   ProtocolError,
   type Request,
   unreachable,
@@ -19,7 +21,8 @@ import {
 /**
  * Decodes one JSON request. Unknown extra fields are ignored (as serde does in wasmnet). The
  * extensions `start_tls` (`servername` optional; absent, null and `""` all mean "the socket's
- * host") and `shutdown` are decoded too.
+ * host"), `shutdown` and `ping` (`seq` default 0, `data` default empty, `timeout_ms` default
+ * 1000, at most 60000) are decoded too.
  *
  * @throws {ProtocolError} message `invalid request: ...` when the text is not JSON, not an
  * object, has an unknown `op`, or a field is missing, of the wrong type or out of range
@@ -58,6 +61,15 @@ export function decodeRequestJson(text: string): Request {
     }
     case "shutdown":
       return { op, id: f.id() };
+    case "ping":
+      return {
+        op,
+        id: f.id(),
+        addr: f.string("addr"),
+        seq: f.int("seq", 0, 0xffff, 0),
+        data: f.optionalBytes(),
+        timeout_ms: f.int("timeout_ms", 1, MAX_PING_TIMEOUT_MS, DEFAULT_PING_TIMEOUT_MS),
+      };
     case undefined:
       throw new ProtocolError("json", 'missing field "op"');
     default:
@@ -106,6 +118,15 @@ export function encodeRequestJson(req: Request): string {
       );
     case "shutdown":
       return JSON.stringify({ op: req.op, id: req.id });
+    case "ping":
+      return JSON.stringify({
+        op: req.op,
+        id: req.id,
+        addr: req.addr,
+        seq: req.seq,
+        data: encodeBase64(req.data),
+        timeout_ms: req.timeout_ms,
+      });
     default:
       return unreachable(req);
   }
@@ -145,6 +166,17 @@ export function encodeEventJson(ev: WireEvent): string {
       });
     case "resolved":
       return JSON.stringify({ ev: ev.ev, id: ev.id, addrs: ev.addrs });
+    case "pong":
+      return JSON.stringify({
+        ev: ev.ev,
+        id: ev.id,
+        source: ev.source,
+        seq: ev.seq,
+        type: ev.type,
+        code: ev.code,
+        rtt_ms: ev.rtt_ms,
+        data: encodeBase64(ev.data),
+      });
     default:
       return unreachable(ev);
   }
@@ -176,6 +208,17 @@ export function decodeEventJson(text: string): WireEvent {
       return { ev, id: f.id(), data: f.bytes(), addr: f.string("addr"), port: f.port() };
     case "resolved":
       return { ev, id: f.id(), addrs: f.strings("addrs") };
+    case "pong":
+      return {
+        ev,
+        id: f.id(),
+        source: f.string("source"),
+        seq: f.int("seq", 0, 0xffff),
+        type: f.int("type", 0, 0xff),
+        code: f.int("code", 0, 0xff),
+        rtt_ms: f.nonNegative("rtt_ms"),
+        data: f.optionalBytes(),
+      };
     case undefined:
       throw new ProtocolError("json", 'missing field "ev"');
     default:

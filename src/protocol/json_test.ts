@@ -84,9 +84,13 @@ const requestCases: { req: Request; text: string }[] = [
     text: '{"op":"start_tls","id":9,"servername":"db.example.com"}',
   },
   { req: { op: "shutdown", id: 9 }, text: '{"op":"shutdown","id":9}' },
+  {
+    req: { op: "ping", id: 9, addr: "127.0.0.1", seq: 1, data: te.encode("hi"), timeout_ms: 500 },
+    text: '{"op":"ping","id":9,"addr":"127.0.0.1","seq":1,"data":"aGk=","timeout_ms":500}',
+  },
 ];
 
-Deno.test("json requests: the cases cover all 9 ops and the 2 extensions", (): void => {
+Deno.test("json requests: the cases cover all 9 ops and the 3 extensions", (): void => {
   assert.deepStrictEqual(
     requestCases.map((c) => c.req.op).sort(),
     [
@@ -96,6 +100,7 @@ Deno.test("json requests: the cases cover all 9 ops and the 2 extensions", (): v
       "connect_tls",
       "connect_udp",
       "listen",
+      "ping",
       "resolve",
       "send",
       "send_to",
@@ -204,9 +209,23 @@ const eventCases: { ev: WireEvent; text: string }[] = [
     ev: { ev: "udp_bound", id: 1, port: 5353 },
     text: '{"ev":"udp_bound","id":1,"port":5353}',
   },
+  {
+    ev: {
+      ev: "pong",
+      id: 1,
+      source: "::1",
+      seq: 65535,
+      type: 129,
+      code: 0,
+      rtt_ms: 0.042,
+      data: te.encode("hi"),
+    },
+    text:
+      '{"ev":"pong","id":1,"source":"::1","seq":65535,"type":129,"code":0,"rtt_ms":0.042,"data":"aGk="}',
+  },
 ];
 
-Deno.test("json events: the cases cover all 10 events", (): void => {
+Deno.test("json events: the cases cover all 10 events and the pong extension", (): void => {
   assert.deepStrictEqual(
     eventCases.map((c) => c.ev.ev).sort(),
     [
@@ -218,6 +237,7 @@ Deno.test("json events: the cases cover all 10 events", (): void => {
       "denied",
       "error",
       "listening",
+      "pong",
       "resolved",
       "udp_bound",
     ],
@@ -418,6 +438,7 @@ Deno.test("json request refusal: every required field missing, op by op", (): vo
     for (const key of Object.keys(full)) {
       if (key === "op" || (req.op === "listen" && key === "backlog")) continue;
       if (req.op === "start_tls" && key === "servername") continue; // optional
+      if (req.op === "ping" && key !== "addr") continue; // seq, data, timeout_ms: optional
       const obj = { ...full };
       delete obj[key];
       refuses(JSON.stringify(obj), `invalid request: missing field "${key}"`);
@@ -679,4 +700,50 @@ Deno.test("json start_tls and shutdown refusals: wrong types, missing or bad id"
     op: "shutdown",
     id: 2,
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Extension: ping.
+
+Deno.test("json ping: seq, data and timeout_ms are optional (0, empty, 1000)", (): void => {
+  assert.deepStrictEqual(decodeRequestJson('{"op":"ping","id":2,"addr":"::1"}'), {
+    op: "ping",
+    id: 2,
+    addr: "::1",
+    seq: 0,
+    data: new Uint8Array(),
+    timeout_ms: 1000,
+  });
+  assert.deepStrictEqual(
+    decodeRequestJson('{"op":"ping","id":2,"addr":"a","seq":null,"data":null,"timeout_ms":null}'),
+    { op: "ping", id: 2, addr: "a", seq: 0, data: new Uint8Array(), timeout_ms: 1000 },
+  );
+});
+
+Deno.test("json ping refusal: seq, timeout_ms and data out of range or of the wrong type", (): void => {
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","seq":65536}',
+    'invalid request: field "seq" must be an integer from 0 to 65535, got 65536',
+  );
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","seq":-1}',
+    'invalid request: field "seq" must be an integer from 0 to 65535, got -1',
+  );
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","timeout_ms":0}',
+    'invalid request: field "timeout_ms" must be an integer from 1 to 60000, got 0',
+  );
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","timeout_ms":60001}',
+    'invalid request: field "timeout_ms" must be an integer from 1 to 60000, got 60001',
+  );
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","timeout_ms":"1000"}',
+    'invalid request: field "timeout_ms" must be an integer from 1 to 60000, got "1000"',
+  );
+  refuses(
+    '{"op":"ping","id":1,"addr":"a","data":"@@"}',
+    'invalid request: field "data" is not valid base64',
+  );
+  refuses('{"op":"ping","id":1,"addr":7}', 'invalid request: field "addr" must be a string, got 7');
 });

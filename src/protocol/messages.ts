@@ -1,7 +1,8 @@
 /**
- * Message types of the wasmnet wire protocol (wasmnet 0.1.3, `src/protocol.rs`), plus two
- * backward-compatible extensions of this server: `start_tls` (0x0A) and `shutdown` (0x0B)
- * (README "Wire protocol"). A server without them answers them like any unknown op.
+ * Message types of the wasmnet wire protocol (wasmnet 0.1.3, `src/protocol.rs`), plus three
+ * backward-compatible extensions of this server: `start_tls` (0x0A), `shutdown` (0x0B) and
+ * `ping` (0x0C, answered by `pong`, 0x8B) (README "Wire protocol"). A server without them
+ * answers them like any unknown op.
  *
  * Each WebSocket message carries exactly one {@linkcode Request} (client → server) or one
  * {@linkcode WireEvent} (server → client). Payload bytes are carried as `Uint8Array` here; the
@@ -15,6 +16,12 @@ export const MAX_ID: number = Number.MAX_SAFE_INTEGER;
 
 /** Default `listen` backlog when a request omits it (wasmnet 0.1.3 `default_backlog`). */
 export const DEFAULT_BACKLOG = 128;
+
+/** `timeout_ms` of a `ping` that omits it: 1000 ms. */
+export const DEFAULT_PING_TIMEOUT_MS = 1000;
+
+/** Largest `timeout_ms` of a `ping`: 60000 ms. */
+export const MAX_PING_TIMEOUT_MS = 60_000;
 
 /** Length in bytes of the binary frame header: type u8 + id u64 big-endian. */
 export const HEADER_BYTES = 9;
@@ -34,6 +41,11 @@ export const MsgType = {
   start_tls: 0x0a,
   /** Extension: half-close (FIN) the write side of a socket (no payload). */
   shutdown: 0x0b,
+  /**
+   * Extension: one ICMP echo request (payload: seq u16, timeout_ms u32, addr_len u16, addr,
+   * data).
+   */
+  ping: 0x0c,
   connected: 0x81,
   data: 0x82,
   listening: 0x83,
@@ -44,6 +56,11 @@ export const MsgType = {
   data_from: 0x88,
   resolved: 0x89,
   udp_bound: 0x8a,
+  /**
+   * Extension: the echo reply of a `ping` (payload: seq u16, type u8, code u8, rtt_ms f64,
+   * source_len u16, source, data).
+   */
+  pong: 0x8b,
 } as const;
 
 /** Ops that open a socket to `addr:port` (and `bind`, which opens a listener on it). */
@@ -55,7 +72,9 @@ export type AddrOp = "connect" | "connect_tls" | "connect_udp" | "bind";
  *
  * Extensions (not in wasmnet 0.1.3): `start_tls` upgrades an open TCP socket to TLS, with
  * `servername` for SNI and certificate verification (absent: the host the socket was opened
- * with; the codecs never produce an empty one); `shutdown` half-closes its write side.
+ * with; the codecs never produce an empty one); `shutdown` half-closes its write side; `ping`
+ * sends one ICMP echo request to `addr` (a name or an IP address) with sequence number `seq`
+ * (0–65535) and payload `data`, and waits `timeout_ms` (1–60000) for the reply.
  */
 export type Request =
   | { op: AddrOp; id: number; addr: string; port: number }
@@ -65,14 +84,17 @@ export type Request =
   | { op: "close"; id: number }
   | { op: "resolve"; id: number; name: string }
   | { op: "start_tls"; id: number; servername?: string }
-  | { op: "shutdown"; id: number };
+  | { op: "shutdown"; id: number }
+  | { op: "ping"; id: number; addr: string; seq: number; data: Uint8Array; timeout_ms: number };
 
 /** Name of a request operation. */
 export type Op = Request["op"];
 
 /**
  * A server event. `conn_id` of `accepted` is a server-chosen id; `remote` is `1.2.3.4:5678` or
- * `[::1]:5678`; `addrs` of `resolved` are IP address strings.
+ * `[::1]:5678`; `addrs` of `resolved` are IP address strings. `pong` (extension) answers a
+ * `ping`: the replying address, the sequence number, ICMP type (0, or 129 for ICMPv6) and code,
+ * the round-trip time in milliseconds and the echoed payload.
  */
 export type WireEvent =
   | { ev: "connected"; id: number }
@@ -84,7 +106,17 @@ export type WireEvent =
   | { ev: "denied"; id: number; msg: string }
   | { ev: "data_from"; id: number; data: Uint8Array; addr: string; port: number }
   | { ev: "resolved"; id: number; addrs: string[] }
-  | { ev: "udp_bound"; id: number; port: number };
+  | { ev: "udp_bound"; id: number; port: number }
+  | {
+    ev: "pong";
+    id: number;
+    source: string;
+    seq: number;
+    type: number;
+    code: number;
+    rtt_ms: number;
+    data: Uint8Array;
+  };
 
 /** Name of an event. */
 export type Ev = WireEvent["ev"];

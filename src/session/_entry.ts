@@ -21,7 +21,7 @@ const ENDED: Error = new Error("the socket has ended");
  */
 export abstract class Entry implements EntryInfo {
   /** What the entry is (the discriminant of the session's table union). */
-  abstract readonly kind: "stream" | "udp" | "listener" | "lookup";
+  abstract readonly kind: "stream" | "udp" | "listener" | "lookup" | "ping";
   /** Whether the entry holds a `max_connections` slot; cleared exactly once on release. */
   counted: boolean;
   /** Destination or local address, for logs (the resolved `ip:port` once dialled). */

@@ -25,6 +25,7 @@ import { DEFAULT_SESSION_LIMITS, SERVER_ID_BASE, type SessionLimits } from "./op
 import { StreamSocket } from "./stream_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
 import { ListenerEntry, LookupEntry } from "./listener.ts";
+import { PingEntry } from "./ping.ts";
 import {
   type Cause,
   deny,
@@ -42,7 +43,7 @@ import { describe, WireError } from "./wire_errors.ts";
 import { NO_METRICS, type SessionMetrics } from "./metrics.ts";
 
 /** An entry of a session's table, discriminated by `kind`. */
-type TableEntry = StreamSocket | UdpSocket | ListenerEntry | LookupEntry;
+type TableEntry = StreamSocket | UdpSocket | ListenerEntry | LookupEntry | PingEntry;
 
 /**
  * The WebSocket as the session sees it. A browser-style `WebSocket` satisfies it (without read
@@ -457,6 +458,16 @@ export class Session implements AsyncDisposable {
         const entry = this.#entry(req.id);
         if (entry?.kind === "stream") return entry.shutdown();
         return this.#wrongKind("shutdown", entry);
+      }
+      case "ping": {
+        // Extension: one ICMP echo (session/ping.ts), checked like a connect's target.
+        if (!this.#admit(req.id, true)) return;
+        const target = this.#target(req.id, req.addr);
+        if (!target) return;
+        const entry = new PingEntry(req.id, this.#ctx, req.addr);
+        entry.op = "ping";
+        this.#register(entry);
+        return this.#track(entry.run(target, this.#policy, req));
       }
       default:
         return unreachable(req);

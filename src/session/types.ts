@@ -6,7 +6,7 @@
  */
 import type { WireEvent } from "../protocol/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { Transport } from "../transport/mod.ts";
+import type { IcmpEchoReply, Transport } from "../transport/mod.ts";
 import type { SessionLimits } from "./options.ts";
 import type { RateLimiter } from "../limit/mod.ts";
 import type { SessionMetrics, SocketKind } from "./metrics.ts";
@@ -50,13 +50,14 @@ export interface Refusal {
 }
 
 /**
- * How a table entry ends: `closed` (by the client or the peer), a refusal, or — for a lookup —
- * its answer. Sent as exactly one terminal event by {@linkcode eventFor}.
+ * How a table entry ends: `closed` (by the client or the peer), a refusal, or — for a lookup or
+ * a ping — its answer. Sent as exactly one terminal event by {@linkcode eventFor}.
  */
 export type Ending =
   | { readonly ev: "closed" }
   | Refusal
-  | { readonly ev: "resolved"; readonly addrs: string[] };
+  | { readonly ev: "resolved"; readonly addrs: string[] }
+  | { readonly ev: "pong"; readonly reply: IcmpEchoReply };
 
 /** The `closed` ending. */
 export const CLOSED: Ending = Object.freeze({ ev: "closed" });
@@ -82,7 +83,7 @@ export function causeOf(e: unknown): Cause {
   return "network";
 }
 
-/** The {@linkcode Cause} of an ending: `undefined` for `closed`, `resolved` and `denied`. */
+/** The {@linkcode Cause} of an ending: `undefined` for `closed`, `resolved`, `pong` and `denied`. */
 export function endingCause(ending: Ending): Cause | undefined {
   return ending.ev === "error" ? ending.cause ?? "network" : undefined;
 }
@@ -94,7 +95,8 @@ export function deny(msg: string, rule?: string): Refusal {
 
 /**
  * The wire event for an ending or refusal of `id` — the only place the session builds `closed`,
- * `error`, `denied` and `resolved` events (DESIGN.md §4: every socket ends with exactly one).
+ * `error`, `denied`, `resolved` and `pong` events (DESIGN.md §4: every socket ends with exactly
+ * one).
  */
 export function eventFor(id: number, ending: Ending): WireEvent {
   switch (ending.ev) {
@@ -102,6 +104,19 @@ export function eventFor(id: number, ending: Ending): WireEvent {
       return { ev: "closed", id };
     case "resolved":
       return { ev: "resolved", id, addrs: ending.addrs };
+    case "pong": {
+      const r = ending.reply;
+      return {
+        ev: "pong",
+        id,
+        source: r.source,
+        seq: r.seq,
+        type: r.type,
+        code: r.code,
+        rtt_ms: r.rttMs,
+        data: r.data,
+      };
+    }
     default:
       return { ev: ending.ev, id, msg: ending.msg };
   }
@@ -115,7 +130,10 @@ export interface EntryInfo {
   counted: boolean;
   /** Destination or local address, for logs (the resolved `ip:port` once dialled). */
   readonly dest: string;
-  /** The request that made it (`connect`, `connect_tls`, `connect_udp`, `bind`, `resolve`, `accept`). */
+  /**
+   * The request that made it (`connect`, `connect_tls`, `connect_udp`, `bind`, `resolve`,
+   * `accept`, `ping`).
+   */
   readonly op: string;
   /** The destination as the client sent it (`host:port`), for logs. */
   readonly requested: string;
