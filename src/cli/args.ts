@@ -124,7 +124,28 @@ export type Command =
   | { kind: "serve"; flags: ServeFlags }
   | { kind: "check-policy"; file: string; explain: string[] }
   | { kind: "ticket"; flags: TicketFlags }
-  | { kind: "water"; flags: WaterFlags };
+  | { kind: "water"; flags: WaterFlags }
+  | { kind: "plugin"; flags: PluginFlags };
+
+/** Flags of the `plugin` command (run a harness plugin function once). */
+export interface PluginFlags {
+  /** The plugin module file (`FILE.wasm`). */
+  file: string;
+  /** `--call FUNCTION`: the export to call (default `run`). */
+  call: string;
+  /** `--input TEXT`: the plugin's input. */
+  input: string | undefined;
+  /** `--input-file F`: the plugin's input, from a file (bytes as they are). */
+  inputFile: string | undefined;
+  /** `--timeout-ms N`: time limit of the call (default 30000). */
+  timeoutMs: number | undefined;
+  /** `--max-memory-mib N`: the plugin's memory limit (default 256). */
+  maxMemoryMib: number | undefined;
+  /** `--policy FILE`. */
+  policyFile: string | undefined;
+  /** `--no-policy`. */
+  noPolicy: boolean;
+}
 
 /** Flags of the `water` command (run a W.A.T.E.R. transport module). */
 export interface WaterFlags {
@@ -162,6 +183,12 @@ Usage:
                                                R is dialer (plaintext in, module's wire format to
                                                --remote), listener (wire format in, plaintext to
                                                --remote) or relay; every dial policy-checked
+  wasmnet plugin FILE.wasm [--call FUNCTION] [--input TEXT | --input-file F] [--timeout-ms N]
+                           [--max-memory-mib N] [--no-policy | --policy FILE]
+                                               run a harness plugin's function (default run) with
+                                               tcp_*/udp_*/icmp_* under the policy (default: the
+                                               built-in defaults); prints only its output; exit 1
+                                               on a trap, plugin error or time limit (30 s)
 
 Flags:
   -H, --host ADDR              address to listen on (default 0.0.0.0)
@@ -277,6 +304,7 @@ function nameServer(raw: string | undefined): ServeFlags["dnsServer"] {
 export function parseCommand(args: string[]): Command {
   if (args[0] === "ticket") return parseTicketCommand(args.slice(1));
   if (args[0] === "water") return parseWaterCommand(args.slice(1));
+  if (args[0] === "plugin") return parsePluginCommand(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -532,6 +560,68 @@ function parseTicketCommand(args: string[]): Command {
         integer: true,
       }),
       mbps: number("--mbps", v.mbps, { min: 0.001, max: 1e6, integer: false }),
+    },
+  };
+}
+
+/**
+ * Parses the `plugin` command's arguments (after the word `plugin`).
+ *
+ * @throws {CliError} for an unknown flag, a missing or extra file argument, a bad
+ *   `--timeout-ms` or `--max-memory-mib`, `--input` with `--input-file`, or `--policy` with
+ *   `--no-policy`.
+ */
+function parsePluginCommand(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        call: { type: "string" },
+        input: { type: "string" },
+        "input-file": { type: "string" },
+        "timeout-ms": { type: "string" },
+        "max-memory-mib": { type: "string" },
+        policy: { type: "string" },
+        "no-policy": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new CliError(describeParseError(e));
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help" };
+  const [file, ...extra] = parsed.positionals;
+  if (file === undefined) throw new CliError("plugin needs a module file (FILE.wasm)");
+  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (v.input !== undefined && v["input-file"] !== undefined) {
+    throw new CliError("--input and --input-file cannot be used together");
+  }
+  if (v.policy !== undefined && v["no-policy"]) {
+    throw new CliError("--policy and --no-policy cannot be used together");
+  }
+  return {
+    kind: "plugin",
+    flags: {
+      file,
+      call: v.call ?? "run",
+      input: v.input,
+      inputFile: v["input-file"],
+      timeoutMs: number("--timeout-ms", v["timeout-ms"], {
+        min: 1,
+        max: 86_400_000,
+        integer: true,
+      }),
+      maxMemoryMib: number("--max-memory-mib", v["max-memory-mib"], {
+        min: 1,
+        max: 4096,
+        integer: true,
+      }),
+      policyFile: v.policy,
+      noPolicy: v["no-policy"] === true,
     },
   };
 }

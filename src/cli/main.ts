@@ -16,6 +16,7 @@ import {
 } from "./args.ts";
 import { readFile } from "node:fs/promises";
 import { startWaterHost, WaterHostError, WatmError } from "../wasm/water/mod.ts";
+import { runPlugin } from "./plugin.ts";
 import {
   getLogger,
   LOG_ENV_VAR,
@@ -533,6 +534,8 @@ export async function main(args: string[]): Promise<number> {
       case "water":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         return await water(runtime, print, command.flags);
+      case "plugin":
+        return await runPlugin(runtime, print, command.flags, loadPolicyFile);
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         setLogFormat(command.flags.logFormat);

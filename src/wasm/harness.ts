@@ -110,8 +110,9 @@ class ServerNet implements HarnessNet {
     this.#policy = typeof policy === "function" ? policy : () => policy;
     this.#log = logTo(options.logger ?? getLogger("wasm"), options.name);
     const mbps = this.#policy().maxBandwidthMbps;
-    this.#up = new RateLimiter(mbps === undefined ? [] : [TokenBucket.fromMbps(mbps)]);
-    this.#down = new RateLimiter(mbps === undefined ? [] : [TokenBucket.fromMbps(mbps)]);
+    // 0 or undefined: unlimited.
+    this.#up = new RateLimiter(mbps ? [TokenBucket.fromMbps(mbps)] : []);
+    this.#down = new RateLimiter(mbps ? [TokenBucket.fromMbps(mbps)] : []);
   }
 
   get maxConnections(): number {
