@@ -104,6 +104,7 @@ export function serverCommand(target: ChildTarget = childTarget()): ServerComman
           "--allow-net",
           "--allow-read",
           "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+          "--allow-ffi",
           "mod.ts",
         ],
       };
