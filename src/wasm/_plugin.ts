@@ -17,6 +17,9 @@ import { isWasmBinary, limitMemory, MemoryLimitError, WASM_PAGE_BYTES } from "./
 /** Default time limit of one plugin call, in ms (30 s). */
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 30_000;
 
+/** How long {@linkcode HarnessPlugin.close} waits for the worker to terminate, in ms. */
+const CLOSE_WAIT_MS = 2_000;
+
 /** Default memory limit of a plugin, in MiB (its linear memory; host blocks likewise). */
 export const DEFAULT_PLUGIN_MEMORY_MIB = 256;
 
@@ -224,11 +227,14 @@ export class HarnessPlugin implements AsyncDisposable {
     this.#closed = true;
     this.#stop.abort(new PluginError("closed", "the plugin was stopped"));
     this.#host.close();
-    try {
-      await this.#plugin.close();
-    } catch {
-      // A worker that is already gone.
-    }
+    // Terminating a worker that spins in wasm may never settle on some runtimes (Bun): wait at
+    // most CLOSE_WAIT_MS for it.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#plugin.close().catch(() => undefined),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Same as {@linkcode HarnessPlugin.close}. */
