@@ -146,6 +146,13 @@ function closeQuietly(conn: StreamConn): void {
 export class WatmInstance implements AsyncDisposable {
   /** Resolves once the instance has ended and every connection is closed. */
   readonly ended: Promise<InstanceEnd>;
+  /**
+   * Resolves true once `watm_start_v1` is entered, or false when the instance ends before (then
+   * {@linkcode ended} tells why).
+   */
+  readonly running: Promise<boolean>;
+  #resolveRunning: (running: boolean) => void = () => {};
+  #lastCallError: string | undefined;
   readonly #opts: InstanceOptions;
   readonly #limits: InstanceLimits;
   readonly #v: SharedViews;
@@ -170,6 +177,7 @@ export class WatmInstance implements AsyncDisposable {
     const sab = new SharedArrayBuffer(sharedBytes(layout));
     this.#v = new SharedViews(sab, layout);
     this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
+    this.running = new Promise((resolve) => this.#resolveRunning = resolve);
     let internalSlot = -1;
     if (options.role !== "relay") {
       if (!options.internal) throw new TypeError(`a ${options.role} needs the internal connection`);
@@ -252,6 +260,7 @@ export class WatmInstance implements AsyncDisposable {
       case "started":
         this.#started = true;
         clearTimeout(this.#setupTimer);
+        this.#resolveRunning(true);
         return;
       case "exit":
         void this.#finish({ ok: true, code: m.code }, true);
@@ -294,6 +303,9 @@ export class WatmInstance implements AsyncDisposable {
       result = this.#attach(conn);
     } catch (e) {
       result = -(e instanceof HostCallError ? e.errno : WasiErrno.NOTCONN);
+      this.#lastCallError = `${m.op === "accept" ? "water_accept" : `water_${m.op}`}: ${
+        (e as Error)?.message ?? String(e)
+      }`;
     }
     if (this.#ending) return;
     const ints = this.#v.ints;
@@ -423,6 +435,10 @@ export class WatmInstance implements AsyncDisposable {
   async #finish(end: InstanceEnd, drain: boolean): Promise<void> {
     if (this.#ending) return;
     this.#ending = true;
+    if (!end.ok && !this.#started && this.#lastCallError !== undefined) {
+      end = { ok: false, error: `${end.error} (after ${this.#lastCallError})` };
+    }
+    this.#resolveRunning(false);
     clearTimeout(this.#setupTimer);
     clearTimeout(this.#lingerTimer);
     clearTimeout(this.#graceTimer);
