@@ -255,6 +255,14 @@ Ticket flags (wasmnet ticket):
       --max-connections N      cap the session's sockets (the server's cap wins when smaller)
       --mbps N                 cap the session's bandwidth per direction (the smaller cap wins)
 
+Water flags (wasmnet water FILE.wasm; --policy, --no-policy and --log-level as above):
+      --role R                 dialer: accepted connections are plaintext, the module dials
+                               --remote in its wire format; listener: accepted connections are
+                               in the wire format, plaintext goes to --remote; relay: both
+      --listen HOST:PORT       where to accept connections (port 0: any)
+      --remote HOST:PORT       the fixed remote (policy-checked at start and at every dial)
+      --config FILE            the module's configuration, as /conf/watm.cfg
+
 Environment:
   WASMNET_LOG                  log level (as --log-level)
 `;
