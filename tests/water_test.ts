@@ -20,6 +20,7 @@ import {
   badModule,
   captureLogs,
   dialAddressModule,
+  doubleDialModule,
   exampleModule,
   goTestModule,
   initSpinModule,
@@ -223,6 +224,28 @@ Deno.test("water policy: a module's own water_dial address is checked; denied â†
   const text = new TextEncoder().encode("allowed");
   assert.deepEqual(await echoThrough(dialer.addr.port, text), text);
   assert.equal(allowed.accepted, 1);
+});
+
+Deno.test("water limits: a module's dials count against the policy's max_connections", async () => {
+  await using echo = await startTcpEcho();
+  const module = await doubleDialModule();
+  await captureLogs(async (lines) => {
+    await using one = await host(module, "dialer", echo.port, {
+      policy: loopbackPolicy({ maxConnections: 1 }),
+    });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: one.addr.port });
+    assert.ok(await closedByPeer(conn));
+    conn.close();
+    await until("the failure", () => one.stats.failed === 1);
+    assert.ok(lines.some((l) => /max_connections reached .*limit=1/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /returned -33 \(33 \(MFILE\)\)/.test(l)), lines.join("\n"));
+  });
+  await until("the first dial's connection to close", () => echo.live === 0);
+  await using two = await host(module, "dialer", echo.port, {
+    policy: loopbackPolicy({ maxConnections: 2 }),
+  });
+  const text = new TextEncoder().encode("two dials allowed");
+  assert.deepEqual(await echoThrough(two.addr.port, text), text);
 });
 
 Deno.test("water bad modules: missing exports, v0, not wasm, wrong role are clear errors at start", async () => {

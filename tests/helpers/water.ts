@@ -99,6 +99,17 @@ export function dialAddressModule(address: string): Promise<Uint8Array<ArrayBuff
   });
 }
 
+/** plain.wat whose dialer calls `water_dial_fixed` twice (keeps the second connection). */
+export function doubleDialModule(): Promise<Uint8Array<ArrayBuffer>> {
+  return plainWith("double_dial", (wat) =>
+    replaceOnce(
+      wat,
+      "    (global.set $src (local.get $internal))\n    (local.set $fd (call $water_dial_fixed))\n",
+      "    (global.set $src (local.get $internal))\n    (drop (call $water_dial_fixed))\n" +
+        "    (local.set $fd (call $water_dial_fixed))\n",
+    ));
+}
+
 /** A module with `watm_init_v1` and memory only (lacks the other v1 exports). */
 export function missingExportsModule(): Promise<Uint8Array<ArrayBuffer>> {
   return watToWasm(
