@@ -222,6 +222,7 @@ export type WorkerMessage =
     readonly network?: string;
     readonly address?: string;
   }
+  | { readonly t: "loaded" }
   | { readonly t: "log"; readonly stream: "stdout" | "stderr"; readonly line: string }
   | { readonly t: "started" }
   | { readonly t: "exit"; readonly code: number }

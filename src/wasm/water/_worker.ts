@@ -495,5 +495,6 @@ class Runner {
 
 scope.onmessage = (e: MessageEvent<InitMessage>): void => {
   scope.onmessage = null;
+  scope.postMessage({ t: "loaded" });
   new Runner(e.data).run();
 };

@@ -44,8 +44,9 @@ import {
 /** Bounds of one instance (all optional; defaults in {@linkcode DEFAULT_INSTANCE_LIMITS}). */
 export interface InstanceLimits {
   /**
-   * Longest time, in ms, from the worker's start until `watm_start_v1` is entered, not counting
-   * time spent in the host's dials and accepts. Default 5000.
+   * Longest time, in ms, from the worker's first message (its script loaded) until
+   * `watm_start_v1` is entered, not counting time spent in the host's dials and accepts.
+   * Default 5000.
    */
   setupTimeoutMs: number;
   /** After the end of a stream, ms before the host closes the control pipe. Default 5000. */
@@ -189,7 +190,6 @@ export class WatmInstance implements AsyncDisposable {
       e.preventDefault();
       void this.#finish({ ok: false, error: `the module's worker failed: ${e.message}` }, false);
     };
-    this.#armSetupTimer();
     const init: InitMessage = {
       t: "init",
       module: options.module,
@@ -253,6 +253,9 @@ export class WatmInstance implements AsyncDisposable {
       case "call":
         clearTimeout(this.#setupTimer);
         void this.#serveCall(m);
+        return;
+      case "loaded":
+        this.#armSetupTimer();
         return;
       case "log":
         this.#opts.onOutput?.(m.stream, m.line);
