@@ -199,7 +199,12 @@ Deno.test("binary smoke: listens, /healthz, TCP echo through a session, SIGTERM 
 
     const res = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: "ok", version: VERSION, sessions: 0 });
+    assert.deepEqual(await res.json(), {
+      status: "ok",
+      version: VERSION,
+      sessions: 0,
+      protocols: { wasmnet: 0, wisp: 0, wsproxy: 0 },
+    });
 
     for (const [id, framing] of [[1, "json"], [2, "binary"]] as const) {
       await using client = await TestClient.open(`ws://127.0.0.1:${port}/`, framing);

@@ -129,7 +129,7 @@ const BINARY_CASES: Case[] = [
     detail: /^binary frame too short \(8 bytes/,
   },
   { name: "type 0x00", message: frame(0x00, 1), detail: /^unknown message type: 0x00/ },
-  { name: "type 0x0a", message: frame(0x0a, 1), detail: /^unknown message type: 0x0a/ },
+  { name: "type 0x1f", message: frame(0x1f, 1), detail: /^unknown message type: 0x1f/ },
   { name: "type 0x42", message: frame(0x42, 1), detail: /^unknown message type: 0x42/ },
   { name: "event type 0x81 as request", message: frame(0x81, 1), detail: /^unknown message type/ },
   { name: "event type 0x86 as request", message: frame(0x86, 1), detail: /^unknown message type/ },

@@ -184,7 +184,7 @@ Deno.test("metrics: /metrics answers loopback peers; another peer gets 403", asy
   // The env shapes the adapters pass: Deno.serve and Bun give remoteAddr, node:http incoming.
   const denied = await app.fetch(request(), { remoteAddr: { hostname: "192.0.2.7" } });
   assert.equal(denied.status, 403);
-  assert.match(await denied.text(), /loopback peers only/);
+  assert.match(await denied.text(), /loopback and --trust-proxy peers only/);
   const viaNode = await app.fetch(request(), {
     incoming: { socket: { remoteAddress: "192.0.2.7" } },
   });

@@ -45,8 +45,11 @@ function chunk(offset: number, n: number): Uint8Array {
   return out;
 }
 
+/** Resident memory of process `pid` (through `cat`: Deno reads another process's `/proc` only with -A). */
 async function rssOf(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/status`], stdout: "piped" })
+    .output();
+  const status = new TextDecoder().decode(out.stdout);
   const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
   return Number(kb ?? 0) * 1024;
 }

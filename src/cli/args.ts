@@ -263,6 +263,13 @@ Water flags (wasmnet water FILE.wasm; --policy, --no-policy and --log-level as a
       --remote HOST:PORT       the fixed remote (policy-checked at start and at every dial)
       --config FILE            the module's configuration, as /conf/watm.cfg
 
+Plugin flags (wasmnet plugin FILE.wasm; --policy and --no-policy as above):
+      --call FUNCTION          the export to call (default run)
+      --input TEXT             the plugin's input, as text
+      --input-file F           the plugin's input, the bytes of file F
+      --timeout-ms N           time limit in ms (default 30000)
+      --max-memory-mib N       memory limit in MiB (default 256)
+
 Environment:
   WASMNET_LOG                  log level (as --log-level)
 `;
@@ -306,7 +313,7 @@ function nameServer(raw: string | undefined): ServeFlags["dnsServer"] {
  * @example
  * ```ts
  * import { parseCommand } from "./args.ts";
- * parseCommand(["-p", "0", "--no-policy"]); // { kind: "serve", flags: { port: 0, noPolicy: true, ... } }
+ * parseCommand(["-H", "127.0.0.1", "-p", "0", "--no-policy"]); // { kind: "serve", flags: { port: 0, noPolicy: true, ... } }
  * ```
  */
 export function parseCommand(args: string[]): Command {

@@ -15,8 +15,6 @@ import {
   type WaterFlags,
 } from "./args.ts";
 import { readFile } from "node:fs/promises";
-import { startWaterHost, WaterHostError, WatmError } from "../wasm/water/mod.ts";
-import { runPlugin } from "./plugin.ts";
 import {
   getLogger,
   LOG_ENV_VAR,
@@ -362,6 +360,8 @@ async function water(
   print: (stream: "stdout" | "stderr", text: string) => void,
   flags: WaterFlags,
 ): Promise<number> {
+  // Loaded only for this command (its WASI shim and workers are not the server's).
+  const { startWaterHost, WaterHostError, WatmError } = await import("../wasm/water/mod.ts");
   const read = async (what: string, file: string): Promise<Uint8Array<ArrayBuffer>> => {
     try {
       return new Uint8Array(await readFile(file));
@@ -534,8 +534,12 @@ export async function main(args: string[]): Promise<number> {
       case "water":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         return await water(runtime, print, command.flags);
-      case "plugin":
+      case "plugin": {
+        // Loaded only for this command: the Extism SDK reads environment variables when it loads,
+        // which the server's permissions (`--allow-env=WASMNET_LOG,...`) do not grant.
+        const { runPlugin } = await import("./plugin.ts");
         return await runPlugin(runtime, print, command.flags, loadPolicyFile);
+      }
       case "serve":
         if (command.flags.logLevel) setLogLevel(command.flags.logLevel);
         setLogFormat(command.flags.logFormat);

@@ -128,6 +128,7 @@ export async function startServer(options: ServerOptions): Promise<WasmnetServer
     addr.port,
   );
   log.info("listening", { addr: formatHostPort(addr.hostname, addr.port), server: adapter.name });
+  options.transport.announceIcmp?.();
   if (!adapter.readBackpressure) {
     log.warn(
       'no read backpressure: uploads that outrun their upstream end with "send queue full"; ' +

@@ -34,8 +34,9 @@ export interface TransportParts {
  * A transport from a runtime's parts and the neutral options: one lookup bound (`maxLookups`,
  * default 256) and one dial bound (`maxDials`, default 1024) per transport, TLS through the shared
  * `node:tls` layer (`upgradeTls`) with `caCerts` checked now, not at the first `connect_tls`;
- * with `parts.icmp`, `openIcmp` with the mechanism detected now and logged once per process
- * (`icmp mechanism=dgram`).
+ * with `parts.icmp`, `openIcmp` with the mechanism detected at first use, and `announceIcmp`,
+ * which the server calls once it listens (`icmp mechanism=dgram`: nothing is logged before the
+ * server listens, so a start that fails prints its one error line only).
  *
  * @throws {RangeError} when `maxLookups` or `maxDials` is not an integer ≥ 1.
  * @throws {TypeError} `Cannot use CA certificate file N: ...` when a `caCerts` entry holds no
@@ -47,7 +48,6 @@ export function composeTransport(parts: TransportParts, options: TransportOption
   const caCerts = options.caCerts?.length ? [...options.caCerts] : undefined;
   tlsContext(caCerts);
   const icmp = parts.icmp;
-  if (icmp) announceIcmp(icmp);
   return {
     lookup: (name, signal) =>
       parts.lookupHost(name, { signal, nameServer: options.nameServer, slots: lookups }),
@@ -55,6 +55,11 @@ export function composeTransport(parts: TransportParts, options: TransportOption
     startTls: (conn, serverName, signal) => upgradeTls(conn, { serverName, caCerts, signal }),
     openUdp: parts.openUdp,
     listenTcp: parts.listenTcp,
-    ...(icmp ? { openIcmp: (family: 4 | 6) => icmp.open(family) } : {}),
+    ...(icmp
+      ? {
+        openIcmp: (family: 4 | 6) => icmp.open(family),
+        announceIcmp: () => announceIcmp(icmp),
+      }
+      : {}),
   };
 }

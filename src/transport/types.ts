@@ -145,6 +145,12 @@ export interface Transport {
    *   ICMP sockets (net.ipv4.ping_group_range), no raw sockets (not privileged), no ping binary`).
    */
   openIcmp?(family: 4 | 6): Promise<IcmpSocket>;
+  /**
+   * Detects the ICMP mechanisms (IPv4, IPv6) and logs them once per process
+   * (`icmp mechanism=dgram`, or `mechanism=none reason="..."`); the server calls it once it
+   * listens. Present when {@linkcode Transport.openIcmp} is.
+   */
+  announceIcmp?(): void;
 }
 
 /**

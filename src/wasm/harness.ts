@@ -32,6 +32,7 @@ import { canonicalIp, parseTarget, type Policy, type Target } from "../policy/mo
 import { RateLimiter, TokenBucket } from "../limit/mod.ts";
 import type { DatagramConn, IcmpSocket, NetAddr, StreamConn, Transport } from "../transport/mod.ts";
 import { resolveChecked, withTimeout } from "../session/resolve.ts";
+import { resolvePingTarget } from "../session/ping.ts";
 import {
   type HarnessIcmpReply,
   type HarnessLog,
@@ -206,47 +207,33 @@ class ServerNet implements HarnessNet {
       this.#log("warn", "invalid address", { fn, dest: text, reason: target.reason });
       return false;
     }
+    // The same check as the `ping` op: the target as `addr:7` (the echo service, RFC 862),
+    // resolved once, every address checked, the checked one pinged.
     const policy = this.#policy();
-    const verdict = policy.checkLookup(target);
-    if (!verdict.allowed) {
-      this.#log("info", "icmp denied", {
+    let outcome;
+    try {
+      outcome = await withTimeout(
+        signal,
+        policy.connectionTimeoutMs,
+        (s) => resolvePingTarget(target, policy, this.#transport, s),
+      );
+    } catch (e) {
+      if (signal.aborted) throw signal.reason;
+      this.#log("warn", "icmp failed", { fn, dest: text, reason: (e as Error).message });
+      return false;
+    }
+    if (!outcome.ok) {
+      const { refusal } = outcome;
+      this.#log(refusal.ev === "denied" ? "info" : "warn", `icmp ${refusal.ev}`, {
         fn,
         dest: text,
-        rule: verdict.rule,
-        reason: verdict.reason,
+        ...(refusal.rule !== undefined ? { rule: refusal.rule } : {}),
+        reason: refusal.msg,
       });
       return false;
     }
-    let ip: string;
-    if (target.kind === "ip") {
-      ip = target.ip;
-    } else {
-      let ips: string[];
-      try {
-        ips = await withTimeout(
-          signal,
-          policy.connectionTimeoutMs,
-          (s) => this.#transport.lookup(target.name, s),
-        );
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        this.#log("warn", "icmp failed", {
-          fn,
-          dest: text,
-          reason: `DNS lookup failed: ${(e as Error).message}`,
-        });
-        return false;
-      }
-      for (const answer of ips) {
-        const v = policy.checkLookupAnswer(target.name, answer);
-        if (!v.allowed) {
-          this.#log("info", "icmp denied", { fn, dest: text, rule: v.rule, reason: v.reason });
-          return false;
-        }
-      }
-      if (ips[0] === undefined) return false;
-      ip = ips[0];
-    }
+    const ip = outcome.ips[0];
+    if (ip === undefined) return false;
     const family = ip.includes(":") ? 6 : 4;
     const socket = await this.#icmpSocket(family);
     if (socket === undefined) return false;
