@@ -172,6 +172,7 @@ const provider = runtime === "bun"
 const transport = runtime === "bun"
   ? (await import(${JSON.stringify(join(ROOT, "src/transport/bun/mod.ts"))})).bunTransport()
   : (await import(${JSON.stringify(join(ROOT, "src/transport/deno/mod.ts"))})).denoTransport();
+transport.announceIcmp?.(); // what the server does once it listens
 const te = new TextEncoder();
 const out = { detect4: provider.detect(4), detect6: provider.detect(6), results: [] };
 for (const [family, ip] of [[4, "127.0.0.1"], [6, "::1"]]) {
