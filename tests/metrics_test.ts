@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { until } from "./helpers/wait.ts";
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { Policy, startServer, type WasmnetServer } from "../mod.ts";
@@ -201,7 +202,10 @@ Deno.test("metrics: /metrics answers loopback peers; another peer gets 403", asy
 Deno.test("metrics: --metrics-listen serves /metrics on its own port (a child server)", async () => {
   await using echo = await startTcpEcho();
   await using proc = await ServerProcess.start(["--no-policy", "--metrics-listen", "127.0.0.1:0"]);
-  const m = /metrics listening addr=127\.0\.0\.1:(\d+)/.exec(proc.output);
+  // The metrics port is logged just after `listening` (which start() waits for).
+  const pattern = /metrics listening addr=127\.0\.0\.1:(\d+)/;
+  await until(() => pattern.test(proc.output), "metrics listening is logged");
+  const m = pattern.exec(proc.output);
   assert.ok(m, proc.output);
   const internal = `http://127.0.0.1:${m[1]}/metrics`;
   await using client = await TestClient.open(proc.url, "binary");
