@@ -8,7 +8,7 @@ import { Policy, setLogLevel } from "../mod.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { launchChromium, requireChromium } from "./helpers/browser.ts";
+import { openPage, requireChromium } from "./helpers/browser.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -104,8 +104,6 @@ globalThis.startAccept = async (url, binary) => {
 globalThis.ready = true;
 </script>`;
 
-type PageFns = Record<string, (...args: unknown[]) => Promise<unknown>>;
-
 Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB stream echo, UDP and accept", async () => {
   requireChromium();
   const dir = await Deno.makeTempDir({ prefix: "wasmnet-client-" });
@@ -115,26 +113,11 @@ Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB st
     await using echo = await startTcpEcho();
     await using udp = await startUdpEcho();
     await using server = await startTestServer({ policy: Policy.allowAll() });
-    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/wasmnet-client.js") {
-        return new Response(bundle, { headers: { "content-type": "text/javascript" } });
-      }
-      return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+    await using web = await openPage(PAGE, {
+      "/wasmnet-client.js": { body: bundle, type: "text/javascript" },
     });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
-      await page.waitForFunction("globalThis.ready === true");
-      const call = (fn: string, ...args: unknown[]): Promise<unknown> =>
-        page.evaluate(
-          ([name, rest]) =>
-            (globalThis as unknown as PageFns)[name as string]?.(...(rest as unknown[])),
-          [fn, args] as const,
-        );
+    const call = web.call;
+    {
       for (const binary of [false, true]) {
         const what = binary ? "binary" : "json";
         const body = String(await call("httpGet", server.url, binary, http.port));
@@ -169,15 +152,12 @@ Deno.test("client browser: the bundle in headless Chromium does HTTP, a 1 MiB st
         assert.equal(new TextDecoder().decode(buf), "pong", what);
         assert.equal(eof, null, what);
         const local = conn.localAddr as Deno.NetAddr;
-        assert.deepEqual(await page.evaluate("globalThis.accepted"), {
+        assert.deepEqual(await web.page.evaluate("globalThis.accepted"), {
           got: "ping",
           remote: `127.0.0.1:${local.port}`,
         }, what);
       }
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await web.shutdown();
+      assert.deepEqual(web.errors, []);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

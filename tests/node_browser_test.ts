@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Policy, setLogLevel } from "../mod.ts";
 import { startTestServer, testTransport } from "./helpers/server.ts";
-import { launchChromium, requireChromium } from "./helpers/browser.ts";
+import { openPage, requireChromium } from "./helpers/browser.ts";
 import { makeTestPki } from "./helpers/tls_certs.ts";
 import { pgBinDir, startPostgres } from "./helpers/pg_server.ts";
 import { startRedis } from "./helpers/redis_server.ts";
@@ -140,8 +140,6 @@ globalThis.redisConnectError = async (url, port) => {
 globalThis.ready = true;
 </script>`;
 
-type PageFns = Record<string, (...args: unknown[]) => Promise<unknown>>;
-
 /** Bundles dist/node into `dir/node/` and the recipe's app.js into `dir/app.js`; its source. */
 async function buildRecipe(dir: string): Promise<string> {
   await buildNodeBundles({ outdir: join(dir, "node") });
@@ -189,27 +187,9 @@ Deno.test("node in the browser: unmodified pg and ioredis in Chromium against re
       maxBandwidthMbps: 0,
     }, "<test>");
     await using denying = await startTestServer({ policy: denyPolicy });
-    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/app.js") {
-        return new Response(app, { headers: { "content-type": "text/javascript" } });
-      }
-      return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
-    });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
-      await page.waitForFunction("globalThis.ready === true", undefined, { timeout: 10_000 });
-      const call = (fn: string, ...args: unknown[]): Promise<unknown> =>
-        page.evaluate(
-          ([name, rest]) =>
-            (globalThis as unknown as PageFns)[name as string]?.(...(rest as unknown[])),
-          [fn, args] as const,
-        );
-
+    await using web = await openPage(PAGE, { "/app.js": { body: app, type: "text/javascript" } });
+    const call = web.call;
+    {
       await t.step(
         "pg: connect, SELECT 1, a parameterised query, a 1 MiB bytea round trip",
         async () => {
@@ -268,10 +248,7 @@ Deno.test("node in the browser: unmodified pg and ioredis in Chromium against re
           );
         }
       });
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await web.shutdown();
+      assert.deepEqual(web.errors, []);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

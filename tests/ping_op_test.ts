@@ -18,7 +18,7 @@ import { denoIcmp } from "../src/transport/deno/mod.ts";
 import { inProcess, startTestServer } from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { launchChromium, requireChromium } from "./helpers/browser.ts";
+import { openPage, requireChromium } from "./helpers/browser.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -388,8 +388,6 @@ globalThis.ping = async (url, binary, addr) => {
 globalThis.ready = true;
 </script>`;
 
-type PageFns = Record<string, (...args: unknown[]) => Promise<unknown>>;
-
 Deno.test("ping op: client.ping in headless Chromium (echo and denial, both framings)", async () => {
   requireChromium();
   const dir = await Deno.makeTempDir({ prefix: "wasmnet-ping-" });
@@ -397,24 +395,11 @@ Deno.test("ping op: client.ping in headless Chromium (echo and denial, both fram
     const bundle = await bundleClient(dir);
     await using open = await startTestServer({ policy: Policy.allowAll() });
     await using strict: WasmnetServer = await startTestServer({ policy: Policy.defaults() });
-    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
-      if (new URL(req.url).pathname === "/wasmnet-client.js") {
-        return new Response(bundle, { headers: { "content-type": "text/javascript" } });
-      }
-      return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+    await using web = await openPage(PAGE, {
+      "/wasmnet-client.js": { body: bundle, type: "text/javascript" },
     });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
-      await page.waitForFunction("globalThis.ready === true");
-      const call = (...args: unknown[]): Promise<unknown> =>
-        page.evaluate(
-          (rest) => (globalThis as unknown as PageFns).ping?.(...(rest as unknown[])),
-          args,
-        );
+    const call = (...args: unknown[]): Promise<unknown> => web.call("ping", ...args);
+    {
       for (const binary of [false, true]) {
         for (const [addr, type] of [["127.0.0.1", 0], ["::1", 129]] as const) {
           const got = await call(open.url, binary, addr) as Record<string, unknown>;
@@ -438,10 +423,7 @@ Deno.test("ping op: client.ping in headless Chromium (echo and denial, both fram
         assert.equal(denied.code, "EDENIED");
         assert.match(String(denied.message), /^127\.0\.0\.1:7 is /);
       }
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await web.shutdown();
+      assert.deepEqual(web.errors, []);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -10,7 +10,7 @@ import { startTestServer, testTransport } from "./helpers/server.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { launchChromium, requireChromium } from "./helpers/browser.ts";
+import { openPage, requireChromium } from "./helpers/browser.ts";
 import { plugin, type PluginName } from "./helpers/plugins.ts";
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>harness</title>
@@ -75,26 +75,10 @@ Deno.test("harness host in headless Chromium through the real proxy", async (t) 
     await using udp = await startUdpEcho();
     await using http = await startHttpServer("hello, browser plugin");
     await using dns = await startDnsServer({ records: { "browser.test": { A: ["192.0.2.9"] } } });
-    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
-      const file = files.get(new URL(req.url).pathname);
-      if (!file) return new Response("not found", { status: 404 });
-      return new Response(file.body as BodyInit, { headers: { "content-type": file.type } });
-    });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
-      await page.waitForFunction("globalThis.ready === true");
-      const run = (url: string, name: string, fn: string, input: string): Promise<string> =>
-        page.evaluate(
-          ([u, n, f, i]) =>
-            (globalThis as unknown as {
-              runPlugin: (u: string, n: string, f: string, i: string) => Promise<string>;
-            }).runPlugin(u, n, f, i),
-          [url, name, fn, input] as const,
-        );
+    await using web = await openPage(PAGE, Object.fromEntries(files));
+    {
+      const run = async (url: string, name: string, fn: string, input: string): Promise<string> =>
+        String(await web.call("runPlugin", url, name, fn, input));
       for (const name of ["probe.wat", "probe.as"]) {
         await t.step(`${name}: tcp and udp echo`, async () => {
           assert.equal(
@@ -163,10 +147,7 @@ Deno.test("harness host in headless Chromium through the real proxy", async (t) 
         assert.equal(reply.data, btoa("browser ping"));
         assert.equal(await run(strict.url, "probe.wat", "icmp", "127.0.0.1\nx"), "icmp_send=0");
       });
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await web.shutdown();
+      assert.deepEqual(web.errors, []);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

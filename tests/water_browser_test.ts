@@ -11,7 +11,7 @@ import { startWaterHost } from "../src/wasm/water/mod.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { launchChromium, requireChromium } from "./helpers/browser.ts";
+import { openPage, requireChromium } from "./helpers/browser.ts";
 import { bundleWater, exampleModule, startTap, xor } from "./helpers/water.ts";
 
 const KEY = "browser-key";
@@ -97,8 +97,6 @@ globalThis.denied = async (url, port) => {
 globalThis.ready = true;
 </script>`;
 
-type PageFns = Record<string, (...args: unknown[]) => Promise<unknown>>;
-
 Deno.test("water browser: a page dials through the XOR module and the real proxy to a water listener", async () => {
   requireChromium();
   const dir = await Deno.makeTempDir({ prefix: "wasmnet-water-browser-" });
@@ -134,29 +132,15 @@ Deno.test("water browser: a page dials through the XOR module and the real proxy
       "/water-worker.js": [workerJs, "text/javascript"],
       "/xor.wasm": [xorWasm, "application/wasm"],
     };
-    const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
-      const file = files[new URL(req.url).pathname];
-      if (file) {
-        return new Response(file[0], { headers: { "content-type": file[1], ...isolation } });
-      }
-      return new Response(PAGE, {
-        headers: { "content-type": "text/html; charset=utf-8", ...isolation },
-      });
-    });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${web.addr.port}/`);
-      await page.waitForFunction("globalThis.ready === true");
-      const call = (fn: string, ...args: unknown[]): Promise<unknown> =>
-        page.evaluate(
-          ([name, rest]) =>
-            (globalThis as unknown as PageFns)[name as string]?.(...(rest as unknown[])),
-          [fn, args] as const,
-        );
-
+    await using web = await openPage(
+      PAGE,
+      Object.fromEntries(
+        Object.entries(files).map(([path, [body, type]]) => [path, { body, type }]),
+      ),
+      { headers: isolation },
+    );
+    const call = web.call;
+    {
       const text = "plaintext from a page, XORed on the wire";
       assert.equal(await call("text", server.url, tap.port, text), text);
       const wire = tap.up();
@@ -177,10 +161,7 @@ Deno.test("water browser: a page dials through the XOR module and the real proxy
       assert.match(why, /watm_dial_v1 returned -2 \(2 \(ACCES\)\)/);
       assert.match(why, new RegExp(`denied by rule "127\\.0\\.0\\.1:${blocked.port}"`));
       assert.equal(blocked.accepted, 0);
-      assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await web.shutdown();
+      assert.deepEqual(web.errors, []);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -59,3 +59,79 @@ export function launchChromium(extraArgs: readonly string[] = []): Promise<Brows
     args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
+
+/** A file a test page serves: its body and content type. */
+export interface PageFile {
+  /** The bytes or text. */
+  readonly body: string | Uint8Array;
+  /** The `content-type`, e.g. `text/javascript`. */
+  readonly type: string;
+}
+
+/** A page open in headless Chromium (see {@linkcode openPage}). */
+export interface OpenPage extends AsyncDisposable {
+  /** The playwright page. */
+  readonly page: import("playwright-core").Page;
+  /** Uncaught errors the page raised so far (`pageerror`), as text. */
+  readonly errors: string[];
+  /**
+   * Calls the page's `globalThis[fn](...args)` (an async function the page defined) and resolves
+   * its result (structured-cloned by playwright).
+   */
+  call(fn: string, ...args: unknown[]): Promise<unknown>;
+}
+
+/**
+ * Serves `html` at `/` and `files` at their paths from a loopback HTTP server, launches headless
+ * Chromium, opens the page and waits until it sets `globalThis.ready = true` (10 s at most).
+ * `await using` closes the browser and the server.
+ *
+ * @param html the page (any path not in `files` answers it).
+ * @param files other paths (e.g. `/wasmnet-client.js`).
+ * @param options `headers` added to every response (e.g. COOP/COEP for cross-origin isolation).
+ * @throws {Error} from {@linkcode launchChromium}, or playwright's when the page never gets ready.
+ */
+export async function openPage(
+  html: string,
+  files: Readonly<Record<string, PageFile>> = {},
+  options: { headers?: Readonly<Record<string, string>> } = {},
+): Promise<OpenPage> {
+  const extra = options.headers ?? {};
+  const web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen(): void {} }, (req) => {
+    const file = files[new URL(req.url).pathname];
+    const body = file?.body ?? html;
+    return new Response(body as BodyInit, {
+      headers: { "content-type": file?.type ?? "text/html; charset=utf-8", ...extra },
+    });
+  });
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${web.addr.port}/`);
+    await page.waitForFunction("globalThis.ready === true", undefined, { timeout: 10_000 });
+    const opened = browser;
+    return {
+      page,
+      errors,
+      call: (fn, ...args) =>
+        page.evaluate(
+          ([name, rest]) =>
+            (globalThis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[
+              name as string
+            ]?.(...(rest as unknown[])),
+          [fn, args] as const,
+        ),
+      [Symbol.asyncDispose]: async () => {
+        await opened.close();
+        await web.shutdown();
+      },
+    };
+  } catch (e) {
+    await browser?.close();
+    await web.shutdown();
+    throw e;
+  }
+}
