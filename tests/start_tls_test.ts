@@ -12,11 +12,12 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { setLogLevel, type WasmnetServer } from "../mod.ts";
 import { WasmnetClient, WasmnetError } from "../src/client/mod.ts";
-import { decodeRequest, encodeEvent, type Framing, type Request } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls_certs.ts";
 import { startTestServer, testTransport } from "./helpers/server.ts";
 import { randomBytes, TestClient } from "./helpers/ws_client.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
+import { OLD_SERVERS, startOldServer } from "./helpers/old_server.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -385,84 +386,6 @@ for (const framing of FRAMINGS) {
 }
 
 // --- servers without the extensions ------------------------------------------------------------
-
-/** How a server without the extensions words its refusal of an unknown op (id 0). */
-const OLD_SERVERS = {
-  // This server before the extensions (and the binary text of wasmnet 0.1.3).
-  "wasmnet-deno 0.1": (op: string, framing: Framing): string =>
-    framing === "json"
-      ? `invalid request: unknown op ${JSON.stringify(op)}`
-      : `invalid binary frame: unknown message type: 0x${op === "start_tls" ? "0a" : "0b"}`,
-  // wasmnet 0.1.3 (Rust, serde) for JSON.
-  "wasmnet 0.1.3": (op: string, framing: Framing): string =>
-    framing === "json"
-      ? `invalid request: unknown variant \`${op}\`, expected one of \`connect\`, \`connect_tls\`, ` +
-        "`connect_udp`, `bind`, `listen`, `send`, `send_to`, `close`, `resolve` at line 1 column 19"
-      : `invalid binary frame: unknown message type: 0x${op === "start_tls" ? "0a" : "0b"}`,
-} as const;
-
-/**
- * A WebSocket relay in front of the real server that plays a server without the extensions: it
- * answers `start_tls` and `shutdown` with `old(op, framing)` for id 0, as such a server does,
- * and relays everything else both ways.
- */
-function startOldServer(
-  upstream: string,
-  old: (op: string, framing: Framing) => string,
-): Promise<{ url: string; refused: Request[] } & AsyncDisposable> {
-  const refused: Request[] = [];
-  const sockets = new Set<WebSocket>();
-  const closedAll = new Set<Promise<void>>();
-  const track = (ws: WebSocket): void => {
-    sockets.add(ws);
-    closedAll.add(new Promise((resolve) => ws.addEventListener("close", () => resolve())));
-  };
-  return new Promise((resolve) => {
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen: (addr) =>
-        resolve({
-          url: `ws://127.0.0.1:${addr.port}/`,
-          refused,
-          async [Symbol.asyncDispose](): Promise<void> {
-            for (const ws of sockets) ws.close();
-            await Promise.all([...closedAll]);
-            await server.shutdown();
-          },
-        }),
-    }, (req) => {
-      const { socket: down, response } = Deno.upgradeWebSocket(req);
-      const up = new WebSocket(upstream);
-      up.binaryType = "arraybuffer";
-      down.binaryType = "arraybuffer";
-      track(down);
-      track(up);
-      const early: (string | ArrayBuffer)[] = [];
-      up.onopen = (): void => {
-        for (const m of early.splice(0)) up.send(m);
-      };
-      up.onmessage = (e): void => {
-        if (down.readyState === WebSocket.OPEN) down.send(e.data);
-      };
-      up.onclose = (): void => down.close();
-      down.onclose = (): void => up.close();
-      down.onmessage = (e): void => {
-        const data = e.data as string | ArrayBuffer;
-        const framing: Framing = typeof data === "string" ? "json" : "binary";
-        const req = decodeRequest(typeof data === "string" ? data : new Uint8Array(data));
-        if (req.op === "start_tls" || req.op === "shutdown") {
-          refused.push(req);
-          down.send(encodeEvent({ ev: "error", id: 0, msg: old(req.op, framing) }, framing));
-          return;
-        }
-        if (up.readyState === WebSocket.OPEN) up.send(data);
-        else early.push(data);
-      };
-      return response;
-    });
-  });
-}
 
 for (const [name, old] of Object.entries(OLD_SERVERS)) {
   for (const framing of FRAMINGS) {
