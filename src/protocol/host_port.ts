@@ -28,3 +28,26 @@
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/**
+ * The host part of a `host:port` text made by {@linkcode formatHostPort}: `[::1]:80` → `::1`,
+ * `10.0.0.1:22` → `10.0.0.1`; a text without a port (a bare IPv6 address, or no `:`) is returned
+ * as it is, and "" stays "".
+ *
+ * @example
+ * ```ts
+ * import { hostOfHostPort } from "./host_port.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(hostOfHostPort("[::1]:8080"), "::1");
+ * assert.equal(hostOfHostPort("127.0.0.1:8080"), "127.0.0.1");
+ * assert.equal(hostOfHostPort("2001:db8::5"), "2001:db8::5");
+ * ```
+ */
+export function hostOfHostPort(text: string): string {
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    return end > 0 ? text.slice(1, end) : text;
+  }
+  const colon = text.lastIndexOf(":");
+  return colon > 0 && text.indexOf(":") === colon ? text.slice(0, colon) : text;
+}

@@ -20,6 +20,7 @@ import type { Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
+import { hostOfHostPort } from "../protocol/mod.ts";
 import { demoResponse } from "./demo/mod.ts";
 import { metricsAllowed, ServerMetrics } from "./metrics.ts";
 import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
@@ -530,13 +531,6 @@ export function clientGate(
   };
 }
 
-/** The IP address part of a `host:port` label (`[v6]:port` too). */
-function ipOfLabel(label: string): string {
-  if (label.startsWith("[")) return label.slice(1, Math.max(1, label.indexOf("]")));
-  const colon = label.lastIndexOf(":");
-  return colon > 0 && label.indexOf(":") === colon ? label.slice(0, colon) : label;
-}
-
 /** Whether a router's answer is a refusal. */
 export function isRefusal(answer: Route | Refusal): answer is Refusal {
   return "status" in answer;
@@ -571,7 +565,7 @@ export function sessionFactory(
     const ticket = route.ticket;
     const client = route.client;
     // Behind a trusted proxy the client is the address it names (its port is not known).
-    if (client !== undefined && ipOfLabel(label) !== client) label = client;
+    if (client !== undefined && hostOfHostPort(label) !== client) label = client;
     const common = {
       ...(client !== undefined && limiter.active
         ? { dialGate: () => limiter.admitDial(client) }

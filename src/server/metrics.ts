@@ -35,6 +35,7 @@ import type { DialResult, Direction, SessionMetrics, SocketKind } from "../sessi
 import type { ConnectionPool } from "../pool/mod.ts";
 import { droppedLogLines, getLogger } from "../log/mod.ts";
 import { formatHostPort } from "../protocol/mod.ts";
+import { trustedProxyCheck } from "./client_ip.ts";
 import { VERSION } from "../version.ts";
 
 const log = getLogger("server");
@@ -304,12 +305,11 @@ function protocolFamily(protocol: string): string {
  * ```
  */
 export function metricsAllowed(remoteIp: string | undefined): boolean {
-  if (remoteIp === undefined) return false;
-  const ip = remoteIp.toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
-  if (ip === "::1" || ip === "0:0:0:0:0:0:0:1") return true;
-  const v4 = ip.startsWith("::ffff:") ? ip.slice("::ffff:".length) : ip;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+  return remoteIp !== undefined && isLoopback(remoteIp.replace(/%.*$/, ""));
 }
+
+/** Loopback addresses, any spelling (IPv4-mapped too), through the trusted-proxy CIDR check. */
+const isLoopback = trustedProxyCheck(["127.0.0.0/8", "::1/128"]);
 
 /** A running `--metrics-listen` server. */
 export interface MetricsListener {

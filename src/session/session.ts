@@ -11,6 +11,7 @@ import {
   formatHostPort,
   type Framing,
   HEADER_BYTES,
+  hostOfHostPort,
   MsgType,
   ProtocolError,
   type Request,
@@ -186,19 +187,6 @@ function utf8Length(text: string, limit: number): number {
   return bytes;
 }
 
-/**
- * The IP address of a client label `host:port` (`[v6]:port` for IPv6), or the label itself when it
- * has no port; "" for "".
- */
-function ipOf(label: string): string {
-  if (label.startsWith("[")) {
-    const end = label.indexOf("]");
-    return end > 0 ? label.slice(1, end) : label;
-  }
-  const colon = label.lastIndexOf(":");
-  return colon > 0 && label.indexOf(":") === colon ? label.slice(0, colon) : label;
-}
-
 /** Whole seconds and milliseconds since `start` (ms since the epoch), e.g. `1.234`. */
 function secondsSince(start: number): string {
   return ((Date.now() - start) / 1000).toFixed(3);
@@ -268,7 +256,7 @@ export class Session implements AsyncDisposable {
       session: this.number,
       protocol: this.#protocol,
       tenant: this.#tenant,
-      ip: ipOf(this.#label),
+      ip: hostOfHostPort(this.#label),
     };
     this.#limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...options.limits });
     this.#drain = new DrainPoller(channel, {
