@@ -196,17 +196,8 @@ class ClientStream implements HarnessSocket {
     this.#log = log;
   }
 
-  async send(data: Uint8Array, signal: AbortSignal): Promise<number> {
-    const write = this.#writer.write(data);
-    write.catch(() => undefined);
-    try {
-      const done = await waitAtMost(write, SEND_WAIT_MS, signal);
-      return done === TIMED_OUT ? 0 : data.length;
-    } catch (e) {
-      if (signal.aborted) throw signal.reason;
-      this.#log("warn", "send failed", { fn: "tcp_send", reason: reason(e).msg });
-      return 0;
-    }
+  send(data: Uint8Array, signal: AbortSignal): Promise<number> {
+    return sendWithin(this.#writer.write(data), data.length, "tcp_send", this.#log, signal);
   }
 
   async receive(
@@ -257,17 +248,8 @@ class ClientDatagrams implements HarnessSocket {
     this.#log = log;
   }
 
-  async send(data: Uint8Array, signal: AbortSignal): Promise<number> {
-    const sent = this.#socket.send(data);
-    sent.catch(() => undefined);
-    try {
-      const done = await waitAtMost(sent, SEND_WAIT_MS, signal);
-      return done === TIMED_OUT ? 0 : data.length;
-    } catch (e) {
-      if (signal.aborted) throw signal.reason;
-      this.#log("warn", "send failed", { fn: "udp_send", reason: reason(e).msg });
-      return 0;
-    }
+  send(data: Uint8Array, signal: AbortSignal): Promise<number> {
+    return sendWithin(this.#socket.send(data), data.length, "udp_send", this.#log, signal);
   }
 
   async receive(
@@ -285,5 +267,27 @@ class ClientDatagrams implements HarnessSocket {
 
   close(): void {
     void this.#socket.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Waits for a client send to complete, at most `SEND_WAIT_MS`: `bytes` when it did, 0 when it
+ * timed out or failed (logged for `fn`). Rethrows the abort reason when `signal` aborted.
+ */
+async function sendWithin(
+  sending: Promise<unknown>,
+  bytes: number,
+  fn: "tcp_send" | "udp_send",
+  log: HarnessLog,
+  signal: AbortSignal,
+): Promise<number> {
+  sending.catch(() => undefined);
+  try {
+    const done = await waitAtMost(sending, SEND_WAIT_MS, signal);
+    return done === TIMED_OUT ? 0 : bytes;
+  } catch (e) {
+    if (signal.aborted) throw signal.reason;
+    log("warn", "send failed", { fn, reason: reason(e).msg });
+    return 0;
   }
 }
