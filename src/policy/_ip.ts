@@ -68,6 +68,27 @@ export function parseIpv6(text: string): Ipv6Parse {
   }
 }
 
+/**
+ * Parses strict dotted-quad IPv4 text (four decimal parts 0–255, no leading zeros): the one
+ * spelling that the WHATWG URL host parser returns unchanged, so callers may skip that parser
+ * for it. Returns undefined for any other text.
+ */
+export function parseStrictIpv4(text: string): IpBytes | undefined {
+  if (!STRICT_DOTTED_QUAD.test(text)) return undefined;
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      bytes[part++] = value;
+      value = 0;
+    } else value = value * 10 + c - 48;
+  }
+  bytes[part] = value;
+  return { family: 4, bytes };
+}
+
 /** Parses canonical dotted-quad IPv4 text (as produced by the WHATWG URL host parser). */
 export function parseCanonicalIpv4(text: string): IpBytes | undefined {
   if (!CANONICAL_QUAD.test(text)) return undefined;

@@ -1,7 +1,14 @@
 // Connection targets: parse and normalise every spelling of a host before any rule sees it.
 // Pure and browser-safe (no Deno.*).
 
-import { formatIp, type IpBytes, parseCanonicalIpv4, parseIpv6, unmap } from "./_ip.ts";
+import {
+  formatIp,
+  type IpBytes,
+  parseCanonicalIpv4,
+  parseIpv6,
+  parseStrictIpv4,
+  unmap,
+} from "./_ip.ts";
 
 /**
  * A connection target after normalisation.
@@ -65,6 +72,10 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
  * ```
  */
 export function parseTarget(input: string): ParsedTarget {
+  // The common case, already canonical: no URL parsing, no re-formatting.
+  if (typeof input === "string" && parseStrictIpv4(input) !== undefined) {
+    return { kind: "ip", ip: input, family: 4 };
+  }
   const result = parseHost(input);
   if (!result.ok) return { kind: "invalid", reason: result.reason };
   if (result.ip !== undefined) {
@@ -114,6 +125,8 @@ export function parseHost(input: string): HostParse {
       reason: colons === 1 ? "contains ':' (give the port separately)" : v6.reason,
     };
   }
+  const strict = parseStrictIpv4(input);
+  if (strict !== undefined) return { ok: true, ip: strict };
   for (const [ch, reason] of FORBIDDEN) {
     if (input.includes(ch)) return { ok: false, reason };
   }

@@ -94,3 +94,36 @@ Deno.test("canonicalIp returns canonical text for IPs only", () => {
   assert.equal(canonicalIp("example.com"), undefined);
   assert.equal(canonicalIp("not an ip"), undefined);
 });
+
+Deno.test("parseTarget: the dotted-quad fast path gives what the URL host parser gives", async () => {
+  const fc = (await import("fast-check")).default;
+  const viaUrl = (text: string): string | undefined => {
+    try {
+      return new URL(`http://${text}/`).hostname;
+    } catch {
+      return undefined;
+    }
+  };
+  // Digits and dots, the alphabet where the fast path and the URL parser meet.
+  const text = fc.array(fc.constantFrom("0", "1", "2", "5", "9", "."), {
+    minLength: 1,
+    maxLength: 16,
+  })
+    .map((cs: string[]) => cs.join(""));
+  fc.assert(
+    fc.property(text, (t: string) => {
+      const parsed = parseTarget(t);
+      const host = viaUrl(t);
+      if (parsed.kind === "ip" && parsed.family === 4 && t === parsed.ip) {
+        assert.equal(host, t, `${t} kept as is by the fast path, but the URL parser says ${host}`);
+      }
+      if (host !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(host) && parsed.kind === "ip") {
+        assert.equal(parsed.ip, host);
+      }
+    }),
+    { seed: 18, numRuns: 20_000 },
+  );
+  assert.deepEqual(parseTarget("10.0.0.255"), ip4("10.0.0.255"));
+  assert.deepEqual(parseTarget("010.0.0.1"), ip4("8.0.0.1"));
+  assert.equal(parseTarget("256.0.0.1").kind, "invalid");
+});
