@@ -72,6 +72,14 @@ export type LogFormat = typeof LOG_FORMATS[number];
 export type LogOutput = (stream: "stdout" | "stderr", line: string) => void;
 
 const root = loglevel.getLogger("wasmnet");
+/** loglevel's number of each level (`root.levels`), by our lower-case names. */
+const LEVELS: Record<Exclude<LogLevel, "silent">, number> = {
+  trace: root.levels.TRACE,
+  debug: root.levels.DEBUG,
+  info: root.levels.INFO,
+  warn: root.levels.WARN,
+  error: root.levels.ERROR,
+};
 root.setLevel("info", false);
 let lineFormat: LogFormat = "text";
 let output: LogOutput | undefined;
@@ -109,12 +117,14 @@ function line(level: string, name: string, msg: string, fields?: LogFields): str
  * Returns the logger named `name` (e.g. `server`, `session`, `cli`). All loggers share one level.
  */
 export function getLogger(name: string): Logger {
-  const at = (level: Exclude<LogLevel, "silent">) => (msg: string, fields?: LogFields): void => {
-    if (root.getLevel() <= root.levels[level.toUpperCase() as Uppercase<typeof level>]) {
+  const at = (level: Exclude<LogLevel, "silent">) => {
+    const threshold = LEVELS[level];
+    return (msg: string, fields?: LogFields): void => {
+      if (root.getLevel() > threshold) return;
       const text = line(level, name, msg, fields);
       if (output === undefined) root[level](text);
       else output(level === "error" || level === "warn" ? "stderr" : "stdout", `${text}\n`);
-    }
+    };
   };
   return {
     trace: at("trace"),
@@ -122,8 +132,7 @@ export function getLogger(name: string): Logger {
     info: at("info"),
     warn: at("warn"),
     error: at("error"),
-    enabled: (level) =>
-      root.getLevel() <= root.levels[level.toUpperCase() as Uppercase<typeof level>],
+    enabled: (level) => root.getLevel() <= LEVELS[level],
   };
 }
 
