@@ -9,26 +9,25 @@ import type { StreamConn } from "../transport/mod.ts";
 
 /**
  * A {@linkcode StreamConn} over `conn` whose reads first return the outcome of a read that was
- * already in flight on `conn` (into `buffer`; a connection allows one read at a time, so the
- * read is taken over, not repeated), then read `conn` directly. Writes, `closeWrite` and `close`
+ * already in flight on `conn` (its bytes; a connection allows one read at a time, so the read is
+ * taken over, not repeated), then read `conn` directly. Writes, `closeWrite` and `close`
  * go to `conn`; `close` closes it (the read in flight then settles and is ignored).
  */
 export class HandoverConn implements StreamConn {
   readonly #conn: StreamConn;
-  #pending: Promise<number | null> | undefined;
-  readonly #buffer: Uint8Array;
+  #pending: Promise<Uint8Array | null> | undefined;
   /** Bytes of the taken-over read not yet returned. */
   #rest: Uint8Array | undefined;
 
   /**
    * @param conn the connection (owned by this object from now on).
-   * @param pending the read in flight on `conn`, into `buffer`.
-   * @param buffer the buffer `pending` reads into.
+   * @param pending the read in flight on `conn`: the bytes it read, `null` at end of stream.
    */
-  constructor(conn: StreamConn, pending: Promise<number | null>, buffer: Uint8Array) {
+  constructor(conn: StreamConn, pending: Promise<Uint8Array | null>) {
     this.#conn = conn;
     this.#pending = pending;
-    this.#buffer = buffer;
+    // Never read when the connection is closed first: its rejection is then expected.
+    pending.catch(() => {});
   }
 
   /**
@@ -40,9 +39,9 @@ export class HandoverConn implements StreamConn {
     if (this.#rest === undefined && this.#pending !== undefined) {
       const pending = this.#pending;
       this.#pending = undefined;
-      const n = await pending;
-      if (n === null) return null;
-      this.#rest = this.#buffer.subarray(0, n);
+      const bytes = await pending;
+      if (bytes === null) return null;
+      this.#rest = bytes;
     }
     const rest = this.#rest;
     if (rest === undefined) return await this.#conn.read(buffer);

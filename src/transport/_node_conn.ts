@@ -72,6 +72,11 @@ export class NodeSocketConn implements AcceptedConn {
     return this.#received.read(buffer);
   }
 
+  /** Takes up to `max` queued bytes with `headroom` in front (see `StreamConn.readChunk`). */
+  readChunk(headroom: number, max: number): Promise<Uint8Array | null> {
+    return this.#received.readChunk(headroom, max);
+  }
+
   /**
    * Writes all of `data`; resolves `data.byteLength` once the socket's write callback ran. The
    * caller must not change `data` before then (it is not copied).

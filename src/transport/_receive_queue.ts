@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { BadResource } from "./errors.ts";
 
 /** Default high-water mark of a {@linkcode ReceiveQueue}: 256 KiB of queued bytes. */
@@ -101,6 +102,32 @@ export class ReceiveQueue {
     for (;;) {
       if (this.#closed) throw new BadResource(this.#closedMessage);
       if (this.#chunks.length > 0) return this.#take(buffer);
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /**
+   * Takes up to `max` queued bytes (at least 1) as a new buffer with `headroom` unused bytes in
+   * front: resolves a view of the bytes (its `byteOffset` is `headroom`), sized to what was
+   * queued, so a reader gets them with one copy, no zero-fill and no unused capacity (see
+   * {@linkcode StreamConn.readChunk}). Waits while nothing is queued; `null` at the end.
+   *
+   * @param headroom bytes left free in front of the payload (a frame header goes there).
+   * @param max the most bytes to take, ≥ 1.
+   * @throws {BadResource} once closed; the error given to `fail` once the queue is empty.
+   */
+  async readChunk(headroom: number, max: number): Promise<Uint8Array | null> {
+    for (;;) {
+      if (this.#closed) throw new BadResource(this.#closedMessage);
+      if (this.#chunks.length > 0) {
+        const n = Math.min(this.#queued, max);
+        // Not zero-filled: every byte of the view is written by `#take` before it is returned.
+        const out = Buffer.allocUnsafeSlow(headroom + n).subarray(headroom);
+        this.#take(out);
+        return out;
+      }
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return null;
       await new Promise<void>((resolve) => this.#waiters.push(resolve));

@@ -338,6 +338,11 @@ export class TlsConn implements StreamConn {
     return this.#received.read(buffer);
   }
 
+  /** Takes up to `max` decrypted bytes with `headroom` in front (see `StreamConn.readChunk`). */
+  readChunk(headroom: number, max: number): Promise<Uint8Array | null> {
+    return this.#received.readChunk(headroom, max);
+  }
+
   /**
    * Writes all of `data`; resolves `data.byteLength` once `node:tls` has taken it. The caller
    * must not change `data` before then (it is not copied).

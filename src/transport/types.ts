@@ -28,6 +28,15 @@ export interface NetAddr {
 export interface StreamConn {
   /** Reads into `buffer`; resolves the byte count, or `null` at end of stream. */
   read(buffer: Uint8Array): Promise<number | null>;
+  /**
+   * Optional, for connections whose bytes arrive by events and wait in a queue (Bun's sockets,
+   * `node:net`, `node:tls`): takes up to `max` received bytes (at least 1) as a new buffer of
+   * exactly that many bytes plus `headroom` unused bytes in front, and resolves a view of the
+   * bytes (`byteOffset` = `headroom`), or `null` at end of stream. Compared with `read()` into a
+   * buffer the caller allocated, the bytes are copied once, nothing is zero-filled first and no
+   * capacity goes unused, and no buffer is held while waiting. Errors as `read()`.
+   */
+  readChunk?(headroom: number, max: number): Promise<Uint8Array | null>;
   /** Writes some of `data`; resolves the number of bytes written. */
   write(data: Uint8Array): Promise<number>;
   /**
