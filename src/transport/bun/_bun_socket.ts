@@ -111,8 +111,8 @@ interface PendingWrite {
  * Made only by {@linkcode dialBunSocket}.
  */
 export class BunSocketConn implements AcceptedConn {
-  #remoteAddr: NetAddr = tcpAddr(undefined, undefined);
-  #localAddr: NetAddr = tcpAddr(undefined, undefined);
+  #remoteAddr: NetAddr | undefined;
+  #localAddr: NetAddr | undefined;
   #sock: BunTcpSocket | undefined;
   /** Received chunks; the socket is paused from 256 KiB queued on, resumed below half. */
   readonly #received = new ReceiveQueue({
@@ -129,14 +129,17 @@ export class BunSocketConn implements AcceptedConn {
   #shutdowns: (() => void)[] = [];
   #shutdown = false;
 
-  /** The peer's address, taken when the connection was made. */
+  /**
+   * The peer's address, read from the socket on first use (each of Bun's address properties is
+   * a `getpeername`/`getsockname` call, which a relayed dial never needs).
+   */
   get remoteAddr(): NetAddr {
-    return this.#remoteAddr;
+    return this.#remoteAddr ??= tcpAddr(this.#sock?.remoteAddress, this.#sock?.remotePort);
   }
 
-  /** The local address, taken when the connection was made. */
+  /** The local address, read from the socket on first use. */
   get localAddr(): NetAddr {
-    return this.#localAddr;
+    return this.#localAddr ??= tcpAddr(this.#sock?.localAddress, this.#sock?.localPort);
   }
 
   /** Received bytes queued for `read()` (at most about 256 KiB plus one read's worth). */
@@ -161,9 +164,7 @@ export class BunSocketConn implements AcceptedConn {
       sock.end();
       return;
     }
-    sock.setNoDelay(true);
-    this.#remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort);
-    this.#localAddr = tcpAddr(sock.localAddress, sock.localPort);
+    sock.setNoDelay(true); // Bun 1.4.5 sets it too (strace); kept so no Bun version can Nagle
   }
 
   #data(chunk: Uint8Array): void {
@@ -209,6 +210,11 @@ export class BunSocketConn implements AcceptedConn {
    */
   read(buffer: Uint8Array): Promise<number | null> {
     return this.#received.read(buffer);
+  }
+
+  /** Takes up to `max` queued bytes with `headroom` in front (see `StreamConn.readChunk`). */
+  readChunk(headroom: number, max: number): Promise<Uint8Array | null> {
+    return this.#received.readChunk(headroom, max);
   }
 
   /**
