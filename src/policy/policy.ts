@@ -529,7 +529,7 @@ interface Phrasing {
   readonly special: (range: string) => string;
   readonly refused: (why: string) => string;
   /** The whole reason when the policy is disabled (`--no-policy`). */
-  readonly allowAll: string;
+  readonly allowAll: () => string;
   /** How the name's own outcome is worded, for a resolved address whose name is refused. */
   readonly name?: Phrasing;
   /** A subject the policy allows but a ticket's allow list (labelled `label`) does not. */
@@ -553,15 +553,22 @@ const DISABLED = "is allowed: policy checks are disabled (allow-all)";
 
 /** Connect / send_to of a name or a literal address: `10.0.0.1:80 is denied by rule "…"`. */
 function connect(host: Host, port: number): Phrasing {
-  const hp = formatHostPort(hostText(host), port);
+  // Worded only when a reason is read (allowed dials usually never are).
+  const hp = once(() => formatHostPort(hostText(host), port));
   return {
-    denied: (rule) => `${hp} is denied by ${rule}`,
-    allowed: (rule) => `${hp} is allowed by rule ${rule}`,
-    special: (range) => `${hp} is in ${range}`,
-    refused: (why) => `${hp} is denied: ${why}`,
-    allowAll: `${hp} ${DISABLED}`,
-    outside: (label) => `${hp} ${notInTicket(label)}`,
+    denied: (rule) => `${hp()} is denied by ${rule}`,
+    allowed: (rule) => `${hp()} is allowed by rule ${rule}`,
+    special: (range) => `${hp()} is in ${range}`,
+    refused: (why) => `${hp()} is denied: ${why}`,
+    allowAll: () => `${hp()} ${DISABLED}`,
+    outside: (label) => `${hp()} ${notInTicket(label)}`,
   };
+}
+
+/** `make()`'s value, computed at the first call. */
+function once(make: () => string): () => string {
+  let value: string | undefined;
+  return () => value ??= make();
 }
 
 /** Resolve of a name or a literal address: `lookup of example.com is allowed by rule "*"`. */
@@ -572,7 +579,7 @@ function lookup(text: string): Phrasing {
     allowed: (rule) => `${subject} is allowed by rule ${rule}`,
     special: (range) => `${subject} is denied: the address is in ${range}`,
     refused: (why) => `${subject} is denied: ${why}`,
-    allowAll: `${subject} ${DISABLED}`,
+    allowAll: () => `${subject} ${DISABLED}`,
     outside: (label) => `${subject} ${notInTicket(label)}`,
   };
 }
@@ -580,15 +587,15 @@ function lookup(text: string): Phrasing {
 /** An address a name resolved to, before a dial: `example.com:443 resolved to 10.1.1.1, …`. */
 function resolved(name: string, ip: IpBytes, port: number): Phrasing {
   const hp = `${name}:${port}`;
-  const addr = formatIp(ip);
+  const addr = once(() => formatIp(ip));
   return {
-    denied: (rule) => `${hp} resolved to ${addr}, which is denied by ${rule}`,
-    allowed: (rule) => `${hp} (${addr}) is allowed by rule ${rule}`,
-    special: (range) => `${hp} resolved to ${addr}, which is in ${range}`,
-    refused: (why) => `${hp} resolved to ${addr}, which is denied: ${why}`,
-    allowAll: `${formatHostPort(addr, port)} ${DISABLED}`,
+    denied: (rule) => `${hp} resolved to ${addr()}, which is denied by ${rule}`,
+    allowed: (rule) => `${hp} (${addr()}) is allowed by rule ${rule}`,
+    special: (range) => `${hp} resolved to ${addr()}, which is in ${range}`,
+    refused: (why) => `${hp} resolved to ${addr()}, which is denied: ${why}`,
+    allowAll: () => `${formatHostPort(addr(), port)} ${DISABLED}`,
     name: connect({ ok: true, name }, port),
-    outside: (label) => `${hp} resolved to ${addr}, which ${notInTicket(label)}`,
+    outside: (label) => `${hp} resolved to ${addr()}, which ${notInTicket(label)}`,
   };
 }
 
@@ -601,7 +608,7 @@ function answer(name: string, ip: IpBytes): Phrasing {
     allowed: (rule) => `${subject} may return ${addr}: allowed by rule ${rule}`,
     special: (range) => `${subject} answered ${addr}, which is in ${range}`,
     refused: (why) => `${subject} answered ${addr}, which is denied: ${why}`,
-    allowAll: `lookup of ${addr} ${DISABLED}`,
+    allowAll: () => `lookup of ${addr} ${DISABLED}`,
     name: lookup(name),
     outside: (label) => `${subject} answered ${addr}, which ${notInTicket(label)}`,
   };
@@ -621,13 +628,33 @@ function bound(host: Host, port: number, bindPorts: string): Phrasing {
 const SPECIAL_HINT =
   "in allow-list mode only an allow IP/CIDR rule admits special-purpose addresses";
 
+/**
+ * An allowed verdict whose `reason` is worded when first read: most allowed checks (every dial)
+ * are never explained, and wording them showed in connect+close profiles.
+ */
+function allowedVerdict(rule: string, word: () => string): Verdict {
+  let reason: string | undefined;
+  return {
+    allowed: true,
+    rule,
+    get reason(): string {
+      return reason ??= word();
+    },
+    set reason(text: string) {
+      reason = text;
+    },
+  };
+}
+
 /** Words `outcome` with `p`; the verdict's `rule` is the deciding rule or fixed word. */
 function phraseOutcome(p: Phrasing, outcome: Outcome): Verdict {
   switch (outcome.kind) {
     case "allow-all":
-      return { allowed: true, rule: "allow-all", reason: p.allowAll };
-    case "allowed-by":
-      return { allowed: true, rule: outcome.rule, reason: p.allowed(JSON.stringify(outcome.rule)) };
+      return allowedVerdict("allow-all", p.allowAll);
+    case "allowed-by": {
+      const rule = outcome.rule;
+      return allowedVerdict(rule, () => p.allowed(JSON.stringify(rule)));
+    }
     case "denied-by": {
       const { rule, via } = outcome;
       return {
