@@ -53,6 +53,8 @@ export class StreamSocket extends Entry {
   #conn: StreamConn | undefined;
   #queue: Uint8Array[] = [];
   #wakeWriter: (() => void) | undefined;
+  /** The next `Deno.TcpConn`-style read's buffer size in bytes (see `#nextRead`). */
+  #readSize = MIN_READ_BYTES;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #tls = false;
   readonly #announce: boolean;
@@ -186,6 +188,7 @@ export class StreamSocket extends Entry {
   }
 
   #pumps(conn: StreamConn): void {
+    this.#readSize = MIN_READ_BYTES;
     this.ctx.track(this.#upPump(conn));
     this.ctx.track(this.#downPump(conn));
   }
@@ -383,15 +386,24 @@ export class StreamSocket extends Entry {
   }
 
   /**
-   * The client's queued chunks, in order; ends once the queue is empty and the client closed,
-   * shut down, or asked for `start_tls`.
+   * The client's next queued chunk, in order (waiting while the queue is empty); undefined once
+   * the queue is empty and the client closed, shut down, or asked for `start_tls`, or the socket
+   * ended.
    */
-  async *#queued(): AsyncGenerator<Uint8Array, void, undefined> {
+  async #nextQueued(): Promise<Uint8Array | undefined> {
     while (this.live) {
       const chunk = this.#queue.shift();
-      if (chunk !== undefined) yield chunk;
-      else if (this.#state === "closing" || this.#upgrade !== undefined || this.#shut) return;
-      else await new Promise<void>((resolve) => this.#wakeWriter = resolve);
+      if (chunk !== undefined) return chunk;
+      if (this.#state === "closing" || this.#upgrade !== undefined || this.#shut) return undefined;
+      await new Promise<void>((resolve) => this.#wakeWriter = resolve);
+    }
+    return undefined;
+  }
+
+  /** {@linkcode StreamSocket.#nextQueued} as an async iterable, for the throttle pipe. */
+  async *#queued(): AsyncGenerator<Uint8Array, void, undefined> {
+    for (let chunk = await this.#nextQueued(); chunk; chunk = await this.#nextQueued()) {
+      yield chunk;
     }
   }
 
@@ -401,9 +413,15 @@ export class StreamSocket extends Entry {
    * on; at `start_tls`, hands over to the handshake.
    */
   async #upPump(conn: StreamConn): Promise<void> {
+    // Unlimited (the common case), the queue is pulled directly: the pipe would only pass its
+    // chunks through, and each layer costs an idle socket its suspended generator and promises.
+    const { up } = this.ctx.bandwidth;
+    const piped = up.buckets.length > 0
+      ? throttle(this.#queued(), up, { signal: this.signal })
+      : undefined;
+    const next = piped ? pull(piped) : () => this.#nextQueued();
     try {
-      const pieces = throttle(this.#queued(), this.ctx.bandwidth.up, { signal: this.signal });
-      for await (const piece of pieces) {
+      for (let piece = await next(); piece; piece = await next()) {
         let off = 0;
         while (off < piece.byteLength) off += await conn.write(piece.subarray(off));
         if (!this.live) return;
@@ -415,6 +433,8 @@ export class StreamSocket extends Entry {
     } catch (e) {
       if (this.live) this.end(fail(WireError.ioFailed(describe(e))));
       return;
+    } finally {
+      await piped?.return?.().catch(() => {});
     }
     if (!this.live) return;
     if (this.#state === "open" && this.#upgrade !== undefined) {
@@ -437,7 +457,8 @@ export class StreamSocket extends Entry {
   }
 
   /**
-   * Upstream reads, each into a new buffer with `READ_HEADROOM` bytes in front (so a binary
+   * The next upstream read (undefined at the end of the stream, once the socket is no longer
+   * open, or at `start_tls`), into a new buffer with `READ_HEADROOM` bytes in front (so a binary
    * `data` frame is sent without copying, and the channel may keep the bytes), waiting before
    * each read while the WebSocket is above its high-water mark. A connection with `readChunk`
    * (bytes queued by events: Bun, `node:net`, TLS) allocates each buffer at the size it has,
@@ -445,41 +466,43 @@ export class StreamSocket extends Entry {
    * 1 KiB, double while they come back full, up to `max`, and halve (not below 1 KiB) while they
    * come back at most a quarter full.
    */
-  async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
-    const readChunk = conn.readChunk?.bind(conn);
-    const min = Math.min(MIN_READ_BYTES, max);
-    let size = min;
-    while (this.#state === "open" && this.live && this.#upgrade === undefined) {
-      await this.ctx.drained(this.signal);
-      if (this.#upgrade !== undefined) return;
-      let bytes: Uint8Array | null;
-      try {
-        if (readChunk !== undefined) {
-          const read = readChunk(READ_HEADROOM, max);
-          this.#parked = { chunk: read };
-          bytes = await read;
-        } else {
-          const buffer = new Uint8Array(READ_HEADROOM + size).subarray(READ_HEADROOM);
-          const read = conn.read(buffer);
-          this.#parked = { read, buffer };
-          const n = await read;
-          bytes = n === null ? null : buffer.subarray(0, n);
-        }
-      } catch (e) {
-        if (this.#upgrade !== undefined || conn !== this.#conn) return; // TLS gets the error
-        this.#parked = undefined;
-        throw e;
+  async #nextRead(conn: StreamConn, max: number): Promise<Uint8Array | undefined> {
+    if (this.#state !== "open" || !this.live || this.#upgrade !== undefined) return undefined;
+    await this.ctx.drained(this.signal);
+    if (this.#upgrade !== undefined) return undefined;
+    const size = Math.min(this.#readSize, max);
+    let bytes: Uint8Array | null;
+    try {
+      if (conn.readChunk) {
+        const read = conn.readChunk(READ_HEADROOM, max);
+        this.#parked = { chunk: read };
+        bytes = await read;
+      } else {
+        const buffer = new Uint8Array(READ_HEADROOM + size).subarray(READ_HEADROOM);
+        const read = conn.read(buffer);
+        this.#parked = { read, buffer };
+        const n = await read;
+        bytes = n === null ? null : buffer.subarray(0, n);
       }
-      // After `start_tls` the read's bytes belong to TLS (the handover takes `#parked`).
-      if (this.#upgrade !== undefined || conn !== this.#conn) return;
+    } catch (e) {
+      if (this.#upgrade !== undefined || conn !== this.#conn) return undefined; // TLS gets it
       this.#parked = undefined;
-      if (bytes === null) return;
-      yield bytes;
-      if (readChunk !== undefined) continue;
-      const n = bytes.byteLength;
-      if (n === size && size < max) size = Math.min(max, 2 * size);
-      else if (n <= size / 4 && size > min) size = Math.max(min, size / 2);
+      throw e;
     }
+    // After `start_tls` the read's bytes belong to TLS (the handover takes `#parked`).
+    if (this.#upgrade !== undefined || conn !== this.#conn) return undefined;
+    this.#parked = undefined;
+    if (bytes === null) return undefined;
+    const n = bytes.byteLength;
+    const min = Math.min(MIN_READ_BYTES, max);
+    if (n === size && size < max) this.#readSize = Math.min(max, 2 * size);
+    else if (n <= size / 4 && size > min) this.#readSize = Math.max(min, size / 2);
+    return bytes;
+  }
+
+  /** {@linkcode StreamSocket.#nextRead} as an async iterable, for the throttle pipe. */
+  async *#reads(conn: StreamConn, max: number): AsyncGenerator<Uint8Array, void, undefined> {
+    for (let c = await this.#nextRead(conn, max); c; c = await this.#nextRead(conn, max)) yield c;
   }
 
   /** Upstream → client: reads → throttle(down) → `data` events; EOF → `closed`. */
@@ -488,14 +511,16 @@ export class StreamSocket extends Entry {
     // Limited: read at most one piece at a time, so the throttle never splits (the headroom stays
     // in front of every chunk) and sockets of a session take turns.
     const max = Math.min(this.ctx.limits.maxReadBytes, down.pieceBytes);
+    // Unlimited, reads are pulled directly (as the up pump's queue); limited, through the pipe.
+    // Reads never exceed `max`.
+    const piped = down.buckets.length > 0
+      ? throttle(this.#reads(conn, max), down, { signal: this.signal, maxChunkBytes: max })
+      : undefined;
+    const next = piped ? pull(piped) : () => this.#nextRead(conn, max);
     try {
-      // Reads never exceed `max`; unlimited, the pipe passes them straight through.
-      const chunks = throttle(this.#reads(conn, max), down, {
-        signal: this.signal,
-        ...(down.buckets.length > 0 ? { maxChunkBytes: max } : {}),
-      });
-      for await (const chunk of chunks) {
+      for (let chunk = await next(); chunk; chunk = await next()) {
         if (this.#state !== "open" || !this.live) return; // closing: data after `close` is dropped
+        if (chunk.byteLength === 0) continue;
         this.bytesDown += chunk.byteLength;
         this.ctx.emitData(this.id, chunk);
       }
@@ -503,6 +528,8 @@ export class StreamSocket extends Entry {
       if (conn !== this.#conn) return;
       if (this.#state === "open" && this.live) this.end(fail(WireError.ioFailed(describe(e))));
       return;
+    } finally {
+      await piped?.return?.().catch(() => {});
     }
     if (conn !== this.#conn) return; // the connection before `start_tls`
     if (this.#state === "open" && this.live && this.#upgrade !== undefined) {
@@ -511,4 +538,15 @@ export class StreamSocket extends Entry {
     }
     if (this.#state === "open" && this.live) this.end(CLOSED);
   }
+}
+
+/**
+ * `it.next()` as a pull function: the next value, undefined once done. The pumps read pipes and
+ * their direct sources through the same shape.
+ */
+function pull(it: AsyncIterator<Uint8Array>): () => Promise<Uint8Array | undefined> {
+  return async () => {
+    const r = await it.next();
+    return r.done ? undefined : r.value;
+  };
 }
