@@ -212,7 +212,10 @@ export class Session implements AsyncDisposable {
   readonly #label: string;
   readonly #limits: Readonly<SessionLimits>;
   readonly #table = new Map<number, TableEntry>();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Tasks (pumps, dials) still running; `close()` waits until none are. */
+  #tasks = 0;
+  /** What `close()` waits on (every caller the same) until `#tasks` reaches 0. */
+  #idle: PromiseWithResolvers<void> | undefined;
   readonly #abort = new AbortController();
   readonly #ctx: SessionContext;
   readonly #started = Date.now();
@@ -672,12 +675,26 @@ export class Session implements AsyncDisposable {
     this.#log.info("socket denied", { ...this.#who, id, op, dest, rule, reason: refusal.msg });
   }
 
+  /**
+   * Counts `task` until it settles. The two handlers are the session's own (no closures or
+   * promise chains per task: a socket runs two pumps for its whole life).
+   */
   #track(task: Promise<void>): void {
-    const t = task.catch((e) => {
-      this.#log.error("task failed", { session: this.number, error: String(e) });
-    }).finally(() => this.#tasks.delete(t));
-    this.#tasks.add(t);
+    this.#tasks++;
+    task.then(this.#taskEnded, this.#taskFailed);
   }
+
+  readonly #taskEnded = (): void => {
+    if (--this.#tasks > 0) return;
+    const idle = this.#idle;
+    this.#idle = undefined;
+    idle?.resolve();
+  };
+
+  readonly #taskFailed = (e: unknown): void => {
+    this.#log.error("task failed", { session: this.number, error: String(e) });
+    this.#taskEnded();
+  };
 
   #send(message: string | Uint8Array): void {
     if (this.#closed) return;
@@ -741,7 +758,10 @@ export class Session implements AsyncDisposable {
         secs: secondsSince(this.#started),
       });
     }
-    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    while (this.#tasks > 0) {
+      this.#idle ??= Promise.withResolvers<void>();
+      await this.#idle.promise;
+    }
   }
 
   /** Same as {@linkcode Session.close}. */
