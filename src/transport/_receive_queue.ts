@@ -100,7 +100,7 @@ export class ReceiveQueue {
   async read(buffer: Uint8Array): Promise<number | null> {
     if (buffer.byteLength === 0) return 0;
     for (;;) {
-      if (this.#closed) throw new BadResource(this.#closedMessage);
+      if (this.#closed) throw closedError(this.#closedMessage);
       if (this.#chunks.length > 0) return this.#take(buffer);
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return null;
@@ -120,7 +120,7 @@ export class ReceiveQueue {
    */
   async readChunk(headroom: number, max: number): Promise<Uint8Array | null> {
     for (;;) {
-      if (this.#closed) throw new BadResource(this.#closedMessage);
+      if (this.#closed) throw closedError(this.#closedMessage);
       if (this.#chunks.length > 0) {
         const n = Math.min(this.#queued, max);
         // Not zero-filled: every byte of the view is written by `#take` before it is returned.
@@ -164,4 +164,18 @@ export class ReceiveQueue {
     this.#waiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** One {@linkcode BadResource} per message, shared by every closed queue. */
+const CLOSED_ERRORS = new Map<string, BadResource>();
+
+/**
+ * The error a read of a closed queue rejects with. Shared, not built per read: every socket the
+ * client closes has a read pending, and capturing a new stack trace for each showed in Bun's
+ * connect+close profile. Its stack is therefore not the caller's.
+ */
+function closedError(message: string): BadResource {
+  let error = CLOSED_ERRORS.get(message);
+  if (error === undefined) CLOSED_ERRORS.set(message, error = new BadResource(message));
+  return error;
 }
