@@ -475,3 +475,37 @@ Deno.test("cli: an IPv6 client is logged as [addr]:port (one host:port formatter
   proc.child.kill("SIGTERM");
   assert.equal((await proc.exit()).code, 0, proc.output);
 });
+
+Deno.test("cli: bin/wasmnet on a terminal starts without asking for a permission", async () => {
+  // script(1) runs the launcher on a pseudo-terminal, where Deno would prompt for any permission
+  // the launcher does not grant (Deno's node:tls reads an env var at start) and wait for an answer.
+  const how = launcher();
+  const child = new Deno.Command("script", {
+    args: ["-qfec", `${how.cmd} --host 127.0.0.1 --port 0`, "/dev/null"],
+    cwd: ROOT,
+    env: { ...ENV, ...how.env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const dec = new TextDecoder();
+  let seen = "";
+  const reader = child.stdout.getReader();
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    while (!/listening addr=|requests|Allow\?/.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += dec.decode(value);
+    }
+    assert.match(seen, /listening addr=127\.0\.0\.1:\d+/, seen);
+    assert.doesNotMatch(seen, /Deno requests|Allow\?/);
+  } finally {
+    clearTimeout(deadline);
+    child.kill("SIGTERM");
+    await child.stdin.close().catch(() => {});
+    while (!(await reader.read()).done);
+    await child.stderr.cancel();
+    await child.status;
+  }
+});
