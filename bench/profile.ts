@@ -148,9 +148,12 @@ async function main(): Promise<void> {
     : new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        "--no-prompt",
         "--allow-net",
         "--allow-read",
-        "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+        // As bin/wasmnet: ws then unmasks frames with npm bufferutil's native code.
+        "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,PREBUILDS_ONLY,LIBC,ARM_VERSION,ELECTRON_RUN_AS_NODE,BUFFERUTIL_PREBUILD,npm_config_arch,npm_config_platform",
+        "--allow-ffi",
         "--cpu-prof",
         `--cpu-prof-dir=${dir}`,
         ...serverArgs,

@@ -37,8 +37,9 @@
  *   of medians within the run, and the older targets for the Deno server.
  *
  * Servers run as users run them: wasmnet under Deno with `bin/wasmnet`'s permissions (`deno run
- * --allow-net --allow-read --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL mod.ts`, the `ws` adapter
- * with read backpressure); under Bun as `bin/wasmnet-bun` runs it (`bun run mod.ts`, Bun's
+ * --no-prompt --allow-net --allow-read --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,<node-gyp-build's>
+ * --allow-ffi mod.ts`, the `ws` adapter with read backpressure; `--allow-ffi`, granted for ICMP,
+ * and node-gyp-build's env names let `ws` load npm `bufferutil`'s native frame unmasking); under Bun as `bin/wasmnet-bun` runs it (`bun run mod.ts`, Bun's
  * adapter); both `-H 127.0.0.1 -p 0 --no-policy --log-level info`. A server that does not start
  * (or a Bun that is missing) does not stop the run: its cells say `failed: <reason>` and the
  * report lists why.
@@ -310,9 +311,11 @@ function treePssKiB(pid: number): number {
 
 /** The wasmnet server as users run it (`bin/wasmnet`'s permissions: `ws` adapter, read backpressure). */
 const WASMNET_PERMISSIONS = [
+  "--no-prompt",
   "--allow-net",
   "--allow-read",
-  "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+  "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,PREBUILDS_ONLY,LIBC,ARM_VERSION,ELECTRON_RUN_AS_NODE,BUFFERUTIL_PREBUILD,npm_config_arch,npm_config_platform",
+  "--allow-ffi",
 ];
 
 interface Server {

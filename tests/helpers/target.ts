@@ -94,6 +94,13 @@ export function bunPath(): string {
  *
  * @throws {Error} when the chosen Bun or `dist/wasmnet` does not exist.
  */
+/**
+ * The env names `bin/wasmnet` grants (`WASMNET_LOG`; `WS_NO_BUFFER_UTIL`, read by npm `ws`; the
+ * rest read by node-gyp-build when it loads npm `bufferutil`'s native code).
+ */
+const SERVER_ENV =
+  "WASMNET_LOG,WS_NO_BUFFER_UTIL,PREBUILDS_ONLY,LIBC,ARM_VERSION,ELECTRON_RUN_AS_NODE,BUFFERUTIL_PREBUILD,npm_config_arch,npm_config_platform";
+
 export function serverCommand(target: ChildTarget = childTarget()): ServerCommand {
   switch (target) {
     case "deno":
@@ -101,9 +108,10 @@ export function serverCommand(target: ChildTarget = childTarget()): ServerComman
         cmd: Deno.execPath(),
         args: [
           "run",
+          "--no-prompt",
           "--allow-net",
           "--allow-read",
-          "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL",
+          `--allow-env=${SERVER_ENV}`,
           "--allow-ffi",
           "mod.ts",
         ],
