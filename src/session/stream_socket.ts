@@ -34,7 +34,7 @@ const MIN_READ_BYTES = 1024;
  * Bytes in front of each read's payload: room for a frame header (the binary `data` header is
  * `HEADER_BYTES`, 9; Wisp's is 5), rounded up to 16 so the payload starts 16-byte aligned. The
  * alignment is for speed: copies into the buffer from an aligned source (Bun's received `Buffer`,
- * copied by the transport's `read`) take glibc's fast `memmove` path on x86-64; misaligned by 9
+ * copied by `StreamConn.readChunk`) take glibc's fast `memmove` path on x86-64; misaligned by 9
  * they fall to `rep movsb`, measured 4–5× slower on 64 KiB copies with Bun 1.4.5 on AMD EPYC.
  */
 const READ_HEADROOM = 16;
