@@ -6,6 +6,7 @@
  * ICMP through a fake socket and through the transport's real capability; the example plugins
  * (HTTP GET, DNS query, ping); the `wasmnet plugin` command's exit codes and stdout.
  */
+import { launcher } from "./helpers/launcher.ts";
 import assert from "node:assert/strict";
 import { Policy } from "../src/policy/mod.ts";
 import type { LogFields, Logger } from "../src/log/mod.ts";
@@ -347,26 +348,11 @@ Deno.test("example dns_query (AssemblyScript) asks a DNS server over udp_*", asy
 
 // --- wasmnet plugin (the CLI) ---
 
-const MOD = new URL("../mod.ts", import.meta.url).pathname;
-
 async function cli(
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--allow-ffi",
-      "--allow-run",
-      MOD,
-      "plugin",
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  // Through bin/wasmnet, as README runs it: its permissions are the ones under test.
+  const out = await launcher(["plugin", ...args], { stdout: "piped", stderr: "piped" }).output();
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 

@@ -4,6 +4,7 @@
 // bad modules (missing exports, v0, not wasm, a trap, a module that never returns, a setup that
 // never ends, a missing config) each a clear error while the host serves other connections,
 // the CLI's startup errors, and the Go reference's TinyGo test modules when present.
+import { launcher } from "./helpers/launcher.ts";
 import assert from "node:assert/strict";
 import { Policy } from "../src/policy/mod.ts";
 import { denoTransport } from "../src/transport/deno/mod.ts";
@@ -346,8 +347,8 @@ Deno.test("water bad modules: a setup that never ends is terminated; a missing c
 });
 
 async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", "mod.ts", "water", ...args],
+  // Through bin/wasmnet, as README runs it: its permissions are the ones under test.
+  const out = await launcher(["water", ...args], {
     cwd: new URL("../", import.meta.url),
     stdout: "null",
     stderr: "piped",
@@ -414,8 +415,7 @@ Deno.test("water CLI: a dialer and a listener as processes carry a round trip", 
   await using echo = await startTcpEcho();
   const children: Deno.ChildProcess[] = [];
   const start = async (args: string[]): Promise<number> => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-env", "mod.ts", "water", ...args],
+    const child = launcher(["water", ...args], {
       cwd: new URL("../", import.meta.url),
       stdout: "piped",
       stderr: "inherit",
