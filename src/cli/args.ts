@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../log/mod.ts";
 import { parseTarget } from "../policy/mod.ts";
+import { parseHostPort } from "../protocol/host_port.ts";
 import { parseTrustedProxies } from "../server/client_ip.ts";
 
 /** Thrown for a bad command line; `message` is one line meant for the user. */
@@ -682,14 +683,12 @@ function parseWaterCommand(args: string[]): Command {
   }
   if (v.listen === undefined) throw new CliError("water needs --listen HOST:PORT");
   if (v.remote === undefined) throw new CliError("water needs --remote HOST:PORT");
-  const remote = /^\[([^\]]+)\]:(\d{1,5})$/.exec(v.remote) ??
-    /^([^:\[\]]+):(\d{1,5})$/.exec(v.remote);
-  const remotePort = Number(remote?.[2]);
-  if (!remote || remote[1] === undefined || !(remotePort >= 1 && remotePort <= 65535)) {
+  const remote = parseHostPort(v.remote);
+  if (typeof remote === "string") {
     throw new CliError(
       `invalid value for --remote: ${
         JSON.stringify(v.remote)
-      } (expected HOST:PORT, e.g. 203.0.113.7:443)`,
+      } (${remote}; expected HOST:PORT, e.g. 203.0.113.7:443)`,
     );
   }
   if (v.policy !== undefined && v["no-policy"]) {
@@ -709,7 +708,7 @@ function parseWaterCommand(args: string[]): Command {
       moduleFile,
       role,
       listen: hostPortFlag("--listen", v.listen),
-      remote: { host: remote[1], port: remotePort },
+      remote,
       configFile: v.config,
       policyFile: v.policy,
       noPolicy: v["no-policy"] === true,
@@ -822,22 +821,24 @@ function logFormatFlag(raw: string): LogFormat {
  * `--host` takes it (normalised), the port 0–65535.
  */
 function hostPortFlag(flag: string, raw: string): { hostname: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:]+):(\d+)$/.exec(raw);
-  if (!m || m[1] === undefined) {
+  const parsed = parseHostPort(raw, 0);
+  let hostname: string | undefined;
+  if (typeof parsed !== "string") {
+    try {
+      hostname = listenHost(parsed.host);
+    } catch {
+      // reported below
+    }
+  }
+  if (typeof parsed === "string" || hostname === undefined) {
+    const why = typeof parsed === "string" ? `${parsed}; ` : "";
     throw new CliError(
-      `invalid value for ${flag}: ${JSON.stringify(raw)} (expected HOST:PORT, e.g. 127.0.0.1:9100)`,
+      `invalid value for ${flag}: ${
+        JSON.stringify(raw)
+      } (${why}expected HOST:PORT, e.g. 127.0.0.1:9100)`,
     );
   }
-  let hostname: string;
-  try {
-    hostname = listenHost(m[1]);
-  } catch {
-    throw new CliError(
-      `invalid value for ${flag}: ${JSON.stringify(raw)} (expected HOST:PORT, e.g. 127.0.0.1:9100)`,
-    );
-  }
-  const port = number(flag, m[2], { min: 0, max: 65535, integer: true }) ?? 0;
-  return { hostname, port };
+  return { hostname, port: parsed.port };
 }
 
 function describeParseError(e: unknown): string {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseHostPort } from "../protocol/host_port.ts";
+
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 const ZONE = /^[0-9a-zA-Z\-.:]+$/;
@@ -86,7 +88,6 @@ export function familyOf(address: string): "IPv4" | "IPv6" {
 
 /** Splits `1.2.3.4:5678` / `[::1]:5678` into address and port (`undefined`s if malformed). */
 export function splitHostPort(text: string): { address?: string; port?: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(text);
-  if (m === null || m[1] === undefined || m[2] === undefined) return {};
-  return { address: m[1], port: Number(m[2]) };
+  const parsed = parseHostPort(text, 0);
+  return typeof parsed === "string" ? {} : { address: parsed.host, port: parsed.port };
 }

@@ -22,7 +22,7 @@ import type { Framing, Request, WireEvent } from "./messages.ts";
 
 export * from "./messages.ts";
 export { decodeBase64, encodeBase64 } from "./base64.ts";
-export { formatHostPort, hostOfHostPort } from "./host_port.ts";
+export { formatHostPort, hostOfHostPort, type HostPort, parseHostPort } from "./host_port.ts";
 export {
   decodeEventBinary,
   decodeRequestBinary,

@@ -20,7 +20,7 @@ import type { Transport } from "../transport/mod.ts";
 import { ConnectionPool, pooledTransport } from "../pool/mod.ts";
 import { getLogger } from "../log/mod.ts";
 import { VERSION } from "../version.ts";
-import { hostOfHostPort } from "../protocol/mod.ts";
+import { hostOfHostPort, type HostPort, parseHostPort } from "../protocol/mod.ts";
 import { demoResponse } from "./demo/mod.ts";
 import { metricsAllowed, ServerMetrics } from "./metrics.ts";
 import { type Ticket, ticketChecker, type TicketOptions, ticketPolicy } from "./tickets.ts";
@@ -407,24 +407,15 @@ export function admission(
  * Parses a wsproxy target `host:port` (`[v6]:port` for IPv6; percent-escapes decoded). Returns
  * undefined when it is not one (no port, a port outside 1–65535, an empty host).
  */
-function wsproxyTarget(text: string): { host: string; port: number } | undefined {
+function wsproxyTarget(text: string): HostPort | undefined {
   let decoded: string;
   try {
     decoded = decodeURIComponent(text);
   } catch {
     return undefined;
   }
-  const colon = decoded.lastIndexOf(":");
-  if (colon <= 0) return undefined;
-  let host = decoded.slice(0, colon);
-  const portText = decoded.slice(colon + 1);
-  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return undefined;
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  else if (host.includes(":")) return undefined; // an IPv6 literal needs brackets
-  if (host === "" || host.includes("/")) return undefined;
-  return { host, port };
+  const target = parseHostPort(decoded);
+  return typeof target === "string" || target.host.includes("/") ? undefined : target;
 }
 
 /**

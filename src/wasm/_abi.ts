@@ -2,13 +2,19 @@
  * The harness host ABI (JonCooperWorks/harness `plugin/wasm.go` and its `std::net` polyfill):
  * the `env` host functions `tcp_*`, `udp_*` and `icmp_*` over Extism memory blocks, built on a
  * {@linkcode HarnessNet} that does the networking (the server's transport under the policy in
- * `harness.ts`, or a `WasmnetClient` in `browser_harness.ts`). Browser-safe: no imports.
+ * `harness.ts`, or a `WasmnetClient` in `browser_harness.ts`). Browser-safe: it imports only the
+ * pure `protocol/host_port.ts` and `protocol/base64.ts`.
  *
  * Every function returns 0 for "nothing" (a refused or failed connect, a failed send, nothing
  * received in time, an unknown id), as the reference host does, and logs why.
  *
  * @module
  */
+
+import { type HostPort, parseHostPort } from "../protocol/host_port.ts";
+import { encodeBase64 } from "../protocol/base64.ts";
+
+export { type HostPort, parseHostPort };
 
 /** How long `tcp_recv`/`udp_recv` wait for data before returning 0, in ms (the reference's 5 s). */
 export const RECV_WAIT_MS = 5_000;
@@ -28,14 +34,6 @@ export type HarnessLog = (
   msg: string,
   fields: Record<string, string | number | boolean | undefined>,
 ) => void;
-
-/** A `host:port` destination from a plugin, split (`[v6]:port` brackets removed). */
-export interface HostPort {
-  /** The host as written (a name or an IP in any spelling), without brackets. */
-  readonly host: string;
-  /** The port, 1–65535. */
-  readonly port: number;
-}
 
 /** A connected TCP stream or connected UDP socket, as the ABI needs it. */
 export interface HarnessSocket {
@@ -100,43 +98,6 @@ export interface BlockMemory {
 /** A host function as Extism calls it: the call context, then the wasm arguments. */
 // deno-lint-ignore no-explicit-any
 export type HostFunction = (ctx: any, ...args: any[]) => Promise<number | bigint | void>;
-
-/**
- * Splits `"host:port"` or `"[v6]:port"` (no NUL, the reference's format). A bare IPv6 address
- * without brackets is refused (the port would be ambiguous), as Go's `net.Dial` refuses it.
- *
- * @returns The parts, or a reason completing `invalid address "X": ...`.
- */
-export function parseHostPort(text: string): HostPort | string {
-  let host: string;
-  let portText: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close < 0 || text[close + 1] !== ":") return "expected [ipv6]:port";
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon < 0) return "expected host:port";
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(":")) return "an IPv6 address needs brackets: [ipv6]:port";
-  }
-  if (host === "") return "empty host";
-  if (!/^[0-9]{1,5}$/.test(portText)) return `bad port "${portText}"`;
-  const port = Number(portText);
-  if (port < 1 || port > 65_535) return `port ${port} out of range 1-65535`;
-  return { host, port };
-}
-
-/** Standard base64 (padded) of `bytes`, without imports. */
-export function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
 
 /** Options of {@linkcode harnessFunctions}. */
 export interface HarnessFunctionsOptions {
@@ -345,7 +306,7 @@ export function harnessFunctions(options: HarnessFunctionsOptions): HarnessFunct
         code: reply.code,
         id: reply.id,
         seq: reply.seq,
-        data: base64(reply.data),
+        data: encodeBase64(reply.data),
       });
       return store(ctx, json, "icmp_recv");
     },

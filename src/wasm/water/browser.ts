@@ -29,6 +29,7 @@
  */
 import type { WasmnetClient, WasmnetSocket } from "../../client/mod.ts";
 import type { StreamConn } from "../../transport/types.ts";
+import { parseHostPort } from "../../protocol/host_port.ts";
 import { memoryPipe } from "./_pipe.ts";
 import { WasiErrno } from "./_shared.ts";
 import {
@@ -166,13 +167,11 @@ export class WaterDialer {
       let host = remote.host;
       let port = remote.port;
       if (request.op === "dial") {
-        const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(request.address) ??
-          /^([^:\[\]]+):(\d{1,5})$/.exec(request.address);
-        if (!m?.[1] || !/^tcp[46]?$/.test(request.network)) {
+        const hp = parseHostPort(request.address);
+        if (typeof hp === "string" || !/^tcp[46]?$/.test(request.network)) {
           throw new HostCallError(WasiErrno.INVAL, `invalid address ${request.address}`);
         }
-        host = m[1];
-        port = Number(m[2]);
+        ({ host, port } = hp);
       }
       await client.ready();
       const sock = client.openTcp(host, port);

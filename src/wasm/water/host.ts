@@ -20,7 +20,7 @@
  */
 import { getLogger } from "../../log/mod.ts";
 import { parseTarget, type Policy } from "../../policy/mod.ts";
-import { formatHostPort } from "../../protocol/host_port.ts";
+import { formatHostPort, type HostPort, parseHostPort } from "../../protocol/host_port.ts";
 import { resolveChecked, withTimeout } from "../../session/resolve.ts";
 import type {
   AcceptedConn,
@@ -46,14 +46,6 @@ export const DEFAULT_WORKER_URL: URL = new URL("./_worker.ts", import.meta.url);
 
 /** Default {@linkcode WaterHostOptions.maxInstances}. */
 export const DEFAULT_MAX_INSTANCES = 256;
-
-/** A host and port (the host a name or an IP address, without brackets). */
-export interface HostPort {
-  /** Name or IP address. */
-  readonly host: string;
-  /** Port, 1–65535 (0 allowed for `listen`). */
-  readonly port: number;
-}
 
 /** Options of {@linkcode startWaterHost}. */
 export interface WaterHostOptions {
@@ -106,6 +98,8 @@ export interface WaterHostStats {
   denied: number;
 }
 
+export type { HostPort };
+
 /** A running host. */
 export interface WaterHost extends AsyncDisposable {
   /** The address it accepts on. */
@@ -118,28 +112,6 @@ export interface WaterHost extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** Stops accepting, stops every instance; resolves when all have ended. */
   close(): Promise<void>;
-}
-
-/**
- * Splits `HOST:PORT` (`[v6]:PORT` for IPv6).
- *
- * @returns the parts, or undefined when `text` is not of that form or the port is out of range
- *   (`minPort` to 65535).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { splitHostPort } from "./host.ts";
- * assert.deepEqual(splitHostPort("[::1]:80"), { host: "::1", port: 80 });
- * assert.equal(splitHostPort("example.com"), undefined);
- * ```
- */
-export function splitHostPort(text: string, minPort = 1): HostPort | undefined {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:\[\]]+):(\d{1,5})$/.exec(text);
-  if (!m || m[1] === undefined || m[2] === undefined) return undefined;
-  const port = Number(m[2]);
-  if (port < minPort || port > 65535) return undefined;
-  return { host: m[1], port };
 }
 
 /** The policy in force. */
@@ -260,10 +232,10 @@ export async function startWaterHost(options: WaterHostOptions): Promise<WaterHo
         if (!/^tcp[46]?$/.test(request.network)) {
           throw new HostCallError(WasiErrno.INVAL, `unsupported network ${request.network}`);
         }
-        const hp = splitHostPort(request.address);
-        if (!hp) {
-          log.warn("water_dial: invalid address", { peer, address: request.address });
-          throw new HostCallError(WasiErrno.INVAL, `invalid address ${request.address}`);
+        const hp = parseHostPort(request.address);
+        if (typeof hp === "string") {
+          log.warn("water_dial: invalid address", { peer, address: request.address, reason: hp });
+          throw new HostCallError(WasiErrno.INVAL, `invalid address ${request.address}: ${hp}`);
         }
         to = hp;
       }

@@ -15,7 +15,6 @@ export {
   DEFAULT_MAX_INSTANCES,
   DEFAULT_WORKER_URL,
   type HostPort,
-  splitHostPort,
   startWaterHost,
   type WaterHost,
   WaterHostError,
