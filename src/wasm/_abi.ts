@@ -321,6 +321,32 @@ export function harnessFunctions(options: HarnessFunctionsOptions): HarnessFunct
   };
 }
 
+/**
+ * Waits for a send to complete, at most {@linkcode SEND_WAIT_MS}: resolves `bytes` when it did, 0
+ * when it timed out or failed (logged for `fn`), as `tcp_send`/`udp_send` answer. `sending` keeps
+ * running after a time-out (its rejection is handled).
+ *
+ * @throws {unknown} `signal.reason` when `signal` aborts first.
+ */
+export async function sendWithin(
+  sending: Promise<unknown>,
+  bytes: number,
+  fn: "tcp_send" | "udp_send",
+  log: HarnessLog,
+  signal: AbortSignal,
+): Promise<number> {
+  sending.catch(() => undefined);
+  try {
+    if (await waitAtMost(sending, SEND_WAIT_MS, signal) !== TIMED_OUT) return bytes;
+    log("warn", "send timed out", { fn, bytes });
+    return 0;
+  } catch (e) {
+    if (signal.aborted) throw signal.reason;
+    log("warn", "send failed", { fn, reason: e instanceof Error ? e.message : String(e) });
+    return 0;
+  }
+}
+
 /** Sentinel of {@linkcode waitAtMost} for "the time ran out". */
 export const TIMED_OUT: unique symbol = Symbol("timed out");
 

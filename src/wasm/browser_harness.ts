@@ -37,11 +37,12 @@ import {
   type HarnessSocket,
   type HostPort,
   MAX_RECV_BYTES,
-  SEND_WAIT_MS,
+  sendWithin,
   TIMED_OUT,
   waitAtMost,
 } from "./_abi.ts";
 import { HarnessPlugin, type PluginLimits } from "./_plugin.ts";
+import { formatHostPort } from "../protocol/host_port.ts";
 
 export { HarnessPlugin, PluginError, type PluginErrorCode } from "./_plugin.ts";
 
@@ -115,22 +116,34 @@ class ClientNet implements HarnessNet {
     return undefined;
   }
 
-  async connectTcp(dest: HostPort, signal: AbortSignal): Promise<HarnessSocket | undefined> {
-    const socket = this.#client.openTcp(dest.host, dest.port);
-    try {
-      await waitAtMost(socket.opened, 60_000, signal);
-    } catch (e) {
-      if (signal.aborted) {
-        void socket.close().catch(() => undefined);
-        throw signal.reason;
-      }
-      return this.#refused("tcp_connect", `${dest.host}:${dest.port}`, e);
-    }
-    return new ClientStream(socket, this.#log);
+  connectTcp(dest: HostPort, signal: AbortSignal): Promise<HarnessSocket | undefined> {
+    return this.#open(
+      "tcp_connect",
+      this.#client.openTcp(dest.host, dest.port),
+      dest,
+      signal,
+      (s) => new ClientStream(s, this.#log),
+    );
   }
 
-  async connectUdp(dest: HostPort, signal: AbortSignal): Promise<HarnessSocket | undefined> {
-    const socket = this.#client.openUdp(dest.host, dest.port);
+  connectUdp(dest: HostPort, signal: AbortSignal): Promise<HarnessSocket | undefined> {
+    return this.#open(
+      "udp_connect",
+      this.#client.openUdp(dest.host, dest.port),
+      dest,
+      signal,
+      (s) => new ClientDatagrams(s, this.#log),
+    );
+  }
+
+  /** Waits (at most 60 s) for `socket` to open, then wraps it; a refusal is logged, undefined. */
+  async #open<S extends { opened: Promise<unknown>; close(): Promise<void> }>(
+    fn: "tcp_connect" | "udp_connect",
+    socket: S,
+    dest: HostPort,
+    signal: AbortSignal,
+    wrap: (socket: S) => HarnessSocket,
+  ): Promise<HarnessSocket | undefined> {
     try {
       await waitAtMost(socket.opened, 60_000, signal);
     } catch (e) {
@@ -138,9 +151,9 @@ class ClientNet implements HarnessNet {
         void socket.close().catch(() => undefined);
         throw signal.reason;
       }
-      return this.#refused("udp_connect", `${dest.host}:${dest.port}`, e);
+      return this.#refused(fn, formatHostPort(dest.host, dest.port), e);
     }
-    return new ClientDatagrams(socket, this.#log);
+    return wrap(socket);
   }
 
   async icmpSend(
@@ -267,27 +280,5 @@ class ClientDatagrams implements HarnessSocket {
 
   close(): void {
     void this.#socket.close().catch(() => undefined);
-  }
-}
-
-/**
- * Waits for a client send to complete, at most `SEND_WAIT_MS`: `bytes` when it did, 0 when it
- * timed out or failed (logged for `fn`). Rethrows the abort reason when `signal` aborted.
- */
-async function sendWithin(
-  sending: Promise<unknown>,
-  bytes: number,
-  fn: "tcp_send" | "udp_send",
-  log: HarnessLog,
-  signal: AbortSignal,
-): Promise<number> {
-  sending.catch(() => undefined);
-  try {
-    const done = await waitAtMost(sending, SEND_WAIT_MS, signal);
-    return done === TIMED_OUT ? 0 : bytes;
-  } catch (e) {
-    if (signal.aborted) throw signal.reason;
-    log("warn", "send failed", { fn, reason: reason(e).msg });
-    return 0;
   }
 }

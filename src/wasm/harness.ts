@@ -40,7 +40,7 @@ import {
   type HarnessSocket,
   type HostPort,
   MAX_RECV_BYTES,
-  SEND_WAIT_MS,
+  sendWithin,
   TIMED_OUT,
   waitAtMost,
 } from "./_abi.ts";
@@ -333,8 +333,8 @@ class TcpSocket implements HarnessSocket {
     this.#log = log;
   }
 
-  async send(data: Uint8Array, signal: AbortSignal): Promise<number> {
-    if (this.#closed || this.#ended && data.length === 0) return 0;
+  send(data: Uint8Array, signal: AbortSignal): Promise<number> {
+    if (this.#closed || this.#ended && data.length === 0) return Promise.resolve(0);
     const write = (async (): Promise<number> => {
       const piece = Math.min(this.#up.pieceBytes, MAX_RECV_BYTES);
       let sent = 0;
@@ -345,19 +345,7 @@ class TcpSocket implements HarnessSocket {
       }
       return sent;
     })();
-    write.catch(() => undefined);
-    try {
-      const result = await waitAtMost(write, SEND_WAIT_MS, signal);
-      if (result === TIMED_OUT) {
-        this.#log("warn", "send timed out", { fn: "tcp_send", bytes: data.length });
-        return 0;
-      }
-      return result;
-    } catch (e) {
-      if (signal.aborted) throw signal.reason;
-      this.#log("warn", "send failed", { fn: "tcp_send", reason: (e as Error).message });
-      return 0;
-    }
+    return sendWithin(write, data.length, "tcp_send", this.#log, signal);
   }
 
   async receive(
@@ -462,17 +450,9 @@ class UdpSocket implements HarnessSocket {
       });
       return 0;
     }
-    try {
-      await this.#up.take(data.length, signal);
-      const sent = this.#conn.send(data, { transport: "udp", hostname: this.#ip, port });
-      sent.catch(() => undefined);
-      const result = await waitAtMost(sent, SEND_WAIT_MS, signal);
-      return result === TIMED_OUT ? 0 : result;
-    } catch (e) {
-      if (signal.aborted) throw signal.reason;
-      this.#log("warn", "send failed", { fn: "udp_send", reason: (e as Error).message });
-      return 0;
-    }
+    await this.#up.take(data.length, signal); // rejects only when `signal` aborts
+    const sent = this.#conn.send(data, { transport: "udp", hostname: this.#ip, port });
+    return sendWithin(sent, data.length, "udp_send", this.#log, signal);
   }
 
   async receive(
