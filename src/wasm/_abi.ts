@@ -3,7 +3,7 @@
  * the `env` host functions `tcp_*`, `udp_*` and `icmp_*` over Extism memory blocks, built on a
  * {@linkcode HarnessNet} that does the networking (the server's transport under the policy in
  * `harness.ts`, or a `WasmnetClient` in `browser_harness.ts`). Browser-safe: it imports only the
- * pure `protocol/host_port.ts` and `protocol/base64.ts`.
+ * pure `protocol/host_port.ts` and `protocol/base64.ts` (and a type from `transport/types.ts`).
  *
  * Every function returns 0 for "nothing" (a refused or failed connect, a failed send, nothing
  * received in time, an unknown id), as the reference host does, and logs why.
@@ -13,6 +13,7 @@
 
 import { type HostPort, parseHostPort } from "../protocol/host_port.ts";
 import { encodeBase64 } from "../protocol/base64.ts";
+import type { IcmpEchoReply } from "../transport/types.ts";
 
 export { type HostPort, parseHostPort };
 
@@ -52,21 +53,11 @@ export interface HarnessSocket {
   close(): void;
 }
 
-/** An echo reply as `icmp_recv` hands it to the plugin (JSON; `data` base64). */
-export interface HarnessIcmpReply {
-  /** The replying address. */
-  readonly source: string;
-  /** ICMP type (0, or 129 for IPv6). */
-  readonly type: number;
-  /** ICMP code. */
-  readonly code: number;
-  /** Echo identifier. */
-  readonly id: number;
-  /** Echo sequence number. */
-  readonly seq: number;
-  /** The echoed payload. */
-  readonly data: Uint8Array;
-}
+/**
+ * An echo reply as `icmp_recv` hands it to the plugin (JSON; `data` base64): the transport's
+ * {@linkcode IcmpEchoReply} without the round-trip time, which the harness ABI does not carry.
+ */
+export type HarnessIcmpReply = Omit<IcmpEchoReply, "rttMs">;
 
 /** The networking under the ABI. Each method logs its own refusals and failures. */
 export interface HarnessNet {
