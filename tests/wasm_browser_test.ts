@@ -9,7 +9,7 @@ import { Policy } from "../mod.ts";
 import { startTestServer, testTransport } from "./helpers/server.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { startDnsServer } from "./helpers/dns_server.ts";
-import { bundleClient } from "./helpers/bundle.ts";
+import { bundleClient, bundleForBrowser } from "./helpers/bundle.ts";
 import { openPage, requireChromium } from "./helpers/browser.ts";
 import { plugin, type PluginName } from "./helpers/plugins.ts";
 
@@ -35,25 +35,8 @@ globalThis.runPlugin = async (url, name, fn, input) => {
 globalThis.ready = true;
 </script>`;
 
-async function bundleHarness(dir: string): Promise<string> {
-  const out = `${dir}/harness.js`;
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--platform",
-      "browser",
-      "--format",
-      "esm",
-      "--output",
-      out,
-      "src/wasm/browser_harness.ts",
-    ],
-    cwd: new URL("../", import.meta.url),
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return await Deno.readTextFile(out);
+function bundleHarness(dir: string): Promise<string> {
+  return bundleForBrowser("src/wasm/browser_harness.ts", `${dir}/harness.js`);
 }
 
 Deno.test("harness host in headless Chromium through the real proxy", async (t) => {

@@ -1,5 +1,6 @@
 /**
- * Builds the browser client bundle for tests, the way `deno task bundle` does.
+ * Builds browser bundles for tests: the client the way `deno task bundle` does, and any other
+ * browser module (the harness and W.A.T.E.R. hosts) with `deno bundle`.
  *
  * @module
  */
@@ -21,5 +22,22 @@ export async function bundleClient(dir: string): Promise<string> {
     stderr: "piped",
   }).output();
   assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return await Deno.readTextFile(out);
+}
+
+/**
+ * Bundles `entry` (a path from the repo root, with the repo's `deno.json` imports) into one
+ * browser ES module `out` with `deno bundle`, and resolves its source text.
+ *
+ * @throws {AssertionError} with `deno bundle`'s stderr when bundling fails.
+ */
+export async function bundleForBrowser(entry: string, out: string): Promise<string> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform", "browser", "--format", "esm", "--output", out, entry],
+    cwd: new URL("../../", import.meta.url),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, `deno bundle ${entry}: ${new TextDecoder().decode(stderr)}`);
   return await Deno.readTextFile(out);
 }

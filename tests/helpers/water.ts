@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bundleForBrowser } from "./bundle.ts";
 import { buildExample, watToWasm } from "../../examples/water/build.ts";
 import { setLogOutput } from "../../src/log/mod.ts";
 
@@ -290,31 +291,11 @@ export function xor(data: Uint8Array, key: Uint8Array): Uint8Array {
  * Bundles `src/wasm/water/browser.ts` (the page's module) and `src/wasm/water/_worker.ts` (its
  * worker) for browsers with `deno bundle` into `dir`; resolves their source texts.
  *
- * @throws {Error} with `deno bundle`'s stderr when bundling fails.
+ * @throws {AssertionError} with `deno bundle`'s stderr when bundling fails.
  */
 export async function bundleWater(dir: string): Promise<{ host: string; worker: string }> {
-  const out: string[] = [];
-  for (const [entry, name] of [["browser.ts", "water.js"], ["_worker.ts", "water-worker.js"]]) {
-    const file = `${dir}/${name}`;
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--platform",
-        "browser",
-        "--format",
-        "esm",
-        "--output",
-        file,
-        `src/wasm/water/${entry}`,
-      ],
-      cwd: new URL("../../", import.meta.url),
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) {
-      throw new Error(`deno bundle ${entry} failed: ${new TextDecoder().decode(stderr)}`);
-    }
-    out.push(await Deno.readTextFile(file));
-  }
-  return { host: out[0] ?? "", worker: out[1] ?? "" };
+  return {
+    host: await bundleForBrowser("src/wasm/water/browser.ts", `${dir}/water.js`),
+    worker: await bundleForBrowser("src/wasm/water/_worker.ts", `${dir}/water-worker.js`),
+  };
 }
