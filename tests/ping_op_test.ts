@@ -13,11 +13,12 @@
 import assert from "node:assert/strict";
 import { Policy, setLogLevel, type WasmnetServer } from "../mod.ts";
 import { WasmnetClient, WasmnetError } from "../src/client/mod.ts";
-import { encodeEvent, type Framing } from "../src/protocol/mod.ts";
+import type { Framing } from "../src/protocol/mod.ts";
 import { denoIcmp } from "../src/transport/deno/mod.ts";
 import { inProcess, startTestServer } from "./helpers/server.ts";
 import { TestClient } from "./helpers/ws_client.ts";
 import { bundleClient } from "./helpers/bundle.ts";
+import { OLD_SERVERS, startOldServer } from "./helpers/old_server.ts";
 import { openPage, requireChromium } from "./helpers/browser.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
@@ -282,55 +283,12 @@ Deno.test("ping op: an allow-list policy admits a ping only where it admits port
 
 // --- servers without the extension -------------------------------------------------------------
 
-/** How servers without `ping` refuse it (id 0): this server before it, and wasmnet 0.1.3. */
-const OLD_SERVERS = {
-  "wasmnet-deno 0.2": (framing: Framing): string =>
-    framing === "json"
-      ? 'invalid request: unknown op "ping"'
-      : "invalid binary frame: unknown message type: 0x0c",
-  "wasmnet 0.1.3": (framing: Framing): string =>
-    framing === "json"
-      ? "invalid request: unknown variant `ping`, expected one of `connect`, `connect_tls`, " +
-        "`connect_udp`, `bind`, `listen`, `send`, `send_to`, `close`, `resolve` at line 1 column 14"
-      : "invalid binary frame: unknown message type: 0x0c",
-} as const;
-
-/** A WebSocket server that answers every message as a server without `ping` answers a ping. */
-function startOldServer(answer: (framing: Framing) => string): Promise<
-  { url: string } & AsyncDisposable
-> {
-  const sockets = new Set<WebSocket>();
-  const closed: Promise<void>[] = [];
-  return new Promise((resolve) => {
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen: (addr) =>
-        resolve({
-          url: `ws://127.0.0.1:${addr.port}/`,
-          async [Symbol.asyncDispose](): Promise<void> {
-            for (const ws of sockets) ws.close();
-            await Promise.all(closed);
-            await server.shutdown();
-          },
-        }),
-    }, (req) => {
-      const { socket, response } = Deno.upgradeWebSocket(req);
-      sockets.add(socket);
-      closed.push(new Promise((r) => socket.addEventListener("close", () => r())));
-      socket.onmessage = (e): void => {
-        const framing: Framing = typeof e.data === "string" ? "json" : "binary";
-        socket.send(encodeEvent({ ev: "error", id: 0, msg: answer(framing) }, framing));
-      };
-      return response;
-    });
-  });
-}
-
+// How servers without `ping` refuse it (id 0): this server before it, and wasmnet 0.1.3.
 for (const [name, answer] of Object.entries(OLD_SERVERS)) {
   for (const framing of FRAMINGS) {
     Deno.test(`old server (${name}): ping rejects EUNSUPPORTED (${framing})`, async () => {
-      await using old = await startOldServer(answer);
+      await using server = await startTestServer({ policy: Policy.allowAll() });
+      await using old = await startOldServer(server.url, answer, ["ping"]);
       const client = await open(old.url, framing === "binary");
       try {
         const both = await Promise.allSettled([

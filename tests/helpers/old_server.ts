@@ -1,5 +1,5 @@
 /**
- * A server without the wasmnet protocol extensions (`start_tls`, `shutdown`), for tests of how
+ * A server without the wasmnet protocol extensions (`start_tls`, `shutdown`, `ping`), for tests of how
  * clients behave against old servers: a WebSocket relay in front of the real server that answers
  * those ops as such a server does and relays everything else.
  *
@@ -7,29 +7,34 @@
  */
 import { decodeRequest, encodeEvent, type Framing, type Request } from "../../src/protocol/mod.ts";
 
-/** How a server without the extensions words its refusal of an unknown op (id 0). */
+/** The binary message type of each extension op (README "Protocol extensions"). */
+const EXTENSION_TYPES: Record<string, string> = { start_tls: "0a", shutdown: "0b", ping: "0c" };
+
+/** How a server without an extension words its refusal of that op (id 0). */
 export const OLD_SERVERS = {
-  // This server before the extensions (and the binary text of wasmnet 0.1.3).
-  "wasmnet-deno 0.1": (op: string, framing: Framing): string =>
+  // This server before the extension (and the binary text of wasmnet 0.1.3).
+  "wasmnet-deno": (op: string, framing: Framing): string =>
     framing === "json"
       ? `invalid request: unknown op ${JSON.stringify(op)}`
-      : `invalid binary frame: unknown message type: 0x${op === "start_tls" ? "0a" : "0b"}`,
-  // wasmnet 0.1.3 (Rust, serde) for JSON.
+      : `invalid binary frame: unknown message type: 0x${EXTENSION_TYPES[op]}`,
+  // wasmnet 0.1.3 (Rust, serde) for JSON: the column is just past `{"op":"<op>"` and one more.
   "wasmnet 0.1.3": (op: string, framing: Framing): string =>
     framing === "json"
       ? `invalid request: unknown variant \`${op}\`, expected one of \`connect\`, \`connect_tls\`, ` +
-        "`connect_udp`, `bind`, `listen`, `send`, `send_to`, `close`, `resolve` at line 1 column 19"
-      : `invalid binary frame: unknown message type: 0x${op === "start_tls" ? "0a" : "0b"}`,
+        "`connect_udp`, `bind`, `listen`, `send`, `send_to`, `close`, `resolve` at line 1 column " +
+        (10 + op.length)
+      : `invalid binary frame: unknown message type: 0x${EXTENSION_TYPES[op]}`,
 } as const;
 
 /**
- * A WebSocket relay in front of the real server that plays a server without the extensions: it
- * answers `start_tls` and `shutdown` with `old(op, framing)` for id 0, as such a server does,
- * and relays everything else both ways.
+ * A WebSocket relay in front of the real server that plays a server without the extensions
+ * `ops` (default `start_tls` and `shutdown`): it answers them with `old(op, framing)` for id 0,
+ * as such a server does, and relays everything else both ways.
  */
 export function startOldServer(
   upstream: string,
   old: (op: string, framing: Framing) => string,
+  ops: readonly string[] = ["start_tls", "shutdown"],
 ): Promise<{ url: string; refused: Request[] } & AsyncDisposable> {
   const refused: Request[] = [];
   const sockets = new Set<WebSocket>();
@@ -72,7 +77,7 @@ export function startOldServer(
         const data = e.data as string | ArrayBuffer;
         const framing: Framing = typeof data === "string" ? "json" : "binary";
         const req = decodeRequest(typeof data === "string" ? data : new Uint8Array(data));
-        if (req.op === "start_tls" || req.op === "shutdown") {
+        if (ops.includes(req.op)) {
           refused.push(req);
           down.send(encodeEvent({ ev: "error", id: 0, msg: old(req.op, framing) }, framing));
           return;
