@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionDescriptor } from "node:util";
 import { type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from "../log/mod.ts";
 import { parseTarget } from "../policy/mod.ts";
 import { parseHostPort } from "../protocol/host_port.ts";
@@ -321,53 +321,42 @@ export function parseCommand(args: string[]): Command {
   if (args[0] === "ticket") return parseTicketCommand(args.slice(1));
   if (args[0] === "water") return parseWaterCommand(args.slice(1));
   if (args[0] === "plugin") return parsePluginCommand(args.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        host: { type: "string", short: "H" },
-        port: { type: "string", short: "p" },
-        policy: { type: "string" },
-        "no-policy": { type: "boolean" },
-        "watch-policy": { type: "boolean" },
-        cert: { type: "string" },
-        key: { type: "string" },
-        "max-bandwidth-mbps": { type: "string" },
-        "max-server-bandwidth-mbps": { type: "string" },
-        "pool-idle-secs": { type: "string" },
-        "pool-per-key": { type: "string" },
-        "max-message-bytes": { type: "string" },
-        "dns-server": { type: "string" },
-        "log-level": { type: "string" },
-        "log-format": { type: "string" },
-        "metrics-listen": { type: "string" },
-        "ca-cert": { type: "string", multiple: true },
-        "allow-origin": { type: "string", multiple: true },
-        "max-sessions": { type: "string" },
-        "trust-proxy": { type: "string", multiple: true },
-        "max-sessions-per-ip": { type: "string" },
-        "max-new-sessions-per-ip-per-min": { type: "string" },
-        "max-dials-per-ip-per-min": { type: "string" },
-        "allow-open-relay": { type: "boolean" },
-        demo: { type: "boolean" },
-        "no-demo": { type: "boolean" },
-        wisp: { type: "string" },
-        "wisp-prefix": { type: "string" },
-        "wisp-users": { type: "string" },
-        "wisp-motd": { type: "string" },
-        "ticket-key": { type: "string" },
-        "ticket-leeway": { type: "string" },
-        explain: { type: "string", multiple: true },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
-    });
-  } catch (e) {
-    throw new CliError(describeParseError(e));
-  }
+  const parsed = parseFlags(args, true, {
+    host: { type: "string", short: "H" },
+    port: { type: "string", short: "p" },
+    policy: { type: "string" },
+    "no-policy": { type: "boolean" },
+    "watch-policy": { type: "boolean" },
+    cert: { type: "string" },
+    key: { type: "string" },
+    "max-bandwidth-mbps": { type: "string" },
+    "max-server-bandwidth-mbps": { type: "string" },
+    "pool-idle-secs": { type: "string" },
+    "pool-per-key": { type: "string" },
+    "max-message-bytes": { type: "string" },
+    "dns-server": { type: "string" },
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    "metrics-listen": { type: "string" },
+    "ca-cert": { type: "string", multiple: true },
+    "allow-origin": { type: "string", multiple: true },
+    "max-sessions": { type: "string" },
+    "trust-proxy": { type: "string", multiple: true },
+    "max-sessions-per-ip": { type: "string" },
+    "max-new-sessions-per-ip-per-min": { type: "string" },
+    "max-dials-per-ip-per-min": { type: "string" },
+    "allow-open-relay": { type: "boolean" },
+    demo: { type: "boolean" },
+    "no-demo": { type: "boolean" },
+    wisp: { type: "string" },
+    "wisp-prefix": { type: "string" },
+    "wisp-users": { type: "string" },
+    "wisp-motd": { type: "string" },
+    "ticket-key": { type: "string" },
+    "ticket-leeway": { type: "string" },
+    explain: { type: "string", multiple: true },
+    version: { type: "boolean", short: "V" },
+  });
   const { values: v, positionals } = parsed;
   if (v.help) return { kind: "help" };
   if (v.version) return { kind: "version" };
@@ -540,25 +529,14 @@ export function parseWispUsers(file: string, text: string): Map<string, string> 
  *   `--max-connections` or `--mbps`, or a positional argument.
  */
 function parseTicketCommand(args: string[]): Command {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        key: { type: "string" },
-        sub: { type: "string" },
-        allow: { type: "string", multiple: true },
-        ttl: { type: "string" },
-        "max-connections": { type: "string" },
-        mbps: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new CliError(describeParseError(e));
-  }
+  const parsed = parseFlags(args, false, {
+    key: { type: "string" },
+    sub: { type: "string" },
+    allow: { type: "string", multiple: true },
+    ttl: { type: "string" },
+    "max-connections": { type: "string" },
+    mbps: { type: "string" },
+  });
   const v = parsed.values;
   if (v.help) return { kind: "help" };
   if (v.key === undefined) throw new CliError("ticket needs --key FILE");
@@ -588,31 +566,18 @@ function parseTicketCommand(args: string[]): Command {
  *   `--no-policy`.
  */
 function parsePluginCommand(args: string[]): Command {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        call: { type: "string" },
-        input: { type: "string" },
-        "input-file": { type: "string" },
-        "timeout-ms": { type: "string" },
-        "max-memory-mib": { type: "string" },
-        policy: { type: "string" },
-        "no-policy": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new CliError(describeParseError(e));
-  }
+  const parsed = parseFlags(args, true, {
+    call: { type: "string" },
+    input: { type: "string" },
+    "input-file": { type: "string" },
+    "timeout-ms": { type: "string" },
+    "max-memory-mib": { type: "string" },
+    policy: { type: "string" },
+    "no-policy": { type: "boolean" },
+  });
   const v = parsed.values;
   if (v.help) return { kind: "help" };
-  const [file, ...extra] = parsed.positionals;
-  if (file === undefined) throw new CliError("plugin needs a module file (FILE.wasm)");
-  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const file = moduleFile("plugin", parsed.positionals);
   if (v.input !== undefined && v["input-file"] !== undefined) {
     throw new CliError("--input and --input-file cannot be used together");
   }
@@ -649,31 +614,18 @@ function parsePluginCommand(args: string[]): Command {
  *   `--remote`, a bad role or `HOST:PORT`, or `--policy` with `--no-policy`.
  */
 function parseWaterCommand(args: string[]): Command {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        role: { type: "string" },
-        listen: { type: "string" },
-        remote: { type: "string" },
-        config: { type: "string" },
-        policy: { type: "string" },
-        "no-policy": { type: "boolean" },
-        "log-level": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new CliError(describeParseError(e));
-  }
+  const parsed = parseFlags(args, true, {
+    role: { type: "string" },
+    listen: { type: "string" },
+    remote: { type: "string" },
+    config: { type: "string" },
+    policy: { type: "string" },
+    "no-policy": { type: "boolean" },
+    "log-level": { type: "string" },
+  });
   const v = parsed.values;
   if (v.help) return { kind: "help" };
-  const [moduleFile, ...extra] = parsed.positionals;
-  if (moduleFile === undefined) throw new CliError("water needs a module file (FILE.wasm)");
-  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const file = moduleFile("water", parsed.positionals);
   const role = v.role;
   if (role === undefined) throw new CliError("water needs --role dialer|listener|relay");
   if (role !== "dialer" && role !== "listener" && role !== "relay") {
@@ -705,7 +657,7 @@ function parseWaterCommand(args: string[]): Command {
   return {
     kind: "water",
     flags: {
-      moduleFile,
+      moduleFile: file,
       role,
       listen: hostPortFlag("--listen", v.listen),
       remote,
@@ -839,6 +791,50 @@ function hostPortFlag(flag: string, raw: string): { hostname: string; port: numb
     );
   }
   return { hostname, port: parsed.port };
+}
+
+/**
+ * The one positional argument of `plugin` and `water`: the module file.
+ *
+ * @throws {CliError} when it is missing or followed by another argument.
+ */
+function moduleFile(command: string, positionals: string[]): string {
+  const [file, ...extra] = positionals;
+  if (file === undefined) throw new CliError(`${command} needs a module file (FILE.wasm)`);
+  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  return file;
+}
+
+/** The `parseArgs` configuration {@linkcode parseFlags} uses for `options`. */
+type Flags<T extends Record<string, ParseArgsOptionDescriptor>> = {
+  args: string[];
+  strict: true;
+  allowPositionals: boolean;
+  options: T & { help: { type: "boolean"; short: "h" } };
+};
+
+/**
+ * `parseArgs` (strict) over `options` plus `-h/--help`, with positionals when `positionals`;
+ * a parse error (unknown flag, missing value) becomes a {@linkcode CliError} worded by
+ * `describeParseError`.
+ *
+ * @throws {CliError} for any parse error.
+ */
+function parseFlags<const T extends Record<string, ParseArgsOptionDescriptor>>(
+  args: string[],
+  positionals: boolean,
+  options: T,
+): ReturnType<typeof parseArgs<Flags<T>>> {
+  try {
+    return parseArgs({
+      args,
+      strict: true,
+      allowPositionals: positionals,
+      options: { ...options, help: { type: "boolean", short: "h" } as const },
+    });
+  } catch (e) {
+    throw new CliError(describeParseError(e));
+  }
 }
 
 function describeParseError(e: unknown): string {
