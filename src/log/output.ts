@@ -95,7 +95,18 @@ export class BoundedWriter {
     }
     this.#queue.push(bytes);
     this.#queued += bytes.byteLength;
-    this.#pumping ??= this.#pump().finally(() => this.#pumping = undefined);
+    this.#startPump();
+  }
+
+  /**
+   * Starts the pump unless one runs. A line queued after the pump's loop found the queue empty
+   * but before its promise settled restarts it here (otherwise it would wait for the next line).
+   */
+  #startPump(): void {
+    this.#pumping ??= this.#pump().finally(() => {
+      this.#pumping = undefined;
+      if (this.#queue.length > 0 && !this.#failed) this.#startPump();
+    });
   }
 
   /**
