@@ -8,7 +8,7 @@ import { Policy, setLogLevel } from "../mod.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { startHttpServer, startTcpEcho, startUdpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { openPage, requireChromium } from "./helpers/browser.ts";
+import { openPage, READ_ALL_JS, requireChromium } from "./helpers/browser.ts";
 
 setLogLevel((Deno.env.get("WASMNET_LOG") as "debug" | undefined) ?? "warn");
 
@@ -17,22 +17,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>wasmnet client</title>
 <script type="module">
 import { WasmnetClient } from "/wasmnet-client.js";
 
-async function readAll(readable, limit) {
-  const reader = readable.getReader();
-  const chunks = [];
-  let n = 0;
-  while (n < limit) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    n += value.length;
-  }
-  reader.releaseLock();
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
-  return out;
-}
+${READ_ALL_JS}
 
 globalThis.httpGet = async (url, binary, port) => {
   const client = new WasmnetClient(url, { binary });

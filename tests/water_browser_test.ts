@@ -11,7 +11,7 @@ import { startWaterHost } from "../src/wasm/water/mod.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { startTcpEcho } from "./helpers/echo_servers.ts";
 import { bundleClient } from "./helpers/bundle.ts";
-import { openPage, requireChromium } from "./helpers/browser.ts";
+import { openPage, READ_ALL_JS, requireChromium } from "./helpers/browser.ts";
 import { bundleWater, exampleModule, startTap, xor } from "./helpers/water.ts";
 
 const KEY = "browser-key";
@@ -21,22 +21,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>water</title>
 import { WasmnetClient } from "/wasmnet-client.js";
 import { WaterDialer } from "/water.js";
 
-async function readAll(readable, limit) {
-  const reader = readable.getReader();
-  const chunks = [];
-  let n = 0;
-  while (n < limit) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    n += value.length;
-  }
-  reader.releaseLock();
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
-  return out;
-}
+${READ_ALL_JS}
 
 async function dialer(url, port) {
   const client = new WasmnetClient(url, { binary: true });

@@ -135,3 +135,25 @@ export async function openPage(
     throw e;
   }
 }
+
+/**
+ * Page JavaScript: `readAll(readable, limit)` reads a `ReadableStream` of bytes until `limit`
+ * bytes or its end and resolves them joined in one `Uint8Array` (for test pages' inline modules).
+ */
+export const READ_ALL_JS = `async function readAll(readable, limit) {
+  const reader = readable.getReader();
+  const chunks = [];
+  let n = 0;
+  while (n < limit) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+  }
+  reader.releaseLock();
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+`;
