@@ -34,7 +34,7 @@ const TARGETS: readonly ServerTarget[] = ["inproc", "deno", "bun", "binary"];
 export interface ServerCommand {
   /** The executable (absolute path). */
   cmd: string;
-  /** Arguments before wasmnet's flags (`run ... mod.ts` for Deno and Bun, none for the binary). */
+  /** Arguments before wasmnet's flags (`run mod.ts` for Bun; none for `bin/wasmnet` and the binary). */
   args: string[];
 }
 
@@ -90,38 +90,22 @@ export function bunPath(): string {
 
 /**
  * The command that runs the wasmnet server for `target` (default: the chosen child target, or
- * Deno when the tests run in process), with the permissions `bin/wasmnet` gives.
+ * Deno when the tests run in process): `bin/wasmnet` for Deno (with the `deno` on PATH if it is
+ * 2.9.6, else the one it installed in `.tools/`), `bun run mod.ts`, or `dist/wasmnet`.
  *
  * @throws {Error} when the chosen Bun or `dist/wasmnet` does not exist.
  */
-/**
- * The env names `bin/wasmnet` grants (`WASMNET_LOG`; `WS_NO_BUFFER_UTIL`, read by npm `ws`; the
- * rest read by node-gyp-build when it loads npm `bufferutil`'s native code).
- */
-const SERVER_ENV =
-  "WASMNET_LOG,WS_NO_BUFFER_UTIL,PREBUILDS_ONLY,LIBC,ARM_VERSION,ELECTRON_RUN_AS_NODE,BUFFERUTIL_PREBUILD,npm_config_arch,npm_config_platform";
-
 export function serverCommand(target: ChildTarget = childTarget()): ServerCommand {
   switch (target) {
     case "deno":
-      return {
-        cmd: Deno.execPath(),
-        args: [
-          "run",
-          "--no-prompt",
-          "--allow-net",
-          "--allow-read",
-          `--allow-env=${SERVER_ENV}`,
-          "--allow-ffi",
-          "mod.ts",
-        ],
-      };
+      // bin/wasmnet itself (README's run command), so its permission list is the one tested.
+      return { cmd: `${ROOT}bin/wasmnet`, args: [] };
     case "bun":
       return { cmd: bunPath(), args: ["run", "mod.ts"] };
     case "binary": {
       const binary = `${ROOT}dist/wasmnet`;
       if (!isFile(binary)) {
-        throw new Error(`WASMNET_TEST_SERVER=binary: ${binary} is missing (deno task compile)`);
+        throw new Error(`WASMNET_TEST_SERVER=binary: ${binary} is missing (deno task binary)`);
       }
       return { cmd: binary, args: [] };
     }
