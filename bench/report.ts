@@ -847,10 +847,9 @@ export function renderMarkdown(rep: Report): string {
       "than 4 MiB wait to go to the client. It is the floor: what a user writes in an afternoon.",
   );
   lines.push(
-    "- **wasmnet (Deno)** runs as users run it, with `bin/wasmnet`'s permissions: `deno run " +
-      "--no-prompt --allow-net --allow-read --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,… " +
-      "--allow-ffi mod.ts --no-policy` (npm `ws` over `node:http`, read backpressure above 2 MiB " +
-      "queued upstream; `ws` unmasks frames with npm `bufferutil`'s native code). **wasmnet (Bun)**: the same " +
+    "- **wasmnet (Deno)** runs as users run it: `bin/wasmnet --no-policy` (npm `ws` over " +
+      "`node:http`, read backpressure above 2 MiB queued upstream; `ws` unmasks frames with npm " +
+      "`bufferutil`'s native code). **wasmnet (Bun)**: the same " +
       "code under the pinned Bun, `bun run mod.ts --no-policy` (Bun's server adapter and " +
       "transport; it is also what the compiled binary runs).",
   );

@@ -36,11 +36,9 @@
  * - The report's goals table holds the goals of issue 15 for each runtime's server, each a ratio
  *   of medians within the run, and the older targets for the Deno server.
  *
- * Servers run as users run them: wasmnet under Deno with `bin/wasmnet`'s permissions (`deno run
- * --no-prompt --allow-net --allow-read --allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,<node-gyp-build's>
- * --allow-ffi mod.ts`, the `ws` adapter with read backpressure; `--allow-ffi`, granted for ICMP,
- * and node-gyp-build's env names let `ws` load npm `bufferutil`'s native frame unmasking); under Bun as `bin/wasmnet-bun` runs it (`bun run mod.ts`, Bun's
- * adapter); both `-H 127.0.0.1 -p 0 --no-policy --log-level info`. A server that does not start
+ * Servers run as users run them: wasmnet under Deno by `bin/wasmnet` (its permissions: the `ws`
+ * adapter with read backpressure, and npm `bufferutil`'s native frame unmasking); under Bun as
+ * `bin/wasmnet-bun` runs it (`bun run mod.ts`, Bun's adapter); both `-H 127.0.0.1 -p 0 --no-policy --log-level info`. A server that does not start
  * (or a Bun that is missing) does not stop the run: its cells say `failed: <reason>` and the
  * report lists why.
  *
@@ -309,15 +307,6 @@ function treePssKiB(pid: number): number {
 // ---------------------------------------------------------------------------------------------
 // servers
 
-/** The wasmnet server as users run it (`bin/wasmnet`'s permissions: `ws` adapter, read backpressure). */
-const WASMNET_PERMISSIONS = [
-  "--no-prompt",
-  "--allow-net",
-  "--allow-read",
-  "--allow-env=WASMNET_LOG,WS_NO_BUFFER_UTIL,PREBUILDS_ONLY,LIBC,ARM_VERSION,ELECTRON_RUN_AS_NODE,BUFFERUTIL_PREBUILD,npm_config_arch,npm_config_platform",
-  "--allow-ffi",
-];
-
 interface Server {
   proc: Proc;
   port: number;
@@ -360,14 +349,14 @@ function wasmnetArgs(extra: string[]): string[] {
   return ["-H", "127.0.0.1", "-p", "0", "--no-policy", "--log-level", "info", ...extra];
 }
 
+/**
+ * The wasmnet server under Deno as users run it: `bin/wasmnet` (its permissions: the `ws` adapter
+ * with read backpressure, `bufferutil`'s native unmasking), with this Deno first on PATH.
+ */
 function startWasmnet(extra: string[] = []): Promise<Server> {
+  const path = `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`;
   return listening(
-    start("wasmnet", Deno.execPath(), [
-      "run",
-      ...WASMNET_PERMISSIONS,
-      `${ROOT}mod.ts`,
-      ...wasmnetArgs(extra),
-    ]),
+    start("wasmnet", `${ROOT}bin/wasmnet`, wasmnetArgs(extra), { PATH: path }),
   );
 }
 
