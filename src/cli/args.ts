@@ -638,9 +638,7 @@ function parseWaterCommand(args: string[]): Command {
   const remote = parseHostPort(v.remote);
   if (typeof remote === "string") {
     throw new CliError(
-      `invalid value for --remote: ${
-        JSON.stringify(v.remote)
-      } (${remote}; expected HOST:PORT, e.g. 203.0.113.7:443)`,
+      `invalid value for --remote: ${JSON.stringify(v.remote)} (${remote}, e.g. 203.0.113.7:443)`,
     );
   }
   if (v.policy !== undefined && v["no-policy"]) {
@@ -783,11 +781,9 @@ function hostPortFlag(flag: string, raw: string): { hostname: string; port: numb
     }
   }
   if (typeof parsed === "string" || hostname === undefined) {
-    const why = typeof parsed === "string" ? `${parsed}; ` : "";
+    const why = typeof parsed === "string" ? parsed : "not an IP address to listen on";
     throw new CliError(
-      `invalid value for ${flag}: ${
-        JSON.stringify(raw)
-      } (${why}expected HOST:PORT, e.g. 127.0.0.1:9100)`,
+      `invalid value for ${flag}: ${JSON.stringify(raw)} (${why}, e.g. 127.0.0.1:9100)`,
     );
   }
   return { hostname, port: parsed.port };
