@@ -69,12 +69,20 @@ export function parseIpv6(text: string): Ipv6Parse {
 }
 
 /**
+ * Whether `text` is strict dotted-quad IPv4 (four decimal parts 0–255, no leading zeros): the one
+ * spelling that the WHATWG URL host parser returns unchanged, and that is already canonical.
+ */
+export function isStrictIpv4(text: string): boolean {
+  return STRICT_DOTTED_QUAD.test(text);
+}
+
+/**
  * Parses strict dotted-quad IPv4 text (four decimal parts 0–255, no leading zeros): the one
  * spelling that the WHATWG URL host parser returns unchanged, so callers may skip that parser
  * for it. Returns undefined for any other text.
  */
 export function parseStrictIpv4(text: string): IpBytes | undefined {
-  if (!STRICT_DOTTED_QUAD.test(text)) return undefined;
+  if (!isStrictIpv4(text)) return undefined;
   const bytes = new Uint8Array(4);
   let part = 0;
   let value = 0;

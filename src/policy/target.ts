@@ -4,6 +4,7 @@
 import {
   formatIp,
   type IpBytes,
+  isStrictIpv4,
   parseCanonicalIpv4,
   parseIpv6,
   parseStrictIpv4,
@@ -73,7 +74,7 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
  */
 export function parseTarget(input: string): ParsedTarget {
   // The common case, already canonical: no URL parsing, no re-formatting.
-  if (typeof input === "string" && parseStrictIpv4(input) !== undefined) {
+  if (typeof input === "string" && isStrictIpv4(input)) {
     return { kind: "ip", ip: input, family: 4 };
   }
   const result = parseHost(input);
