@@ -470,7 +470,6 @@ export class StreamSocket extends Entry {
     if (this.#state !== "open" || !this.live || this.#upgrade !== undefined) return undefined;
     await this.ctx.drained(this.signal);
     if (this.#upgrade !== undefined) return undefined;
-    const size = Math.min(this.#readSize, max);
     let bytes: Uint8Array | null;
     try {
       if (conn.readChunk) {
@@ -478,11 +477,13 @@ export class StreamSocket extends Entry {
         this.#parked = { chunk: read };
         bytes = await read;
       } else {
+        const size = Math.min(this.#readSize, max);
         const buffer = new Uint8Array(READ_HEADROOM + size).subarray(READ_HEADROOM);
         const read = conn.read(buffer);
         this.#parked = { read, buffer };
         const n = await read;
         bytes = n === null ? null : buffer.subarray(0, n);
+        if (n !== null) this.#adaptReadSize(n, size, max);
       }
     } catch (e) {
       if (this.#upgrade !== undefined || conn !== this.#conn) return undefined; // TLS gets it
@@ -492,12 +493,14 @@ export class StreamSocket extends Entry {
     // After `start_tls` the read's bytes belong to TLS (the handover takes `#parked`).
     if (this.#upgrade !== undefined || conn !== this.#conn) return undefined;
     this.#parked = undefined;
-    if (bytes === null) return undefined;
-    const n = bytes.byteLength;
+    return bytes ?? undefined;
+  }
+
+  /** Doubles the next read's size after a full read of `size`, halves it after a sparse one. */
+  #adaptReadSize(n: number, size: number, max: number): void {
     const min = Math.min(MIN_READ_BYTES, max);
     if (n === size && size < max) this.#readSize = Math.min(max, 2 * size);
     else if (n <= size / 4 && size > min) this.#readSize = Math.max(min, size / 2);
-    return bytes;
   }
 
   /** {@linkcode StreamSocket.#nextRead} as an async iterable, for the throttle pipe. */
